@@ -1,0 +1,1 @@
+"""sealbox agent: command line, daemon and network isolation."""

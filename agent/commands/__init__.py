@@ -1,0 +1,1 @@
+"""Command modules of the sealbox CLI, one per command group."""

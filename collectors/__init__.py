@@ -1,0 +1,1 @@
+"""Collectors: artifact definitions as data and the code that acquires them."""
