@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from manifest import __version__
 from manifest.errors import SealboxError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,9 +25,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 def _register() -> None:
     # Explicit registration: each command group lives in its own module under agent/commands/.
-    from agent.commands import collect, keys, verify
+    from agent.commands import keys
 
-    for module in (keys, collect, verify):
+    for module in (keys,):
         for command in module.COMMANDS:
             cli.add_command(command)
 
