@@ -7,11 +7,14 @@ pass (or two for CASE), so memory does not grow with the number of items.
 from __future__ import annotations
 
 import json
+import shlex
 import socket
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from manifest import TOOL_NAME, __version__
+from manifest.timefmt import now_rfc3339, rfc3339_ns
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -36,6 +39,25 @@ class ViewContext:
     command_line: str = ""
     tool: str = TOOL_NAME
     version: str = __version__
+
+    @classmethod
+    def from_writer(cls, writer: object) -> ViewContext:
+        """What a `BundleWriter` knows at seal time: case, bundle id, host, signer, start."""
+        signer = getattr(writer, "signer", None)
+        identity = getattr(signer, "identity", None)
+        started = getattr(writer, "started_ns", None)
+        return cls(
+            case=str(getattr(writer, "case", "")),
+            bundle_id=str(getattr(writer, "bundle_id", "")),
+            host=str(getattr(writer, "host", "") or socket.gethostname()),
+            performer_name=getattr(identity, "name", ""),
+            performer_role=getattr(identity, "role", ""),
+            performer_organization=getattr(identity, "organization", ""),
+            performer_key=getattr(identity, "fingerprint", ""),
+            started=rfc3339_ns(started) if isinstance(started, int) else None,
+            ended=now_rfc3339(),
+            command_line=shlex.join(sys.argv),
+        )
 
 
 class MetadataWriter(Protocol):
@@ -67,7 +89,7 @@ VIEW_NAMES = ("bodyfile.txt", "dfxml.xml", "case.jsonld")
 
 def write_views(writer: MetadataWriter, items_path: Path, context: ViewContext | None = None) -> None:
     """Write metadata/bodyfile.txt, dfxml.xml and case.jsonld through the bundle writer."""
-    ctx = context or ViewContext()
+    ctx = context or ViewContext.from_writer(writer)
     for name, write in _views():
         with writer.open_metadata(name) as out:
             write(items_path, out, ctx)
