@@ -86,6 +86,12 @@ def _table(head: list[str], rows: list[list[str]], num: set[int] | None = None) 
     return "".join(out)
 
 
+def _short(fp: Any) -> str:
+    """`SHA256:810f954f…c514a5836` for narrow columns; the people table has the full value."""
+    text = str(fp or "")
+    return text if len(text) < 30 else f"{text[:15]}…{text[-8:]}"
+
+
 def _size(n: Any) -> str:
     if not isinstance(n, int):
         return ""
@@ -136,6 +142,11 @@ def _histogram(items_path: Path, lo: int, hi: int) -> list[int]:
     return bins
 
 
+def _anchor(x: float, width: int) -> str:
+    """Keep event labels inside the picture near its edges."""
+    return "end" if x > width * 0.8 else "start" if x < width * 0.2 else "middle"
+
+
 def timeline_svg(items_path: Path, stats: dict[str, Any], events: list[tuple[int, str, int]]) -> str:
     """File modification times (bars) and custody events (marks) on one time axis."""
     times = [t for t, _name, _seq in events]
@@ -183,7 +194,8 @@ def timeline_svg(items_path: Path, stats: dict[str, Any], events: list[tuple[int
             f'<line x1="{xe:.1f}" y1="{top}" x2="{xe:.1f}" y2="{y_label - 10}" stroke="#b00020" '
             'stroke-dasharray="3,2"/>'
             f'<circle cx="{xe:.1f}" cy="{top + plot_h}" r="4" fill="#b00020"/>'
-            f'<text x="{xe:.1f}" y="{y_label}" font-size="11" text-anchor="middle" fill="#b00020">'
+            f'<text x="{xe:.1f}" y="{y_label}" font-size="11" text-anchor="{_anchor(xe, width)}" '
+            'fill="#b00020">'
             f"{seq}. {_e(name)}</text>"
         )
     for t, anchor in ((lo, "start"), (hi, "end")):
@@ -366,7 +378,7 @@ def render_report(
                 _e(str(ev.get("time", ""))[:23].replace("T", " ")),
                 _e(ev.get("event")),
                 f"{_e(a.get('name'))}<br><span class='muted'>{_e(a.get('role'))}, {_e(a.get('organization'))}"
-                f"</span><br><span class='mono'>{_e(a.get('key'))}</span>",
+                f"</span><br><span class='mono' title='{_e(a.get('key'))}'>{_e(_short(a.get('key')))}</span>",
                 _e(ev.get("reason"))
                 + (f"<br><span class='muted'>{_e(detail_text)}</span>" if detail_text else ""),
                 f"<span class='mono'>{_e(line.where)}</span>",
