@@ -21,6 +21,10 @@ COMMAND_MODULES = {
     "keys": "agent.commands.keys",
     "collect": "agent.commands.collect",
     "verify": "agent.commands.verify",
+    "custody": "agent.commands.custody",
+    "export": "agent.commands.package",
+    "receive": "agent.commands.package",
+    "report": "agent.commands.report",
 }
 
 
