@@ -340,7 +340,7 @@ class Acquirer:
             ):
                 item.update(status="error", error="replaced between stat and open")
                 return
-            os.set_blocking(fd, True)
+            # O_NONBLOCK stays: it has no effect on reading a regular file.
             rel = stored_path(original)
             dest = self.config.bundle + b"/" + rel.encode()
             out = self._create(dest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,14 +43,17 @@ def parse_bag_info(data: bytes) -> dict[str, str]:
     return info
 
 
+_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+
+
 def parse_manifest(data: bytes) -> Iterator[tuple[int, str, str | None]]:
     """(line number, path, hash) per line; hash None when the line is malformed."""
     for number, raw in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
-        digest, sep, path = raw.partition("  ")
-        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        match = _LINE.fullmatch(raw)
+        if match is None:
             yield number, raw, None
-            continue
-        yield number, path, digest
+        else:
+            yield number, match.group(2), match.group(1)
 
 
 def tag_files(bundle: Path) -> list[str]:

@@ -9,8 +9,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from manifest import bagit
 from manifest.custody import CUSTODY, ChainLine, verify_chain
@@ -21,6 +20,9 @@ from manifest.keys import KeyStore, fingerprint, load_public_pem, verify_signatu
 from manifest.minisign import verify_prehashed
 from manifest.timefmt import now_rfc3339
 from manifest.timestamp import timestamp_findings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 INCOMPLETE = ".incomplete"
 
@@ -70,8 +72,15 @@ class VerifyReport:
 
 
 def _dangerous(rel: str) -> bool:
-    p = PurePosixPath(rel)
-    return p.is_absolute() or ".." in p.parts or "\\" in rel or rel.startswith("~")
+    """A manifest path that could point outside the bag (absolute, `..`, backslash, `~`)."""
+    return (
+        rel.startswith(("/", "~"))
+        or "\\" in rel
+        or rel == ".."
+        or rel.startswith("../")
+        or "/../" in rel
+        or rel.endswith("/..")
+    )
 
 
 def verify_bundle(
@@ -296,9 +305,9 @@ def _check_items(path: Path, manifest: dict[str, str], report: VerifyReport) -> 
         for number, raw in enumerate(f, start=1):
             where = f"metadata/items.jsonl:{number}"
             try:
-                item = json.loads(raw)
+                item = json.loads(raw.decode("utf-8"))
                 item_id = str(item["id"])
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
                 report.add("items-unreadable", where, "not a JSON item with an id")
                 continue
             report.items += 1
