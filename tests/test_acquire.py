@@ -1,0 +1,185 @@
+"""Acquisition edge cases through the library: changed while read, vanished, limits, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from collectors.acquire import ProgressSink, Source
+from collectors.collection import CollectionRequest, run_collection
+from manifest.keys import KeyStore
+from tests.builders import make_key
+from tests.conftest import REPO, clear_flags
+
+
+@pytest.fixture
+def signer(tmp_path):
+    store = KeyStore(tmp_path / "home")
+    store.generate("Tess Tester", "tester", "sealbox")
+    return store.load_signer(None)
+
+
+def items(bundle: Path) -> dict[str, dict]:
+    out = {}
+    for line in (bundle / "metadata/items.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        out[item["source_path"]] = item
+    return out
+
+
+def source(path: Path, **kw) -> Source:
+    return Source(os.fsencode(path), os.fsencode(path), "files/test", **kw)
+
+
+def test_file_growing_while_read_is_changed_with_what_changed(signer, tmp_path, out_dir):
+    log = tmp_path / "busy.log"
+    with open(log, "wb") as f:
+        f.write(os.urandom(64 << 20))
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        with open(log, "ab") as f:
+            while not stop.is_set():
+                f.write(b"new line\n")
+                f.flush()
+                time.sleep(0.001)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        bundle = run_collection(CollectionRequest("C-CHG", out_dir, signer, [source(log)], workers=1)).bundle
+    finally:
+        stop.set()
+        writer.join()
+    item = items(bundle)[str(log)]
+    assert item["status"] == "changed", item
+    assert "changed" in item["note"] and ("size" in item["note"] or "mtime" in item["note"])
+    copy = (bundle / item["stored_as"]).read_bytes()
+    assert len(copy) == item["size"]  # the copy is exactly what was read, and its hash is of that
+    import hashlib
+
+    assert hashlib.sha256(copy).hexdigest() == item["sha256"]
+
+
+def test_vanished_source_is_an_error_item(signer, tmp_path, out_dir):
+    present = tmp_path / "present.txt"
+    present.write_text("here\n")
+    gone = tmp_path / "gone.txt"
+    result = run_collection(CollectionRequest("C-VAN", out_dir, signer, [source(gone), source(present)]))
+    found = items(result.bundle)
+    assert found[str(gone)]["status"] == "error" and found[str(gone)]["error"] == "vanished"
+    assert found[str(present)]["status"] == "ok"
+    assert result.stats.by_status == {"error": 1, "ok": 1}
+
+
+def test_limits_record_skipped_items_with_the_reason(cli, tmp_path, out_dir):
+    make_key(cli)
+    src = tmp_path / "src"
+    (src / "cache").mkdir(parents=True)
+    (src / "big.bin").write_bytes(b"x" * 5000)
+    (src / "small.txt").write_text("small\n")
+    (src / "old.txt").write_text("old\n")
+    os.utime(src / "old.txt", ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    (src / "cache/skip-me.tmp").write_text("excluded\n")
+    proc = cli(
+        "collect",
+        "--case",
+        "C-LIM",
+        "--out",
+        out_dir,
+        "--max-file-size",
+        "4K",
+        "--since",
+        "2021-01-01",
+        "--exclude",
+        "*.tmp",
+        src,
+        check=True,
+    )
+    found = items(Path(proc.stdout.strip()))
+    assert found[str(src / "big.bin")]["status"] == "skipped"
+    assert "exceeds the limit of 4096 bytes" in found[str(src / "big.bin")]["note"]
+    assert found[str(src / "big.bin")]["stored_as"] is None
+    assert found[str(src / "old.txt")]["status"] == "skipped"
+    assert "before --since" in found[str(src / "old.txt")]["note"]
+    assert found[str(src / "small.txt")]["status"] == "ok"
+    assert str(src / "cache/skip-me.tmp") not in found
+    assert cli("verify", Path(proc.stdout.strip())).returncode == 0
+
+
+def test_progress_sink_counts_every_item(signer, tmp_path, out_dir):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(300):
+        (src / f"f{i}").write_text(str(i))
+
+    class Counter(ProgressSink):
+        files = nbytes = total = 0
+
+        def add_total(self, files: int, nbytes: int) -> None:
+            self.total += files
+
+        def advance(self, files: int, nbytes: int) -> None:
+            self.files += files
+            self.nbytes += nbytes
+
+    counter = Counter()
+    run_collection(CollectionRequest("C-PRG", out_dir, signer, [source(src)]), counter)
+    assert counter.files == counter.total == 301
+    assert counter.nbytes == sum(len(str(i)) for i in range(300))
+
+
+def test_progress_bar_on_a_terminal_and_silence_otherwise(cli, tmp_path):
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2000):
+        (src / f"f{i}").write_text("x" * 100)
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ.update(cli.env)
+            os.chdir(REPO)
+            os.execv(
+                sys.executable,
+                [sys.executable, "-m", "agent", "collect", "--case", "C-TTY", "--out", str(out), str(src)],
+            )
+        screen = b""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+        _pid, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, screen.decode(errors="replace")
+        text = screen.decode(errors="replace")
+        assert "files" in text and "2001/2001" in text and "sealed:" in text
+        quiet = subprocess.run(
+            [sys.executable, "-m", "agent", "collect", "--case", "C-PIPE", "--out", str(out), str(src)],
+            env=cli.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert quiet.returncode == 0
+        assert quiet.stderr.splitlines()[0].startswith("sealed:")  # no progress bar in a pipe
+        assert "\x1b[" not in quiet.stderr
+    finally:
+        clear_flags(out)
