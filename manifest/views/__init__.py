@@ -6,7 +6,9 @@ pass (or two for CASE), so memory does not grow with the number of items.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shlex
 import socket
 import sys
@@ -17,7 +19,7 @@ from manifest import TOOL_NAME, __version__
 from manifest.timefmt import now_rfc3339, rfc3339_ns
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import IO
@@ -74,25 +76,45 @@ def iter_items(items_path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(raw)
 
 
-def _views() -> list[tuple[str, Callable[[Path, IO[bytes], ViewContext], None]]]:
-    from manifest.views import bodyfile, case_jsonld, dfxml
+class View(Protocol):
+    """One view: a header, a fragment per item (in id order), a footer; all streamed."""
 
-    return [
-        ("bodyfile.txt", bodyfile.write),
-        ("dfxml.xml", dfxml.write),
-        ("case.jsonld", case_jsonld.write),
-    ]
+    name: str
+
+    def begin(self, out: IO[bytes], ctx: ViewContext) -> None: ...
+
+    def item(self, out: IO[bytes], item: dict[str, Any]) -> None: ...
+
+    def end(self, out: IO[bytes]) -> None: ...
 
 
 VIEW_NAMES = ("bodyfile.txt", "dfxml.xml", "case.jsonld")
 
 
 def write_views(writer: MetadataWriter, items_path: Path, context: ViewContext | None = None) -> None:
-    """Write metadata/bodyfile.txt, dfxml.xml and case.jsonld through the bundle writer."""
+    """Write metadata/bodyfile.txt, dfxml.xml and case.jsonld in one pass over items.jsonl
+    (one parse per item, however many views)."""
+    from manifest.views.bodyfile import BodyfileView
+    from manifest.views.case_jsonld import CaseView
+    from manifest.views.dfxml import DfxmlView
+
     ctx = context or ViewContext.from_writer(writer)
-    for name, write in _views():
-        with writer.open_metadata(name) as out:
-            write(items_path, out, ctx)
+    views: list[View] = [BodyfileView(), DfxmlView(), CaseView()]
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(writer.open_metadata(view.name)) for view in views]
+        pairs = list(zip(views, outs, strict=True))
+        for view, out in pairs:
+            view.begin(out, ctx)
+        for item in iter_items(items_path):
+            if item.get("kind") == "volatile":  # snapshots have no file metadata to show
+                continue
+            for view, out in pairs:
+                view.item(out, item)
+        for view, out in pairs:
+            view.end(out)
+
+
+_NEEDS_ESCAPE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def text_for_view(text: str, extra: str = "") -> str:
@@ -100,6 +122,8 @@ def text_for_view(text: str, extra: str = "") -> str:
 
     The views are for reading; the exact original path (and its bytes) stays in items.jsonl.
     """
+    if not _NEEDS_ESCAPE.search(text) and not (extra and any(c in text for c in extra)):
+        return text  # the common case, and the hot path
     out: list[str] = []
     for ch in text:
         code = ord(ch)

@@ -11,11 +11,9 @@ from __future__ import annotations
 import stat
 from typing import IO, TYPE_CHECKING, Any
 
-from manifest.views import iter_items, text_for_view
+from manifest.views import text_for_view
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from manifest.views import ViewContext
 
 _TYPE_CHARS = {"file": "r", "directory": "d", "symlink": "l"}
@@ -63,8 +61,16 @@ def line(item: dict[str, Any]) -> str | None:
     return "|".join(fields)
 
 
-def write(items_path: Path, out: IO[bytes], ctx: ViewContext) -> None:
-    for item in iter_items(items_path):
+class BodyfileView:
+    name = "bodyfile.txt"
+
+    def begin(self, out: IO[bytes], ctx: ViewContext) -> None:
+        """A bodyfile has no header."""
+
+    def item(self, out: IO[bytes], item: dict[str, Any]) -> None:
         text = line(item)
         if text is not None:
             out.write(text.encode("utf-8") + b"\n")
+
+    def end(self, out: IO[bytes]) -> None:
+        """Nor a footer."""

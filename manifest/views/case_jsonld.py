@@ -2,21 +2,20 @@
 
 Each result is an `observable:File` with a FileFacet (name, path, size, times) and a
 ContentDataFacet holding the SHA-256. Node IRIs are UUIDv5 of the bundle id and item id, so the
-same bundle always yields the same graph. Written in two streaming passes over items.jsonl (the
-action's result list, then the file objects), so memory does not grow with item count.
+same bundle always yields the same graph. Written in one streaming pass.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import uuid
 from typing import IO, TYPE_CHECKING, Any
 
-from manifest.views import iter_items, text_for_view
+from manifest.views import text_for_view
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from manifest.views import ViewContext
 
 CONTEXT = {
@@ -47,10 +46,12 @@ def _int(value: int) -> dict[str, str]:
 
 
 def file_node(item: dict[str, Any], ctx: ViewContext) -> dict[str, Any]:
-    node_id = _iri("File", ctx.bundle_id, str(item.get("id")))
+    # One UUIDv5 per item; the node kinds below tell its File, facets and hash apart.
+    uid = uuid.uuid5(_NS, f"{ctx.bundle_id}/{item.get('id')}")
+    node_id = f"kb:File-{uid}"
     path = text_for_view(str(item.get("source_path") or ""))
     facet: dict[str, Any] = {
-        "@id": _iri("FileFacet", ctx.bundle_id, str(item.get("id"))),
+        "@id": f"kb:FileFacet-{uid}",
         "@type": "observable:FileFacet",
         "observable:fileName": path.rsplit("/", 1)[-1] or path,
         "observable:filePath": path,
@@ -70,11 +71,11 @@ def file_node(item: dict[str, Any], ctx: ViewContext) -> dict[str, Any]:
     if item.get("sha256"):
         facets.append(
             {
-                "@id": _iri("ContentDataFacet", ctx.bundle_id, str(item.get("id"))),
+                "@id": f"kb:ContentDataFacet-{uid}",
                 "@type": "observable:ContentDataFacet",
                 "observable:hash": [
                     {
-                        "@id": _iri("Hash", ctx.bundle_id, str(item.get("id"))),
+                        "@id": f"kb:Hash-{uid}",
                         "@type": "types:Hash",
                         "types:hashMethod": "SHA256",
                         "types:hashValue": {"@type": "xsd:hexBinary", "@value": item["sha256"].upper()},
@@ -93,57 +94,62 @@ def _dump(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-def write(items_path: Path, out: IO[bytes], ctx: ViewContext) -> None:
-    tool_id = _iri("Tool", ctx.tool, ctx.version)
-    performer_id = _iri("Person", ctx.performer_key or ctx.performer_name or "unknown")
-    action_id = _iri("InvestigativeAction", ctx.bundle_id)
-    out.write(b'{"@context":' + _dump(CONTEXT) + b',"@graph":[\n')
-    out.write(
-        _dump(
-            {
-                "@id": tool_id,
-                "@type": "tool:Tool",
-                "core:name": ctx.tool,
-                "tool:version": ctx.version,
-                "tool:toolType": "evidence acquisition",
-            }
-        )
-        + b",\n"
-    )
-    person: dict[str, Any] = {"@id": performer_id, "@type": "identity:Person"}
-    who = ", ".join(x for x in (ctx.performer_name, ctx.performer_role, ctx.performer_organization) if x)
-    if who:
-        person["core:name"] = who
-    if ctx.performer_key:
-        person["core:description"] = f"signing key {ctx.performer_key}"
-    out.write(_dump(person) + b",\n")
-    head: dict[str, Any] = {
-        "@id": action_id,
-        "@type": "case-investigation:InvestigativeAction",
-        "core:name": "acquisition",
-        "core:description": (
-            f"sealbox acquisition of host {ctx.host} for case {ctx.case} (bundle {ctx.bundle_id})"
-        ),
-        "action:instrument": {"@id": tool_id},
-        "action:performer": {"@id": performer_id},
-    }
-    if ctx.started:
-        head["action:startTime"] = _dt(ctx.started)
-    if ctx.ended:
-        head["action:endTime"] = _dt(ctx.ended)
-    # The action object stays open while its result list streams, then closes before the files.
-    opened = _dump(head)[:-1] + b',"action:result":['
-    out.write(opened)
-    first = True
-    for item in iter_items(items_path):
-        if item.get("kind") == "volatile":
-            continue
-        ref = _dump({"@id": _iri("File", ctx.bundle_id, str(item.get("id")))})
-        out.write(ref if first else b"," + ref)
-        first = False
-    out.write(b"]}")
-    for item in iter_items(items_path):
-        if item.get("kind") == "volatile":
-            continue
-        out.write(b",\n" + _dump(file_node(item, ctx)))
-    out.write(b"\n]}\n")
+class CaseView:
+    """File nodes stream first; their ids spool to a temporary file so the action node, written
+    last with its result list, needs no second pass and no memory per item."""
+
+    name = "case.jsonld"
+
+    def __init__(self) -> None:
+        self.spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in end()
+        self.first = True
+
+    def begin(self, out: IO[bytes], ctx: ViewContext) -> None:
+        self.ctx = ctx
+        self.tool_id = _iri("Tool", ctx.tool, ctx.version)
+        self.performer_id = _iri("Person", ctx.performer_key or ctx.performer_name or "unknown")
+        out.write(b'{"@context":' + _dump(CONTEXT) + b',"@graph":[\n')
+        tool = {
+            "@id": self.tool_id,
+            "@type": "tool:Tool",
+            "core:name": ctx.tool,
+            "tool:version": ctx.version,
+            "tool:toolType": "evidence acquisition",
+        }
+        out.write(_dump(tool) + b",\n")
+        person: dict[str, Any] = {"@id": self.performer_id, "@type": "identity:Person"}
+        who = ", ".join(x for x in (ctx.performer_name, ctx.performer_role, ctx.performer_organization) if x)
+        if who:
+            person["core:name"] = who
+        if ctx.performer_key:
+            person["core:description"] = f"signing key {ctx.performer_key}"
+        out.write(_dump(person))
+
+    def item(self, out: IO[bytes], item: dict[str, Any]) -> None:
+        node = file_node(item, self.ctx)
+        out.write(b",\n" + _dump(node))
+        ref = _dump({"@id": node["@id"]})
+        self.spool.write(ref if self.first else b"," + ref)
+        self.first = False
+
+    def end(self, out: IO[bytes]) -> None:
+        ctx = self.ctx
+        head: dict[str, Any] = {
+            "@id": _iri("InvestigativeAction", ctx.bundle_id),
+            "@type": "case-investigation:InvestigativeAction",
+            "core:name": "acquisition",
+            "core:description": (
+                f"sealbox acquisition of host {ctx.host} for case {ctx.case} (bundle {ctx.bundle_id})"
+            ),
+            "action:instrument": {"@id": self.tool_id},
+            "action:performer": {"@id": self.performer_id},
+        }
+        if ctx.started:
+            head["action:startTime"] = _dt(ctx.started)
+        if ctx.ended:
+            head["action:endTime"] = _dt(ctx.ended)
+        out.write(b",\n" + _dump(head)[:-1] + b',"action:result":[')
+        self.spool.seek(0)
+        shutil.copyfileobj(self.spool, out)
+        self.spool.close()
+        out.write(b"]}\n]}\n")

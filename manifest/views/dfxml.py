@@ -6,11 +6,9 @@ import platform
 from typing import IO, TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from manifest.views import iter_items, text_for_view
+from manifest.views import text_for_view
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from manifest.views import ViewContext
 
 NS = "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML"
@@ -80,10 +78,14 @@ def header(ctx: ViewContext) -> str:
     )
 
 
-def write(items_path: Path, out: IO[bytes], ctx: ViewContext) -> None:
-    out.write(header(ctx).encode("utf-8"))
-    for item in iter_items(items_path):
-        if item.get("kind") == "volatile":
-            continue
+class DfxmlView:
+    name = "dfxml.xml"
+
+    def begin(self, out: IO[bytes], ctx: ViewContext) -> None:
+        out.write(header(ctx).encode("utf-8"))
+
+    def item(self, out: IO[bytes], item: dict[str, Any]) -> None:
         out.write(fileobject(item).encode("utf-8"))
-    out.write(b"</dfxml>\n")
+
+    def end(self, out: IO[bytes]) -> None:
+        out.write(b"</dfxml>\n")
