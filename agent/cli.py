@@ -25,9 +25,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 def _register() -> None:
     # Explicit registration: each command group lives in its own module under agent/commands/.
-    from agent.commands import keys
+    from agent.commands import collect, keys, verify
 
-    for module in (keys,):
+    for module in (keys, collect, verify):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -56,5 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("sealbox: interrupted", err=True)
         return 130
     except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug must still end in one line, not a traceback
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(
+            f"sealbox: internal error: {type(exc).__name__}: {exc} (rerun with -v for details)", err=True
+        )
         return 1
     return result if isinstance(result, int) else 0

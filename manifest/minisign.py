@@ -44,3 +44,35 @@ def sign_prehashed(private: Ed25519PrivateKey, message: bytes, trusted_comment: 
         f"trusted comment: {trusted_comment}\n"
         f"{base64.b64encode(global_sig).decode()}\n"
     )
+
+
+def verify_prehashed(public_file: str, signature_file: str, message: bytes) -> str | None:
+    """Check a `.minisig` against a `minisign.pub`; None when valid, else what is wrong."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        pub_blob = base64.b64decode(public_file.splitlines()[1])
+        lines = signature_file.splitlines()
+        sig_blob = base64.b64decode(lines[1])
+        comment = lines[2].removeprefix("trusted comment: ").encode()
+        global_sig = base64.b64decode(lines[3])
+    except (IndexError, ValueError):
+        return "minisign files are malformed"
+    if pub_blob[:2] != _PUB_ALG or len(pub_blob) != 42 or len(sig_blob) != 74:
+        return "minisign files are malformed"
+    if sig_blob[:2] != _PREHASHED_SIG_ALG:
+        return "signature is not prehashed (ED)"
+    if sig_blob[2:10] != pub_blob[2:10]:
+        return "signature was made by another key id"
+    public = Ed25519PublicKey.from_public_bytes(pub_blob[10:])
+    signature = sig_blob[10:]
+    try:
+        public.verify(signature, hashlib.blake2b(message, digest_size=64).digest())
+    except InvalidSignature:
+        return "signature does not match the file"
+    try:
+        public.verify(global_sig, signature + comment)
+    except InvalidSignature:
+        return "trusted comment signature is invalid"
+    return None
