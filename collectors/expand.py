@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from collectors import readonly
+from collectors.acquire import Source
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -44,25 +45,11 @@ class Target:
         return _join(self.root, comps)
 
 
-@dataclass(frozen=True)
-class PlannedSource:
-    """One path to acquire; the fields match `collectors.acquire.Source`."""
-
-    path: bytes
-    original: bytes
-    collector: str
-    max_depth: int | None = None
-    excludes: tuple[str, ...] = ()
-    max_file_size: int | None = None
-    since_ns: int | None = None
-    windows: bool = False
-
-
 @dataclass
 class Plan:
     """Sources in acquisition order, what each artifact matched, and why some ran on nothing."""
 
-    sources: list[PlannedSource] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     matched: dict[str, list[str]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -331,18 +318,42 @@ def plan_sources(
         plan.matched[art.name] = matched
         if not matched:
             plan.notes[art.name] = "nothing found"
-    for art, comps, windows, is_dir in found:
+
+    # acquire() skips a source lying inside a directory it has already walked, so every source
+    # nested in a directory source goes first; the directory then excludes it.
+    def inside(inner: list[bytes], inner_windows: bool, outer: list[bytes], windows: bool) -> bool:
+        return len(inner) > len(outer) and inner[: len(outer)] == outer and inner_windows == windows
+
+    ordered: list[int] = []
+    emitted: set[int] = set()
+
+    def emit(i: int) -> None:
+        if i in emitted:
+            return
+        emitted.add(i)
+        _a, comps, windows, is_dir = found[i]
+        if is_dir:
+            for j, (_b, inner, inner_windows, _d) in enumerate(found):
+                if inside(inner, inner_windows, comps, windows):
+                    emit(j)
+        ordered.append(i)
+
+    for i in range(len(found)):
+        emit(i)
+    for i in ordered:
+        art, comps, windows, is_dir = found[i]
         excludes = list(art.excludes)
         if is_dir:
-            n = len(comps)
             for _other, inner, inner_windows, _d in found:
-                if len(inner) > n and inner[:n] == comps and inner_windows == windows:
-                    excludes.append(glob.escape(os.fsdecode(original_path(inner, windows))))
+                if inside(inner, inner_windows, comps, windows):
+                    # acquire matches excludes against the path text decoded with "replace"
+                    text = original_path(inner, windows).decode("utf-8", "replace")
+                    excludes.append(glob.escape(text))
         limit = art.max_file_size
         if max_file_size is not None:
             limit = max_file_size if limit is None else min(limit, max_file_size)
         plan.sources.append(
-            PlannedSource(
+            Source(
                 path=target.actual(comps),
                 original=original_path(comps, windows),
                 collector=art.collector,

@@ -202,6 +202,8 @@ class BundleWriter:
         self.append_items(
             json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n",
             f"{digest}  {rel}\n".encode(),
+            1,
+            len(body),
         )
         return item
 
