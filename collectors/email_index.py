@@ -103,7 +103,9 @@ def parse_message(raw: bytes) -> dict[str, Any]:
         return out
     errors: dict[str, str] = {}
     out["message_id"] = _header(msg, "Message-ID", errors)
-    out["date"] = _header(msg, "Date", errors)
+    # The Date header as written (the library would normalize it); date_utc is the parsed value.
+    raw_dates = [v for k, v in msg.raw_items() if k.lower() == "date"]
+    out["date"] = " ".join(str(raw_dates[0]).split()) if raw_dates else None
     out["date_utc"] = _date_utc(out["date"])
     out["from"] = _header(msg, "From", errors)
     out["to"] = _header(msg, "To", errors)
