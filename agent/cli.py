@@ -42,8 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("sealbox: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "sealbox"
+        click.echo(f"sealbox: error: {exc.format_message()} (see `{where} --help`)", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"sealbox: error: {exc.format_message()}", err=True)
         return 2
     except SealboxError as exc:
         if verbose:
