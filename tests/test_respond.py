@@ -360,3 +360,17 @@ def test_prompts_ask_only_for_what_is_missing() -> None:
     doc = report.to_dict("C-8")
     assert doc["observed"] == "ransom note" and doc["crime_suspected"] is True
     assert doc["provided_by"]["observed"] == "prompt"
+
+
+def test_output_inside_a_collected_tree_is_not_collected(cli: Cli, tmp_path: Path) -> None:
+    root, _ = build_linux_root(tmp_path)
+    out = root / "var/log/evidence"
+    proc = cli("respond", "--case", "C-9", "--root", root, "--out", out, "--profile", "logs", "--demo-key",
+               "--no-prompt", "--json")  # fmt: skip
+    try:
+        assert proc.returncode == 0, proc.stderr
+        paths = [i["source_path"] for i in _items(Path(json.loads(proc.stdout)["bundle"]))]
+        assert "/var/log/auth.log" in paths
+        assert not [p for p in paths if p.startswith("/var/log/evidence")]
+    finally:
+        clear_flags(out)
