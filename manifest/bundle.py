@@ -21,6 +21,7 @@ from manifest import TOOL_NAME, __version__, bagit
 from manifest.custody import CONTINUATION, CUSTODY, CustodyWriter
 from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file
+from manifest.items import empty_item, item_line
 from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
 
 if TYPE_CHECKING:
@@ -165,46 +166,20 @@ class BundleWriter:
         rel = f"data/volatile/{name}.json"
         _write_once(self.path / rel, body)
         digest = hashlib.sha256(body).hexdigest()
-        item: dict[str, Any] = {
-            "id": f"{self.next_id():08d}",
-            "kind": "volatile",
-            "collector": f"volatile/{name}",
-            "source_path": f"volatile:{name}",
-            "stored_as": rel,
-            "size": len(body),
-            "sha256": digest,
-            "status": "ok",
-            "acquired_start": rfc3339_ns(start),
-            "acquired_end": rfc3339_ns(now_ns()),
-        }
-        for key in (
-            "mode",
-            "uid",
-            "gid",
-            "owner",
-            "group",
-            "inode",
-            "device",
-            "nlink",
-            "mtime_ns",
-            "atime_ns",
-            "ctime_ns",
-            "birthtime_ns",
-            "mtime",
-            "atime",
-            "ctime",
-            "birthtime",
-            "link_target",
-            "error",
-            "note",
-        ):
-            item[key] = None
-        self.append_items(
-            json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n",
-            f"{digest}  {rel}\n".encode(),
-            1,
-            len(body),
+        item = empty_item()
+        item.update(
+            id=f"{self.next_id():08d}",
+            kind="volatile",
+            collector=f"volatile/{name}",
+            source_path=f"volatile:{name}",
+            stored_as=rel,
+            size=len(body),
+            sha256=digest,
+            status="ok",
+            acquired_start=rfc3339_ns(start),
+            acquired_end=rfc3339_ns(now_ns()),
         )
+        self.append_items(item_line(item), f"{digest}  {rel}\n".encode(), 1, len(body))
         return item
 
     @contextlib.contextmanager
