@@ -299,7 +299,7 @@ def processes() -> dict[str, Any]:
         f.get("name", proc.name)
         exe = f.get("exe", proc.exe)
         exe_path = f"/proc/{proc.pid}/exe" if sys.platform.startswith("linux") else exe
-        if exe_path:
+        if exe:  # kernel threads have no executable: nothing to hash, nothing failed
             f.get("exe_sha256", lambda p=exe_path: _sha256_file(p, cache))
         else:
             f.data["exe_sha256"] = None

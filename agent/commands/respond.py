@@ -18,6 +18,7 @@ from collectors import incident as incident_mod
 from collectors.artifacts import Catalog
 from collectors.next_steps import next_steps, render
 from collectors.respond import build_request
+from manifest.bundle import check_case_id
 from manifest.custody import append_event
 from manifest.errors import KeyError_, UsageError
 from manifest.keys import KeyStore, Signer
@@ -166,6 +167,7 @@ def respond(
 ) -> int:
     """Preserve a breached machine's evidence in one go: volatile state, logs, mail, files -> a
     sealed, verified bundle, then the next steps from the city guide."""
+    check_case_id(case)  # before any question is asked or anything is read
     catalog = Catalog.load(artifacts_dirs)
     if dry_run:
         # Planning needs no key: a throwaway identity is never used to sign anything.
@@ -179,7 +181,6 @@ def respond(
         signer, is_demo = _signer(key_ref, passphrase_file, demo_key)
     interactive = sys.stdin.isatty() and sys.stderr.isatty() and not incident_kw["no_prompt"] and not dry_run
     incident = _gather_incident(incident_kw, case, interactive)
-    out_dir.mkdir(parents=True, exist_ok=True)
     prepared = build_request(
         catalog,
         case=case,
@@ -197,6 +198,7 @@ def respond(
     if dry_run:
         print_json(prepared.describe())
         return 0
+    out_dir.mkdir(parents=True, exist_ok=True)
     if is_demo:
         click.echo(f"WARNING: signing with the {DEMO_KEY_NAME}; make your own key for real cases", err=True)
     result = run_with_progress(prepared.request, stderr_is_tty() and not as_json)
@@ -247,7 +249,7 @@ def incident_note(
     """Add to a sealed bundle's incident report: a signed `note` in its custody continuation."""
     incident_kw["no_prompt"] = True
     update = _gather_incident(incident_kw, "", False) or {}
-    given = {k: v for k, v in update.get("provided_by", {}).items()}
+    given = list(update.get("provided_by", {}))
     if not given and not text:
         raise UsageError("nothing to add", "give --text, incident flags, or --incident FILE")
     signer = load_signer(key_ref, passphrase_file)
