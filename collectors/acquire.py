@@ -13,21 +13,18 @@ import fnmatch
 import grp
 import hashlib
 import json
-import multiprocessing
 import os
 import pwd
 import re
-import signal
 import stat
 import time
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from collectors.fsmeta import FS_IMMUTABLE_FL, Meta, StatReader, add_flags
 from manifest.errors import BundleError
 from manifest.items import empty_item, item_line
+from manifest.parallel import ordered_map
 from manifest.pathenc import stored_path
 from manifest.timefmt import rfc3339_ns
 
@@ -449,7 +446,6 @@ _worker: Acquirer | None = None
 
 def _init_worker(config: WorkerConfig) -> None:
     global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides what an interrupt means
     _worker = Acquirer(config)
 
 
@@ -495,24 +491,8 @@ def acquire(
         progress.advance(len(res.statuses), res.bytes)
 
     work = batches(walk(sources, walk_error), writer.next_id, progress)
-    if workers == 1:
-        _init_worker(config)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for batch in work:
-            handle(_run_batch(batch))
-        return stats
-    ctx = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config,))
-    window: deque[Future[BatchResult]] = deque()
-    try:
-        for batch in work:
-            window.append(pool.submit(_run_batch, batch))
-            while len(window) > 3 * workers:
-                handle(window.popleft().result())
-        while window:
-            handle(window.popleft().result())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):
+        handle(result)
     return stats
 
 
