@@ -57,8 +57,9 @@ def next_steps(bundle: Path, case: str, incident: dict[str, Any] | None, verifie
                 if crime
                 else "If anything suggests a crime (fraud, extortion, stolen data), call the police. "
             )
-            + f"For them, export the bundle as a signed package with `sealbox export {quoted}` and hand it "
-            "over together with this case id; they can check it without sealbox (VERIFY.txt inside).",
+            + "For them, export the bundle as a signed package with "
+            f"`sealbox export {quoted} --to 'Officer name, Police department' --out DIR` and hand over "
+            "the package with this case id; they can check it without sealbox (VERIFY.txt inside).",
             done=_notified(incident, "police"),
         ),
         Step(
