@@ -135,6 +135,7 @@ class BundleWriter:
         self.payload_files = 0
         self.payload_bytes = 0
         self.sealed = False
+        self.timestamp_error: str | None = None
 
     # -- write-once files ----------------------------------------------------------
     def _open(self, rel: str) -> IO[bytes]:
@@ -209,7 +210,7 @@ class BundleWriter:
         return self.items_path
 
     # -- sealing ------------------------------------------------------------------
-    def seal(self, counts: dict[str, Any], *, views: bool = True) -> Path:
+    def seal(self, counts: dict[str, Any], *, views: bool = True, tsa_url: str | None = None) -> Path:
         """Write the tag files, sign, lock down, and rename: the last step makes it sealed."""
         self.finish_items()
         if views:
@@ -244,6 +245,8 @@ class BundleWriter:
         _write_once(self.path / bagit.SIG, self.signer.sign(tagmanifest))
         comment = f"sealbox bundle {self.bundle_id} case {self.case}"
         _write_once(self.path / bagit.MINISIG, self.signer.minisign(tagmanifest, comment).encode())
+        if tsa_url:
+            self._timestamp(tsa_url, tagmanifest)
         self._lock_down()
         self.path.rename(self.final_path)
         dir_fd = os.open(self.final_path.parent, os.O_RDONLY)
@@ -253,6 +256,15 @@ class BundleWriter:
             os.close(dir_fd)
         self.sealed = True
         return self.final_path
+
+    def _timestamp(self, url: str, tagmanifest: bytes) -> None:
+        """Best effort: a TSA that does not answer must not cost the evidence its seal."""
+        from manifest.timestamp import request_timestamp
+
+        try:
+            _write_once(self.path / bagit.TSR, request_timestamp(url, tagmanifest))
+        except BundleError as exc:
+            self.timestamp_error = exc.message
 
     def _public_pem(self) -> bytes:
         from manifest.keys import public_pem
@@ -287,7 +299,8 @@ class BundleWriter:
 
         problems: set[str] = set()
         if self.immutable:
-            for rel in [*bagit.tag_files(self.path), bagit.TAGMANIFEST, bagit.SIG, bagit.MINISIG]:
+            locked = [*bagit.tag_files(self.path), bagit.TAGMANIFEST, bagit.SIG, bagit.MINISIG]
+            for rel in locked + ([bagit.TSR] if (self.path / bagit.TSR).exists() else []):
                 fd = os.open(self.path / rel, os.O_RDONLY)
                 try:
                     why = add_flags(fd, _FS_IMMUTABLE_FL)

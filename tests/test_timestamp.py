@@ -6,16 +6,13 @@ import http.server
 import json
 import subprocess
 import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 from conftest import clear_flags, require_tool
 from custody_helpers import collect_bundle, make_person
 
 from manifest.timestamp import request_timestamp, timestamp_findings, verify_timestamp
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 TSA_CNF = """
 [ tsa ]
@@ -179,3 +176,51 @@ def test_unreachable_tsa_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BundleError) as err:
         request_timestamp("http://127.0.0.1:9/tsa", b"x")
     assert "did not answer" in err.value.message
+
+
+def test_collect_with_tsa_seals_a_timestamp_that_verify_and_openssl_check(tsa, tmp_path: Path) -> None:
+    ida = make_person(tmp_path, "it")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "auth.log").write_text("Nov 24 sshd: Failed password for root\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        proc = ida.cli("collect", "--case", "C-TSA", "--out", out, "--tsa", tsa["url"], src, check=True)
+        bundle = Path(proc.stdout.strip().splitlines()[-1])
+        tsr = bundle / "tagmanifest-sha256.txt.tsr"
+        assert tsr.is_file() and "tsr" not in (bundle / "tagmanifest-sha256.txt").read_text()
+        verified = ida.cli("verify", "--tsa-ca", tsa["ca"], bundle)
+        assert verified.returncode == 0, verified.stdout
+        subprocess.run(
+            [
+                tsa["openssl"],
+                "ts",
+                "-verify",
+                "-in",
+                str(tsr),
+                "-data",
+                str(bundle / "tagmanifest-sha256.txt"),
+                "-CAfile",
+                str(tsa["ca"]),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        # A timestamp over other data is a finding naming the .tsr.
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        subprocess.run(["cp", "-r", str(bundle), str(copy)], check=True)
+        forged = copy / bundle.name
+        subprocess.run(["chmod", "-R", "u+w", str(forged)], check=True)
+        (forged / "tagmanifest-sha256.txt.tsr").write_bytes(request_timestamp(tsa["url"], b"other data"))
+        found = json.loads(ida.cli("verify", "--json", forged).stdout)["findings"]
+        assert [(f["kind"], f["where"]) for f in found] == [
+            ("timestamp-mismatch", "tagmanifest-sha256.txt.tsr")
+        ]
+        # A TSA that does not answer costs the timestamp, never the seal.
+        late = ida.cli("collect", "--case", "C-TSA2", "--out", out, "--tsa", "http://127.0.0.1:9/tsa", src)
+        assert late.returncode == 0 and "sealed without a trusted timestamp" in late.stderr
+        assert ida.cli("verify", Path(late.stdout.strip().splitlines()[-1])).returncode == 0
+    finally:
+        clear_flags(out)
