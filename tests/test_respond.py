@@ -293,22 +293,11 @@ def test_without_a_key_it_says_how_to_make_one(cli: Cli, tmp_path: Path, out_dir
 
 def test_demo_key_is_labeled_and_reused(cli: Cli, tmp_path: Path, out_dir: Path) -> None:
     root, _ = build_linux_root(tmp_path)
-    args = (
-        "respond",
-        "--case",
-        "C-5",
-        "--root",
-        root,
-        "--out",
-        out_dir,
-        "--profile",
-        "minimal",
-        "--demo-key",
-    )
-    first = cli(*args, "--no-prompt")
+    args = ("respond", "--root", root, "--out", out_dir, "--profile", "minimal", "--demo-key", "--no-prompt")
+    first = cli(*args, "--case", "C-5")
     assert first.returncode == 0, first.stderr
     assert "created DEMO KEY - not for evidence" in first.stderr and "WARNING" in first.stderr
-    second = cli(*args, "--no-prompt")
+    second = cli(*args, "--case", "C-5b")  # another case: two runs in one second would share a name
     assert second.returncode == 0, second.stderr
     assert "created" not in second.stderr
     keys = json.loads(cli("keys", "list", "--json", check=True).stdout)
