@@ -25,6 +25,10 @@ COMMAND_MODULES = {
     "export": "agent.commands.package",
     "receive": "agent.commands.package",
     "report": "agent.commands.report",
+    "artifacts": "agent.commands.artifacts",
+    "profiles": "agent.commands.artifacts",
+    "respond": "agent.commands.respond",
+    "incident-note": "agent.commands.respond",
 }
 
 

@@ -1,0 +1,68 @@
+"""Reading the evidence host without changing it: no writes, and no atime updates where avoidable."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+_NOATIME = getattr(os, "O_NOATIME", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def open_noatime(path: bytes | str, flags: int = 0) -> int:
+    """An fd opened read-only with O_NOATIME; plain read-only when the kernel refuses it (EPERM:
+    not the owner and no CAP_FOWNER) — the file is still never written."""
+    base = os.O_RDONLY | _CLOEXEC | flags
+    if _NOATIME:
+        try:
+            return os.open(path, base | _NOATIME)
+        except PermissionError:
+            pass
+    return os.open(path, base)
+
+
+@contextmanager
+def opened(path: bytes | str, *, follow: bool = True) -> Iterator[int]:
+    fd = open_noatime(path, 0 if follow else _NOFOLLOW)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_bytes(path: bytes | str, limit: int = 16 * 1024 * 1024, *, follow: bool = True) -> bytes:
+    """Up to `limit` bytes of a regular file."""
+    with opened(path, follow=follow) as fd:
+        chunks: list[bytes] = []
+        left = limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+
+def list_dir(path: bytes) -> list[tuple[bytes, bool, bool]]:
+    """Sorted (name, is_dir, is_symlink) of a directory, read through an O_NOATIME fd so the
+    listing does not touch the directory's atime. Never follows symlinks."""
+    fd = open_noatime(path, os.O_DIRECTORY)
+    try:
+        entries = []
+        with os.scandir(fd) as it:
+            for entry in it:
+                try:
+                    is_link = entry.is_symlink()
+                    is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_link = is_dir = False
+                entries.append((os.fsencode(entry.name), is_dir, is_link))
+    finally:
+        os.close(fd)
+    return sorted(entries)
