@@ -95,7 +95,13 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
             progress=progress,
             resolve_names=request.root is None,
         )
-        stats.items += len(sections)
+        stats.items += len(sections)  # volatile snapshots are items (and payload) too
+        if sections:
+            stats.by_status["ok"] = stats.by_status.get("ok", 0) + len(sections)
+            stats.by_kind["volatile"] = len(sections)
+            for name in sections:
+                stats.by_collector[f"volatile/{name}"] = 1
+        stats.files, stats.bytes = writer.payload_files, writer.payload_bytes
         writer.finish_items()
         for step in request.post:
             step(writer, writer.items_path)

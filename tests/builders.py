@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,14 +45,22 @@ def build_awkward_tree(root: Path, big_mib: int = 50) -> Path:
 
 
 def snapshot_times(tree: Path) -> dict[bytes, tuple[int, int, int]]:
-    """atime, mtime, ctime of every entry (not following links), keyed by path bytes."""
+    """atime, mtime, ctime of every entry (not following links), keyed by path bytes. Directories
+    are listed with O_NOATIME, so taking the snapshot does not itself move the atimes it records."""
     out = {}
-    top = os.fsencode(tree)
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in [*dirnames, *filenames, b""]:
-            p = os.path.join(dirpath, name) if name else dirpath
-            st = os.lstat(p)
-            out[p] = (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+    stack = [os.fsencode(tree)]
+    while stack:
+        path = stack.pop()
+        st = os.lstat(path)
+        out[path] = (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
+        try:
+            names = [os.fsencode(e.name) for e in os.scandir(fd)]
+        finally:
+            os.close(fd)
+        stack.extend(path + b"/" + name for name in names)
     return out
 
 
