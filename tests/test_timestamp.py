@@ -101,6 +101,16 @@ def tsa(tmp_path_factory: pytest.TempPathFactory):
     server.shutdown()
 
 
+def openssl_ts_verify(tsa: dict, tsr: Path, data: Path) -> None:
+    """The by-hand check a court expert would run."""
+    check = subprocess.run(
+        [tsa["openssl"], "ts", "-verify", "-in", str(tsr), "-data", str(data), "-CAfile", str(tsa["ca"])],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0 and "Verification: OK" in check.stdout, check.stderr
+
+
 def test_request_and_verify_against_loopback_tsa(tsa, tmp_path: Path) -> None:
     data = b"tagmanifest bytes\n"
     reply = request_timestamp(tsa["url"], data)
@@ -149,22 +159,7 @@ def test_export_with_tsa_keeps_tsr_checked_by_openssl(tsa, tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["timestamped"] is True
     tsr = bundle / "tagmanifest-sha256.txt.tsr"
-    check = subprocess.run(
-        [
-            tsa["openssl"],
-            "ts",
-            "-verify",
-            "-in",
-            str(tsr),
-            "-data",
-            str(bundle / "tagmanifest-sha256.txt"),
-            "-CAfile",
-            str(tsa["ca"]),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert check.returncode == 0 and "Verification: OK" in check.stdout, check.stderr
+    openssl_ts_verify(tsa, tsr, bundle / "tagmanifest-sha256.txt")
     assert timestamp_findings(bundle, tsa["ca"]) == []
     assert it.cli("verify", bundle).returncode == 0, "the .tsr sits outside the tagmanifest"
     clear_flags(tmp_path / "b")
@@ -192,21 +187,7 @@ def test_collect_with_tsa_seals_a_timestamp_that_verify_and_openssl_check(tsa, t
         assert tsr.is_file() and "tsr" not in (bundle / "tagmanifest-sha256.txt").read_text()
         verified = ida.cli("verify", "--tsa-ca", tsa["ca"], bundle)
         assert verified.returncode == 0, verified.stdout
-        subprocess.run(
-            [
-                tsa["openssl"],
-                "ts",
-                "-verify",
-                "-in",
-                str(tsr),
-                "-data",
-                str(bundle / "tagmanifest-sha256.txt"),
-                "-CAfile",
-                str(tsa["ca"]),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        openssl_ts_verify(tsa, tsr, bundle / "tagmanifest-sha256.txt")
         # A timestamp over other data is a finding naming the .tsr.
         copy = tmp_path / "copy"
         copy.mkdir()
