@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from collectors.fsmeta import FS_IMMUTABLE_FL, Meta, StatReader, add_flags
+from collectors.readonly import open_noatime
 from manifest.errors import BundleError
 from manifest.items import empty_item, item_line
 from manifest.parallel import ordered_map
@@ -150,11 +151,7 @@ def _covered(path: bytes, listed: set[bytes]) -> bool:
 
 
 def _list_dir(path: bytes) -> list[tuple[bytes, bool, int]]:
-    flags = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW
-    try:
-        fd = os.open(path, flags | _O_NOATIME)
-    except PermissionError:
-        fd = os.open(path, flags)
+    fd = open_noatime(path, _O_DIRECTORY | _O_NOFOLLOW)
     try:
         out = []
         with os.scandir(fd) as it:

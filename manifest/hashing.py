@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+from collectors.readonly import open_noatime
 from manifest.parallel import ordered_map
 
 _BUF = 1 << 20
-_O_NOATIME = getattr(os, "O_NOATIME", 0)
 BATCH_FILES = 512
 BATCH_BYTES = 64 << 20
 
@@ -27,10 +27,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     buf = _buffer
     view = memoryview(buf)
     h = hashlib.sha256()
-    try:
-        fd = os.open(path, os.O_RDONLY | _O_NOATIME)
-    except PermissionError:
-        fd = os.open(path, os.O_RDONLY)
+    fd = open_noatime(os.fsencode(path))
     try:
         while n := os.readv(fd, [buf]):
             h.update(view[:n])
