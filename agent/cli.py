@@ -22,9 +22,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 def _register() -> None:
     # Explicit registration: each command group lives in its own module under agent/commands/.
-    from agent.commands import collect, keys, verify
+    from agent.commands import isolate
 
-    for module in (keys, collect, verify):
+    for module in (isolate,):
         for command in module.COMMANDS:
             cli.add_command(command)
 
