@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from manifest import __version__
 from manifest.errors import SealboxError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,8 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("sealbox: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "sealbox"
+        click.echo(f"sealbox: error: {exc.format_message()} (see `{where} --help`)", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"sealbox: error: {exc.format_message()}", err=True)
         return 2
     except SealboxError as exc:
         if verbose:
@@ -53,5 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("sealbox: interrupted", err=True)
         return 130
     except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug must still end in one line, not a traceback
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(
+            f"sealbox: internal error: {type(exc).__name__}: {exc} (rerun with -v for details)", err=True
+        )
         return 1
     return result if isinstance(result, int) else 0

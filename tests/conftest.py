@@ -6,10 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -40,10 +43,8 @@ def clear_flags(path: Path) -> None:
     if path.exists() and shutil.which("chattr") and os.geteuid() == 0:
         subprocess.run(["chattr", "-R", "-i", "-a", str(path)], capture_output=True, check=False)
     if path.exists():
-        for root, dirs, _files in os.walk(path):
-            for d in dirs:
-                os.chmod(os.path.join(root, d), 0o755)  # noqa: PTH101
-        os.chmod(path, 0o755)  # noqa: PTH101
+        for d in [path, *(p for p in path.rglob("*") if p.is_dir() and not p.is_symlink())]:
+            d.chmod(0o755)
 
 
 class Cli:
@@ -55,13 +56,21 @@ class Cli:
         self.env.pop("COLUMNS", None)
 
     def __call__(
-        self, *args: str | os.PathLike[str], input: str | None = None, check: bool = False,
+        self,
+        *args: str | os.PathLike[str],
+        input: str | None = None,
+        check: bool = False,
         timeout: float = 300,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "agent", *map(str, args)],
-            capture_output=True, text=True, env=self.env, input=input, timeout=timeout,
-            cwd=REPO, errors="replace",
+            capture_output=True,
+            text=True,
+            env=self.env,
+            input=input,
+            timeout=timeout,
+            cwd=REPO,
+            errors="replace",
         )
         if check and proc.returncode != 0:
             raise AssertionError(

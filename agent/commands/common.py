@@ -1,0 +1,45 @@
+"""Options and output helpers shared by command modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from manifest.keys import KeyStore, Signer, read_passphrase_file
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def key_options(func: F) -> F:
+    """`--key FP` and `--passphrase-file F` for commands that sign."""
+    func = click.option(
+        "--passphrase-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="File whose first line is the private key's passphrase (or set SEALBOX_PASSPHRASE_FILE).",
+    )(func)
+    return click.option(
+        "--key",
+        "key_ref",
+        metavar="FP",
+        help="Signing key fingerprint or prefix (default: the only key in the store).",
+    )(func)
+
+
+def load_signer(key_ref: str | None, passphrase_file: Path | None) -> Signer:
+    env = os.environ.get("SEALBOX_PASSPHRASE_FILE")
+    path = passphrase_file or (Path(env) if env else None)
+    return KeyStore.default().load_signer(key_ref, read_passphrase_file(path))
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,107 @@
+"""`sealbox keys ...`: make, list, show, export and trust Ed25519 keys."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from agent.commands.common import print_json
+from manifest.errors import UsageError
+from manifest.keys import KeyStore, read_passphrase_file
+
+
+@click.group()
+def keys() -> None:
+    """Manage signing keys and the keys you trust."""
+
+
+@keys.command()
+@click.option("--name", required=True, help="Holder's full name.")
+@click.option("--role", required=True, help="e.g. 'IT responder', 'detective'.")
+@click.option("--org", "organization", required=True, help="Organization, e.g. 'City IT'.")
+@click.option(
+    "--passphrase-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Encrypt the private key with the passphrase in this file.",
+)
+def generate(name: str, role: str, organization: str, passphrase_file: Path | None) -> None:
+    """Create a new Ed25519 key pair in the key store."""
+    store = KeyStore.default()
+    stored = store.generate(name, role, organization, read_passphrase_file(passphrase_file))
+    click.echo(stored.identity.fingerprint)
+    click.echo(f"key for {name} ({role}, {organization}) stored in {stored.directory}", err=True)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_keys(as_json: bool) -> None:
+    """List your keys and the keys you trust."""
+    store = KeyStore.default()
+    rows = [("own", k) for k in store.own_keys()] + [("trusted", k) for k in store.trusted_keys()]
+    if as_json:
+        print_json([{"type": kind, **asdict(k.identity), "encrypted": k.encrypted} for kind, k in rows])
+        return
+    if not rows:
+        click.echo(f"no keys in {store.home}; create one with `sealbox keys generate`", err=True)
+    for kind, k in rows:
+        i = k.identity
+        lock = " (passphrase)" if k.encrypted else ""
+        click.echo(f"{kind:8} {i.fingerprint}  {i.name} / {i.role} / {i.organization}{lock}")
+
+
+@keys.command()
+@click.argument("fp")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(fp: str, as_json: bool) -> None:
+    """Show one key's identity and public key."""
+    k = KeyStore.default().find(fp)
+    if as_json:
+        print_json({**asdict(k.identity), "directory": str(k.directory), "private": k.has_private})
+        return
+    i = k.identity
+    click.echo(
+        f"fingerprint:  {i.fingerprint}\nname:         {i.name}\nrole:         {i.role}\n"
+        f"organization: {i.organization}\nprivate key:  {'yes' if k.has_private else 'no'}\n"
+        f"directory:    {k.directory}"
+    )
+    click.echo((k.directory / "public.pem").read_text(), nl=False)
+
+
+@keys.command("export-public")
+@click.argument("fp")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False))
+def export_public(fp: str, out: Path) -> None:
+    """Write a key's public parts (PEM, minisign, identity) to DIR for others to trust."""
+    k = KeyStore.default().find(fp)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("public.pem", "minisign.pub", "identity.json"):
+        target = out / name
+        if target.exists():
+            raise UsageError(f"{target} already exists", "choose an empty --out directory")
+        shutil.copyfile(k.directory / name, target)
+    click.echo(str(out / "public.pem"))
+
+
+@keys.command()
+@click.argument("pubkey_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--name", default="", help="Holder's name (default: from identity.json beside it).")
+@click.option("--role", default="")
+@click.option("--org", "organization", default="")
+def trust(pubkey_file: Path, name: str, role: str, organization: str) -> None:
+    """Trust a public key (PEM) for verifying bundles and custody events."""
+    identity = KeyStore.default().trust(pubkey_file, name, role, organization)
+    click.echo(f"trusted {identity.fingerprint} ({identity.name})")
+
+
+@keys.command()
+@click.argument("fp")
+def untrust(fp: str) -> None:
+    """Stop trusting a key."""
+    identity = KeyStore.default().untrust(fp)
+    click.echo(f"no longer trusted: {identity.fingerprint} ({identity.name})")
+
+
+COMMANDS = [keys]

@@ -1,0 +1,63 @@
+"""`sealbox verify`: every rule of SPEC §6, all findings, exit 0 verified / 1 findings / 2 usage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from agent.commands.common import print_json
+from manifest.errors import UsageError
+from manifest.keys import FP_PREFIX, normalize_fp
+from manifest.verify import VerifyReport, verify_bundle
+
+
+def full_fingerprints(values: tuple[str, ...]) -> set[str]:
+    out = set()
+    for value in values:
+        hexpart = normalize_fp(value)
+        if len(hexpart) != 64:
+            raise UsageError(
+                f"--trust '{value}' is not a full fingerprint", "trust needs all 64 hex digits: SHA256:<hex>"
+            )
+        out.add(FP_PREFIX + hexpart)
+    return out
+
+
+def print_report(report: VerifyReport) -> None:
+    for finding in report.findings:
+        click.echo(f"FAIL {finding.line()}")
+    trust = "trusted" if report.signer_trusted else "NOT trusted"
+    click.echo(f"signer: {report.signer} ({trust})")
+    for actor in report.actors:
+        mark = "trusted" if actor["trusted"] else "untrusted"
+        click.echo(
+            f"custody actor: {actor['fingerprint']} {actor['name']} / {actor['role']} / "
+            f"{actor['organization']} ({mark})"
+        )
+    if report.ok:
+        click.echo(
+            f"VERIFIED {report.bundle}: {report.payload_files} payload files, "
+            f"{report.payload_bytes} bytes, {report.items} items, "
+            f"{report.custody_events} custody events"
+        )
+    else:
+        click.echo(f"NOT VERIFIED {report.bundle}: {len(report.findings)} finding(s)")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--trust", multiple=True, metavar="FP", help="Trust this signer fingerprint (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Parallel hashing workers.")
+def verify(bundle: Path, trust: tuple[str, ...], as_json: bool, workers: int | None) -> int:
+    """Verify BUNDLE: bag, hashes, signatures, trust, items and the custody chain."""
+    report = verify_bundle(bundle, full_fingerprints(trust), workers=workers)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print_report(report)
+    return 0 if report.ok else 1
+
+
+COMMANDS = [verify]

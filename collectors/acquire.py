@@ -1,0 +1,571 @@
+"""One-pass acquisition: walk sources, then read each file once to hash and copy it, in parallel.
+
+The main process walks (cheap, ordered, assigns item ids) and writes items.jsonl in id order;
+a pool of worker processes does the per-file work, because per-file Python work holds the GIL.
+Memory stays flat: a bounded window of batches is in flight and results stream to disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import fnmatch
+import grp
+import hashlib
+import json
+import multiprocessing
+import os
+import pwd
+import re
+import signal
+import stat
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from collectors.fsmeta import FS_IMMUTABLE_FL, Meta, StatReader, add_flags
+from manifest.errors import BundleError
+from manifest.pathenc import stored_path
+from manifest.timefmt import rfc3339_ns
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from manifest.bundle import BundleWriter
+
+BATCH_FILES = 256
+BATCH_BYTES = 32 << 20
+BUFFER = 1 << 20
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One thing to acquire: `path` here, `original` as the original system names it."""
+
+    path: bytes
+    original: bytes
+    collector: str
+    max_depth: int | None = None
+    excludes: tuple[str, ...] = ()
+    max_file_size: int | None = None
+    since_ns: int | None = None
+    windows: bool = False
+
+    def excluder(self) -> Callable[[str, str], bool]:
+        if not self.excludes:
+            return lambda _full, _name: False
+        rx = re.compile("|".join(fnmatch.translate(g) for g in self.excludes))
+        return lambda full, name: bool(rx.match(full) or rx.match(name))
+
+
+@dataclass
+class AcquireStats:
+    items: int = 0
+    files: int = 0
+    bytes: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)
+    by_collector: dict[str, int] = field(default_factory=dict)
+
+
+class ProgressSink:
+    """What the acquisition reports as it goes; the CLI draws it, tests may count it."""
+
+    def add_total(self, files: int, nbytes: int) -> None:
+        """The walker found more work."""
+
+    def advance(self, files: int, nbytes: int) -> None:
+        """Items were acquired."""
+
+
+# A task is a plain tuple (cheap to pickle): id, path, original, source index, size hint.
+Task = tuple[int, bytes, bytes, int, int]
+
+
+def _text(path: bytes) -> str:
+    """Readable text of a path; undecodable bytes become U+FFFD (the exact bytes go in *_b64)."""
+    return path.decode("utf-8", "replace")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _join(original: bytes, name: bytes, windows: bool) -> bytes:
+    sep = b"\\" if windows else b"/"
+    return original + name if original.endswith(sep) else original + sep + name
+
+
+def walk(
+    sources: list[Source],
+    on_error: Callable[[bytes, str], None] | None = None,
+) -> Iterator[tuple[bytes, bytes, int, int]]:
+    """Yield (path, original, source index, size hint) depth-first in sorted order, never
+    following symlinks and listing directories with O_NOATIME so not even their atime moves."""
+    listed: set[bytes] = set()
+    for index, src in enumerate(sources):
+        excluded = src.excluder()
+        if _covered(src.path, listed):
+            continue
+        try:
+            top = os.lstat(src.path)
+        except OSError:
+            yield src.path, src.original, index, 0  # the worker records the error
+            continue
+        yield src.path, src.original, index, top.st_size if stat.S_ISREG(top.st_mode) else 0
+        if not stat.S_ISDIR(top.st_mode) or src.max_depth == 0:
+            continue
+        listed.add(src.path.rstrip(b"/") + b"/")
+        stack: list[tuple[bytes, bytes, int]] = [(src.path, src.original, 1)]
+        while stack:
+            dpath, dorig, depth = stack.pop()
+            try:
+                entries = _list_dir(dpath)
+            except OSError as exc:
+                if on_error:
+                    on_error(dpath, exc.strerror or str(exc))
+                continue
+            subdirs: list[tuple[bytes, bytes, int]] = []
+            for name, is_dir, size in entries:
+                orig = _join(dorig, name, src.windows)
+                if excluded(_text(orig), _text(name)):
+                    continue
+                path = dpath.rstrip(b"/") + b"/" + name
+                yield path, orig, index, size
+                if is_dir and (src.max_depth is None or depth < src.max_depth):
+                    subdirs.append((path, orig, depth + 1))
+            stack.extend(reversed(subdirs))
+
+
+def _covered(path: bytes, listed: set[bytes]) -> bool:
+    probe = path.rstrip(b"/") + b"/"
+    return any(probe.startswith(d) for d in listed)
+
+
+def _list_dir(path: bytes) -> list[tuple[bytes, bool, int]]:
+    flags = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW
+    try:
+        fd = os.open(path, flags | _O_NOATIME)
+    except PermissionError:
+        fd = os.open(path, flags)
+    try:
+        out = []
+        with os.scandir(fd) as it:
+            for entry in it:
+                name = os.fsencode(entry.name)
+                is_dir = entry.is_dir(follow_symlinks=False)
+                size = 0
+                if entry.is_file(follow_symlinks=False):
+                    try:
+                        size = entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        size = 0
+                out.append((name, is_dir, size))
+    finally:
+        os.close(fd)
+    out.sort()
+    return out
+
+
+def batches(
+    tasks: Iterator[tuple[bytes, bytes, int, int]], next_id: Callable[[], int], progress: ProgressSink
+) -> Iterator[list[Task]]:
+    """Group tasks so each batch is a fair share of work: many small files or one big one."""
+    batch: list[Task] = []
+    size = 0
+    for path, orig, index, hint in tasks:
+        if hint >= BATCH_BYTES and batch:
+            yield batch
+            batch, size = [], 0
+        batch.append((next_id(), path, orig, index, hint))
+        size += hint
+        progress.add_total(1, hint)
+        if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+# ---------------------------------------------------------------- worker side
+@dataclass(frozen=True)
+class WorkerConfig:
+    bundle: bytes
+    sources: list[Source]
+    immutable: bool
+    resolve_names: bool
+
+
+@dataclass
+class BatchResult:
+    lines: bytes = b""
+    manifest: bytes = b""
+    files: int = 0
+    bytes: int = 0
+    statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (status, kind, collector)
+    links: list[tuple[int, int, int]] = field(default_factory=list)  # (id, device, inode)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Acquirer:
+    """Per-process state: one reusable buffer, caches, and the statx reader."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.buf = bytearray(BUFFER)
+        self.view = memoryview(self.buf)
+        self.stat = StatReader()
+        self.made_dirs: set[bytes] = set()
+        self.users: dict[int, str | None] = {}
+        self.groups: dict[int, str | None] = {}
+        self.noatime = bool(_O_NOATIME)
+        self.immutable_problem: str | None = None
+
+    def run(self, batch: list[Task]) -> BatchResult:
+        result = BatchResult()
+        lines: list[bytes] = []
+        manifest: list[bytes] = []
+        for task in batch:
+            item = self.acquire_one(task, result)
+            if item["kind"] == "file" and item["nlink"] and item["nlink"] > 1:
+                result.links.append((task[0], item["device"], item["inode"]))
+            if item["stored_as"]:
+                manifest.append(f"{item['sha256']}  {item['stored_as']}\n".encode())
+                result.files += 1
+                result.bytes += item["size"] or 0
+            result.statuses.append((item["status"], item["kind"], item["collector"]))
+            lines.append(
+                json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+            )
+        result.lines = b"".join(lines)
+        result.manifest = b"".join(manifest)
+        return result
+
+    def _names(self, meta: Meta) -> tuple[str | None, str | None]:
+        if not self.config.resolve_names:
+            return None, None
+        if meta.uid not in self.users:
+            try:
+                self.users[meta.uid] = pwd.getpwuid(meta.uid).pw_name
+            except KeyError:
+                self.users[meta.uid] = None
+        if meta.gid not in self.groups:
+            try:
+                self.groups[meta.gid] = grp.getgrgid(meta.gid).gr_name
+            except KeyError:
+                self.groups[meta.gid] = None
+        return self.users[meta.uid], self.groups[meta.gid]
+
+    def acquire_one(self, task: Task, result: BatchResult) -> dict[str, Any]:
+        item_id, path, original, index, _hint = task
+        src = self.config.sources[index]
+        text = _text(original)
+        item: dict[str, Any] = dict.fromkeys(_FIELDS)
+        item.update(id=f"{item_id:08d}", collector=src.collector, source_path=text, status="ok")
+        if not _is_utf8(original):
+            item["source_path_b64"] = base64.b64encode(original).decode()
+        start = time.time_ns()
+        item["acquired_start"] = rfc3339_ns(start)
+        try:
+            meta = self.stat.lstat(path)
+        except OSError as exc:
+            item.update(kind="file", status="error", error=_reason(exc))
+            item["acquired_end"] = rfc3339_ns(time.time_ns())
+            return item
+        _fill_meta(item, meta, self._names(meta))
+        kind = meta.kind
+        item["kind"] = kind
+        if kind == "symlink":
+            try:
+                target = os.readlink(path)
+                item["link_target"] = _text(target)
+                if not _is_utf8(target):
+                    item["link_target_b64"] = base64.b64encode(target).decode()
+            except OSError as exc:
+                item.update(status="error", error=_reason(exc))
+        elif kind == "file":
+            skip = self._skip_reason(meta, src)
+            if skip:
+                item.update(status="skipped", note=skip)
+            else:
+                self._copy(path, original, meta, item, result)
+        item["acquired_end"] = rfc3339_ns(time.time_ns())
+        return item
+
+    @staticmethod
+    def _skip_reason(meta: Meta, src: Source) -> str | None:
+        if src.max_file_size is not None and meta.size > src.max_file_size:
+            return f"size {meta.size} bytes exceeds the limit of {src.max_file_size} bytes"
+        if src.since_ns is not None and meta.mtime_ns < src.since_ns:
+            return f"modified {rfc3339_ns(meta.mtime_ns)}, before --since {rfc3339_ns(src.since_ns)}"
+        return None
+
+    def _open_source(self, path: bytes, result: BatchResult) -> int:
+        # O_NONBLOCK: if a fifo was swapped in after lstat, open must not hang on it.
+        flags = os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK
+        if self.noatime:
+            try:
+                return os.open(path, flags | _O_NOATIME)
+            except PermissionError as exc:
+                if exc.errno != errno.EPERM:
+                    raise
+                self.noatime = False
+                result.events.append(
+                    {
+                        "event": "noatime-not-permitted",
+                        "path": _text(path),
+                        "detail": "O_NOATIME needs file ownership or CAP_FOWNER; reading "
+                        "without it from now on in this worker",
+                    }
+                )
+        return os.open(path, flags)
+
+    def _copy(
+        self, path: bytes, original: bytes, before: Meta, item: dict[str, Any], result: BatchResult
+    ) -> None:
+        try:
+            fd = self._open_source(path, result)
+        except OSError as exc:
+            item.update(status="error", error=_reason(exc))
+            return
+        try:
+            at_open = self.stat.fstat(fd)
+            if at_open.inode != before.inode or at_open.device != before.device or at_open.kind != "file":
+                item.update(status="error", error="replaced between stat and open")
+                return
+            os.set_blocking(fd, True)
+            rel = stored_path(original)
+            dest = self.config.bundle + b"/" + rel.encode()
+            out = self._create(dest)
+            try:
+                digest, total = self._pump(fd, out, before.size)
+                after = self.stat.fstat(fd)
+                os.utime(out, ns=(before.atime_ns, before.mtime_ns))
+                if self.config.immutable and self.immutable_problem is None:
+                    self.immutable_problem = add_flags(out, FS_IMMUTABLE_FL)
+                    if self.immutable_problem:
+                        result.events.append(
+                            {"event": "immutable-flag-unavailable", "detail": self.immutable_problem}
+                        )
+            finally:
+                os.close(out)
+            item.update(stored_as=rel, sha256=digest, size=total)
+            changes = _changes(before, after, total)
+            if changes:
+                item.update(status="changed", note="; ".join(changes))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise BundleError(
+                    f"cannot write the copy of {_text(original)}: {exc.strerror}",
+                    "free space on the output disk or choose another --out",
+                ) from exc
+            item.update(status="error", error=_reason(exc), stored_as=None, sha256=None)
+        finally:
+            os.close(fd)
+
+    def _create(self, dest: bytes) -> int:
+        parent = dest.rsplit(b"/", 1)[0]
+        if parent not in self.made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self.made_dirs.add(parent)
+        return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o444)
+
+    def _pump(self, fd: int, out: int, expected: int) -> tuple[str, int]:
+        h = hashlib.sha256()
+        buf, view = self.buf, self.view
+        total = 0
+        while True:
+            n = os.readv(fd, [buf])
+            if n == 0:
+                break
+            chunk = view[:n]
+            h.update(chunk)
+            written = 0
+            while written < n:
+                written += os.write(out, chunk[written:])
+            total += n
+            if n < BUFFER and total >= expected:
+                break  # short read at the expected size is EOF; a later growth shows in fstat
+        return h.hexdigest(), total
+
+
+_FIELDS = (
+    "id",
+    "kind",
+    "collector",
+    "source_path",
+    "stored_as",
+    "size",
+    "sha256",
+    "mode",
+    "uid",
+    "gid",
+    "owner",
+    "group",
+    "inode",
+    "device",
+    "nlink",
+    "mtime_ns",
+    "atime_ns",
+    "ctime_ns",
+    "birthtime_ns",
+    "mtime",
+    "atime",
+    "ctime",
+    "birthtime",
+    "acquired_start",
+    "acquired_end",
+    "link_target",
+    "status",
+    "error",
+    "note",
+)
+
+
+def _fill_meta(item: dict[str, Any], meta: Meta, names: tuple[str | None, str | None]) -> None:
+    item.update(
+        mode=meta.mode,
+        uid=meta.uid,
+        gid=meta.gid,
+        owner=names[0],
+        group=names[1],
+        inode=meta.inode,
+        device=meta.device,
+        nlink=meta.nlink,
+        size=meta.size,
+        mtime_ns=meta.mtime_ns,
+        atime_ns=meta.atime_ns,
+        ctime_ns=meta.ctime_ns,
+        birthtime_ns=meta.birthtime_ns,
+        mtime=rfc3339_ns(meta.mtime_ns),
+        atime=rfc3339_ns(meta.atime_ns),
+        ctime=rfc3339_ns(meta.ctime_ns),
+        birthtime=rfc3339_ns(meta.birthtime_ns),
+    )
+
+
+def _changes(before: Meta, after: Meta, read: int) -> list[str]:
+    out = []
+    if read != before.size:
+        out.append(f"read {read} bytes but the file had {before.size} when stat'ed")
+    if after.size != before.size:
+        out.append(f"size changed from {before.size} to {after.size} while reading")
+    if after.mtime_ns != before.mtime_ns:
+        out.append(f"mtime changed from {rfc3339_ns(before.mtime_ns)} to {rfc3339_ns(after.mtime_ns)}")
+    if after.ctime_ns != before.ctime_ns and after.mtime_ns == before.mtime_ns:
+        out.append(f"ctime changed from {rfc3339_ns(before.ctime_ns)} to {rfc3339_ns(after.ctime_ns)}")
+    return out
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "vanished"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "became a symlink (not followed)"
+    return (exc.strerror or str(exc)).lower()
+
+
+_worker: Acquirer | None = None
+
+
+def _init_worker(config: WorkerConfig) -> None:
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides what an interrupt means
+    _worker = Acquirer(config)
+
+
+def _run_batch(batch: list[Task]) -> BatchResult:
+    assert _worker is not None
+    return _worker.run(batch)
+
+
+# ---------------------------------------------------------------- main side
+def acquire(
+    writer: BundleWriter,
+    sources: list[Source],
+    *,
+    workers: int | None = None,
+    progress: ProgressSink | None = None,
+    resolve_names: bool = True,
+) -> AcquireStats:
+    """Acquire every source into the bundle; items and manifest lines stream out in id order."""
+    progress = progress or ProgressSink()
+    stats = AcquireStats()
+    config = WorkerConfig(os.fsencode(writer.path), sources, writer.immutable, resolve_names)
+    workers = max(1, workers or os.cpu_count() or 1)
+    first_link: dict[tuple[int, int], int] = {}
+
+    def walk_error(path: bytes, why: str) -> None:
+        writer.log.warning("directory-unreadable", path=_text(path), error=why)
+
+    def handle(res: BatchResult) -> None:
+        lines = res.lines
+        if res.links:
+            lines = _note_links(lines, res.links, first_link)
+        writer.append_items(lines, res.manifest, res.files, res.bytes)
+        for status, kind, collector in res.statuses:
+            stats.items += 1
+            stats.by_status[status] = stats.by_status.get(status, 0) + 1
+            stats.by_kind[kind] = stats.by_kind.get(kind, 0) + 1
+            stats.by_collector[collector] = stats.by_collector.get(collector, 0) + 1
+        stats.files += res.files
+        stats.bytes += res.bytes
+        for event in res.events:
+            name = event.pop("event")
+            writer.log.warning(name, **event)
+        progress.advance(len(res.statuses), res.bytes)
+
+    work = batches(walk(sources, walk_error), writer.next_id, progress)
+    if workers == 1:
+        _init_worker(config)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for batch in work:
+            handle(_run_batch(batch))
+        return stats
+    ctx = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config,))
+    window: deque[Future[BatchResult]] = deque()
+    try:
+        for batch in work:
+            window.append(pool.submit(_run_batch, batch))
+            while len(window) > 3 * workers:
+                handle(window.popleft().result())
+        while window:
+            handle(window.popleft().result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return stats
+
+
+def _note_links(lines: bytes, links: list[tuple[int, int, int]], first: dict[tuple[int, int], int]) -> bytes:
+    """Hard links are copied like any file, and noted so the shared inode is visible."""
+    notes: dict[str, str] = {}
+    for item_id, device, inode in links:
+        key = (device, inode)
+        if key in first:
+            notes[f"{item_id:08d}"] = f"hard link: shares inode with item {first[key]:08d}"
+        else:
+            first[key] = item_id
+    if not notes:
+        return lines
+    out = []
+    for line in lines.splitlines(keepends=True):
+        item = json.loads(line)
+        if item["id"] in notes:
+            item["note"] = "; ".join(filter(None, [item.get("note"), notes[item["id"]]]))
+            line = (
+                json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+            )
+        out.append(line)
+    return b"".join(out)

@@ -1,0 +1,62 @@
+"""BagIt 1.0 (RFC 8493) tag files as sealbox writes and reads them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+MANIFEST = "manifest-sha256.txt"
+TAGMANIFEST = "tagmanifest-sha256.txt"
+SIG = "tagmanifest-sha256.txt.sig"
+MINISIG = "tagmanifest-sha256.txt.minisig"
+TSR = "tagmanifest-sha256.txt.tsr"
+CONTINUATION = "custody/continuation.jsonl"
+# Tag files outside the tagmanifest: the signatures over it, the timestamp, and the live log.
+NOT_IN_TAGMANIFEST = frozenset({TAGMANIFEST, SIG, MINISIG, TSR, CONTINUATION})
+
+
+def bag_info_text(fields: list[tuple[str, str]]) -> bytes:
+    lines = []
+    for label, value in fields:
+        clean = " ".join(str(value).split())  # one line per field, no CR/LF smuggled in
+        lines.append(f"{label}: {clean}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def parse_bag_info(data: bytes) -> dict[str, str]:
+    info: dict[str, str] = {}
+    last = None
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line[:1] in (" ", "\t") and last:
+            info[last] += " " + line.strip()
+            continue
+        label, sep, value = line.partition(":")
+        if sep:
+            last = label.strip()
+            info[last] = value.strip()
+    return info
+
+
+def parse_manifest(data: bytes) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, path, hash) per line; hash None when the line is malformed."""
+    for number, raw in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+        digest, sep, path = raw.partition("  ")
+        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            yield number, raw, None
+            continue
+        yield number, path, digest
+
+
+def tag_files(bundle: Path) -> list[str]:
+    """Every tag file that belongs in the tagmanifest, sorted, as bag-relative paths."""
+    out = []
+    for path in sorted(bundle.rglob("*")):
+        rel = path.relative_to(bundle).as_posix()
+        if rel == "data" or rel.startswith("data/") or path.is_dir() or rel in NOT_IN_TAGMANIFEST:
+            continue
+        out.append(rel)
+    return out

@@ -1,0 +1,344 @@
+"""Writing one bundle: write-once files in `<name>.incomplete/`, then seal and rename."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import os
+import re
+import socket
+import sys
+import uuid
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import structlog
+
+from manifest import TOOL_NAME, __version__, bagit
+from manifest.custody import CONTINUATION, CUSTODY, CustodyWriter
+from manifest.errors import BundleError, UsageError
+from manifest.hashing import sha256_file
+from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from manifest.keys import Signer
+
+CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+INCOMPLETE = ".incomplete"
+_FS_IMMUTABLE_FL = 0x10
+_FS_APPEND_FL = 0x20
+
+
+def check_case_id(case: str) -> str:
+    if not CASE_ID.match(case):
+        raise UsageError(
+            f"case id '{case}' is not usable in a file name",
+            "use letters, digits, '.', '_' or '-', e.g. OKC-2026-0042",
+        )
+    return case
+
+
+def safe_host(host: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "-", host)[:63] or "host"
+
+
+def _write_once(path: Path, data: bytes, mode: int = 0o444) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _syncfs(path: Path) -> None:
+    """One durability barrier for everything written to the bundle's filesystem."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    except (OSError, AttributeError):
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+class BundleWriter:
+    """Builds one bundle. Every file is created with O_EXCL and read-only; nothing is rewritten."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        case: str,
+        signer: Signer,
+        host: str | None = None,
+        organization: str = "",
+        contact: str = "",
+        root: Path | None = None,
+        immutable: bool | None = None,
+        extra_info: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.case = check_case_id(case)
+        self.signer = signer
+        self.host = host or socket.gethostname()
+        self.started_ns = now_ns()
+        self.bundle_id = str(uuid.uuid4())
+        self.name = f"{self.case}_{safe_host(self.host)}_{compact_utc(self.started_ns)}"
+        self.organization = organization or signer.identity.organization
+        self.contact = contact or signer.identity.name
+        self.root = root
+        self.extra_info = extra_info or []
+        self.immutable = (
+            os.geteuid() == 0 and sys.platform.startswith("linux") if immutable is None else immutable
+        )
+        if not out_dir.is_dir():
+            raise UsageError(
+                f"output directory {out_dir} does not exist", "create it or choose another --out"
+            )
+        self.final_path = out_dir / self.name
+        self.path = out_dir / (self.name + INCOMPLETE)
+        for existing in (self.final_path, self.path):
+            if existing.exists():
+                raise UsageError(
+                    f"{existing} already exists", "never overwrite evidence: choose another --out"
+                )
+        try:
+            self.path.mkdir()
+        except OSError as exc:
+            raise BundleError(f"cannot create {self.path}: {exc.strerror}") from exc
+        for sub in ("data/files", "data/volatile", "metadata", "custody", "keys"):
+            (self.path / sub).mkdir(parents=True)
+        self._ids = 0
+        self._items = self._open("metadata/items.jsonl")
+        self._manifest = self._open(bagit.MANIFEST)
+        self._log_file = self._open("metadata/acquisition-log.jsonl")
+        self.log = structlog.wrap_logger(
+            structlog.WriteLogger(self._log_file_text()),
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(sort_keys=True),
+            ],
+        ).bind(bundle=self.bundle_id, case=self.case)
+        self.custody = CustodyWriter(
+            self.path / CUSTODY, case=self.case, bundle=self.bundle_id, signer=signer
+        )
+        self.payload_files = 0
+        self.payload_bytes = 0
+        self.sealed = False
+
+    # -- write-once files ----------------------------------------------------------
+    def _open(self, rel: str) -> IO[bytes]:
+        fd = os.open(self.path / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        return os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def _log_file_text(self) -> IO[str]:
+        import io
+
+        return io.TextIOWrapper(self._log_file, encoding="utf-8", write_through=True)
+
+    def next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def append_items(self, lines: bytes, manifest_lines: bytes, files: int, nbytes: int) -> None:
+        """Items in id order, with the manifest lines of those that have a payload copy."""
+        self._items.write(lines)
+        self._manifest.write(manifest_lines)
+        self.payload_files += files
+        self.payload_bytes += nbytes
+
+    def add_volatile(self, name: str, data: Any) -> dict[str, Any]:
+        """A volatile snapshot as `data/volatile/<name>.json` and its own item."""
+        if not re.match(r"^[a-z0-9][a-z0-9_-]*$", name):
+            raise BundleError(f"volatile section name '{name}' is not a simple name")
+        start = now_ns()
+        body = (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
+        rel = f"data/volatile/{name}.json"
+        _write_once(self.path / rel, body)
+        digest = hashlib.sha256(body).hexdigest()
+        item: dict[str, Any] = {
+            "id": f"{self.next_id():08d}",
+            "kind": "volatile",
+            "collector": f"volatile/{name}",
+            "source_path": f"volatile:{name}",
+            "stored_as": rel,
+            "size": len(body),
+            "sha256": digest,
+            "status": "ok",
+            "acquired_start": rfc3339_ns(start),
+            "acquired_end": rfc3339_ns(now_ns()),
+        }
+        for key in (
+            "mode",
+            "uid",
+            "gid",
+            "owner",
+            "group",
+            "inode",
+            "device",
+            "nlink",
+            "mtime_ns",
+            "atime_ns",
+            "ctime_ns",
+            "birthtime_ns",
+            "mtime",
+            "atime",
+            "ctime",
+            "birthtime",
+            "link_target",
+            "error",
+            "note",
+        ):
+            item[key] = None
+        self.append_items(
+            json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n",
+            f"{digest}  {rel}\n".encode(),
+        )
+        return item
+
+    @contextlib.contextmanager
+    def open_metadata(self, name: str) -> Iterator[IO[bytes]]:
+        """A new `metadata/<name>` to stream into; read-only once closed."""
+        path = self.path / "metadata" / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            yield f
+        path.chmod(0o444)
+
+    def write_metadata(self, name: str, data: bytes) -> Path:
+        path = self.path / "metadata" / name
+        _write_once(path, data)
+        return path
+
+    @property
+    def items_path(self) -> Path:
+        return self.path / "metadata" / "items.jsonl"
+
+    def finish_items(self) -> Path:
+        """Close items.jsonl and the payload manifest: nothing more is acquired after this."""
+        for f, rel in ((self._items, "metadata/items.jsonl"), (self._manifest, bagit.MANIFEST)):
+            if not f.closed:
+                f.close()
+                (self.path / rel).chmod(0o444)
+        return self.items_path
+
+    # -- sealing ------------------------------------------------------------------
+    def seal(self, counts: dict[str, Any], *, views: bool = True) -> Path:
+        """Write the tag files, sign, lock down, and rename: the last step makes it sealed."""
+        self.finish_items()
+        if views:
+            from manifest.views import write_views
+
+            write_views(self, self.items_path)
+        manifest_hash = sha256_file(self.path / bagit.MANIFEST)
+        oxum = f"{self.payload_bytes}.{self.payload_files}"
+        self.custody.add(
+            "sealed",
+            {
+                "manifest_sha256": manifest_hash,
+                "payload_oxum": oxum,
+                "counts": counts,
+                "bundle_name": self.name,
+            },
+        )
+        self.custody.close()
+        (self.path / CUSTODY).chmod(0o444)
+        _write_once(self.path / CONTINUATION, b"", 0o644)
+        _write_once(self.path / "keys/signer.pub.pem", self._public_pem())
+        _write_once(self.path / "keys/signer.minisign.pub", self._minisign_pub())
+        _write_once(self.path / "bagit.txt", bagit.BAGIT_TXT)
+        _write_once(self.path / "bag-info.txt", bagit.bag_info_text(self._bag_info(oxum)))
+        self.log.info("sealing", manifest_sha256=manifest_hash, payload_oxum=oxum, immutable=self.immutable)
+        self._log_file.close()
+        (self.path / "metadata/acquisition-log.jsonl").chmod(0o444)
+        _syncfs(self.path)
+        tag_lines = "".join(f"{sha256_file(self.path / rel)}  {rel}\n" for rel in bagit.tag_files(self.path))
+        tagmanifest = tag_lines.encode()
+        _write_once(self.path / bagit.TAGMANIFEST, tagmanifest)
+        _write_once(self.path / bagit.SIG, self.signer.sign(tagmanifest))
+        comment = f"sealbox bundle {self.bundle_id} case {self.case}"
+        _write_once(self.path / bagit.MINISIG, self.signer.minisign(tagmanifest, comment).encode())
+        self._lock_down()
+        self.path.rename(self.final_path)
+        dir_fd = os.open(self.final_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self.sealed = True
+        return self.final_path
+
+    def _public_pem(self) -> bytes:
+        from manifest.keys import public_pem
+
+        return public_pem(self.signer.public)
+
+    def _minisign_pub(self) -> bytes:
+        from manifest.minisign import public_key_file
+
+        return public_key_file(self.signer.public.public_bytes_raw()).encode()
+
+    def _bag_info(self, oxum: str) -> list[tuple[str, str]]:
+        fields = [
+            ("Source-Organization", self.organization or "unknown"),
+            ("Contact-Name", self.contact or "unknown"),
+            ("External-Identifier", self.case),
+            ("Bagging-Date", rfc3339_ns(self.started_ns)[:10]),  # type: ignore[index]
+            ("Payload-Oxum", oxum),
+            ("Bag-Software-Agent", f"{TOOL_NAME} {__version__}"),
+            ("Sealbox-Format", "1"),
+            ("Sealbox-Bundle-Id", self.bundle_id),
+            ("Sealbox-Host", self.host),
+            ("Sealbox-Signer-Fingerprint", self.signer.fingerprint),
+        ]
+        if self.root is not None:
+            fields.append(("Sealbox-Root", str(self.root)))
+        return fields + self.extra_info
+
+    def _lock_down(self) -> None:
+        """Directories read-only; on Linux as root the immutable / append-only inode flags."""
+        from collectors.fsmeta import add_flags
+
+        problems: set[str] = set()
+        if self.immutable:
+            for rel in [*bagit.tag_files(self.path), bagit.TAGMANIFEST, bagit.SIG, bagit.MINISIG]:
+                fd = os.open(self.path / rel, os.O_RDONLY)
+                try:
+                    why = add_flags(fd, _FS_IMMUTABLE_FL)
+                finally:
+                    os.close(fd)
+                if why:
+                    problems.add(why)
+                    break
+            fd = os.open(self.path / CONTINUATION, os.O_RDONLY)
+            try:
+                add_flags(fd, _FS_APPEND_FL)
+            finally:
+                os.close(fd)
+        dirs = [self.path / d for d in ("data/volatile", "metadata", "custody", "keys")]
+        for root, subdirs, _files in os.walk(self.path / "data/files", topdown=False):
+            dirs.extend(Path(root) / d for d in subdirs)
+        dirs += [self.path / "data/files", self.path / "data", self.path]
+        for d in dirs:
+            d.chmod(0o555)
+
+    def abort(self, reason: str) -> None:
+        """Leave the unsealed `.incomplete` directory as it is, with the reason logged."""
+        with contextlib.suppress(Exception):
+            self.log.error("collection-aborted", reason=reason)
+        for f in (self._items, self._manifest):
+            with contextlib.suppress(Exception):
+                f.close()
+        with contextlib.suppress(Exception):
+            self.custody.close()
+        with contextlib.suppress(Exception):
+            self._log_file.close()

@@ -1,0 +1,78 @@
+"""minisign's public-key and prehashed signature formats, so `minisign -V` checks our Ed25519 keys."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+_PUB_ALG = b"Ed"
+_PREHASHED_SIG_ALG = b"ED"
+
+
+def key_id(raw_public: bytes) -> bytes:
+    """An 8-byte key id derived from the public key (minisign only compares it)."""
+    return hashlib.sha256(raw_public).digest()[:8]
+
+
+def _id_text(kid: bytes) -> str:
+    return kid[::-1].hex().upper()  # minisign prints the id as a little-endian u64
+
+
+def public_key_file(raw_public: bytes) -> str:
+    """Content of a `minisign.pub` file for this key."""
+    kid = key_id(raw_public)
+    blob = base64.b64encode(_PUB_ALG + kid + raw_public).decode()
+    return f"untrusted comment: minisign public key {_id_text(kid)}\n{blob}\n"
+
+
+def sign_prehashed(private: Ed25519PrivateKey, message: bytes, trusted_comment: str) -> str:
+    """Content of a `.minisig` file: BLAKE2b-512 prehashed signature plus signed trusted comment."""
+    if "\n" in trusted_comment or "\r" in trusted_comment:
+        raise ValueError("a minisign trusted comment must be one line")
+    raw_public = private.public_key().public_bytes_raw()
+    kid = key_id(raw_public)
+    signature = private.sign(hashlib.blake2b(message, digest_size=64).digest())
+    comment = trusted_comment.encode()
+    global_sig = private.sign(signature + comment)
+    return (
+        f"untrusted comment: signature from sealbox key {_id_text(kid)}\n"
+        f"{base64.b64encode(_PREHASHED_SIG_ALG + kid + signature).decode()}\n"
+        f"trusted comment: {trusted_comment}\n"
+        f"{base64.b64encode(global_sig).decode()}\n"
+    )
+
+
+def verify_prehashed(public_file: str, signature_file: str, message: bytes) -> str | None:
+    """Check a `.minisig` against a `minisign.pub`; None when valid, else what is wrong."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        pub_blob = base64.b64decode(public_file.splitlines()[1])
+        lines = signature_file.splitlines()
+        sig_blob = base64.b64decode(lines[1])
+        comment = lines[2].removeprefix("trusted comment: ").encode()
+        global_sig = base64.b64decode(lines[3])
+    except (IndexError, ValueError):
+        return "minisign files are malformed"
+    if pub_blob[:2] != _PUB_ALG or len(pub_blob) != 42 or len(sig_blob) != 74:
+        return "minisign files are malformed"
+    if sig_blob[:2] != _PREHASHED_SIG_ALG:
+        return "signature is not prehashed (ED)"
+    if sig_blob[2:10] != pub_blob[2:10]:
+        return "signature was made by another key id"
+    public = Ed25519PublicKey.from_public_bytes(pub_blob[10:])
+    signature = sig_blob[10:]
+    try:
+        public.verify(signature, hashlib.blake2b(message, digest_size=64).digest())
+    except InvalidSignature:
+        return "signature does not match the file"
+    try:
+        public.verify(global_sig, signature + comment)
+    except InvalidSignature:
+        return "trusted comment signature is invalid"
+    return None

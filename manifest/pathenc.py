@@ -1,0 +1,62 @@
+"""Stored payload names (SPEC §1): original path bytes -> a portable, manifest-safe bag path."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Bytes that are always escaped; anything >= 0x80 takes the slow path (UTF-8 check, C1 controls).
+_UNSAFE = re.compile(rb'[\x00-\x1f\x7f%=<>:"\\|?*\x80-\xff]')
+_SPECIAL = frozenset('%=<>:"\\|?*')
+_DRIVE = re.compile(rb"^([A-Za-z]):[\\/]")
+
+
+def _escape(data: bytes) -> str:
+    return "".join(f"={b:02X}" for b in data)
+
+
+def encode_component(name: bytes) -> str:
+    """One path component, escaped so it is valid UTF-8 without controls or Windows-illegal chars."""
+    if not _UNSAFE.search(name):
+        return name.decode("ascii")
+    out: list[str] = []
+    i = 0
+    n = len(name)
+    while i < n:
+        b = name[i]
+        if b < 0x80:
+            ch = chr(b)
+            out.append(_escape(name[i : i + 1]) if b < 0x20 or b == 0x7F or ch in _SPECIAL else ch)
+            i += 1
+            continue
+        length = 2 if 0xC2 <= b <= 0xDF else 3 if 0xE0 <= b <= 0xEF else 4 if 0xF0 <= b <= 0xF4 else 0
+        chunk = name[i : i + length] if length else b""
+        try:
+            ch = chunk.decode("utf-8") if length and len(chunk) == length else ""
+        except UnicodeDecodeError:
+            ch = ""
+        if not ch:
+            out.append(_escape(name[i : i + 1]))
+            i += 1
+            continue
+        out.append(_escape(chunk) if unicodedata.category(ch) == "Cc" else ch)
+        i += length
+    return "".join(out)
+
+
+def stored_path(original: bytes) -> str:
+    """`/var/log/a b` -> `data/files/var/log/a b`; `C:\\Users\\x` -> `data/files/C/Users/x`."""
+    drive = _DRIVE.match(original)
+    if drive:
+        rest = original[drive.end() :].replace(b"\\", b"/")
+        parts = [drive.group(1).upper()] + [p for p in rest.split(b"/") if p]
+        return "data/files/" + "/".join([parts[0].decode()] + [encode_component(p) for p in parts[1:]])
+    parts = [p for p in original.split(b"/") if p and p != b"."]
+    if any(p == b".." for p in parts):
+        raise ValueError(f"path {original!r} holds '..'")
+    return "data/files/" + "/".join(encode_component(p) for p in parts)
+
+
+def decode_component(text: str) -> bytes:
+    """Inverse of `encode_component` (for tests and investigators' tools)."""
+    return re.sub(rb"=([0-9A-F]{2})", lambda m: bytes([int(m.group(1), 16)]), text.encode("utf-8"))

@@ -1,0 +1,209 @@
+"""Bad input: one clear line, a non-zero exit, no traceback, and evidence never lost or altered."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from collectors.acquire import Source
+from collectors.collection import CollectionRequest, run_collection
+from manifest.keys import KeyStore
+from tests.builders import collect, make_key, snapshot_times
+from tests.conftest import REPO, clear_flags, require_root
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert text in proc.stderr, proc.stderr
+
+
+def test_path_that_does_not_exist(cli, out_dir):
+    make_key(cli)
+    proc = cli("collect", "--case", "C-1", "--out", out_dir, out_dir.parent / "no-such-file")
+    one_line_error(proc, 2, "does not exist")
+    assert list(out_dir.iterdir()) == []
+
+
+def test_output_directory_missing_or_a_file(cli, tmp_path):
+    make_key(cli)
+    src = tmp_path / "f"
+    src.write_text("x")
+    one_line_error(cli("collect", "--case", "C-1", "--out", tmp_path / "nope", src), 2, "does not exist")
+    one_line_error(cli("collect", "--case", "C-1", "--out", src, src), 2, "")
+
+
+def test_existing_bundle_is_never_overwritten(cli, tmp_path, out_dir):
+    make_key(cli)
+    store = KeyStore(cli.home)
+    src = tmp_path / "f"
+    src.write_text("x")
+    source = Source(os.fsencode(src), os.fsencode(src), "files/test")
+    request = CollectionRequest("C-1", out_dir, store.load_signer(None), [source], host="h")
+    first = run_collection(request).bundle
+    # Same case, host and second: the name exists, so the second run must refuse.
+    for _ in range(50):
+        try:
+            run_collection(request)
+        except Exception as exc:
+            assert "already exists" in str(exc)
+            break
+    else:
+        raise AssertionError("second collection in the same second did not refuse")
+    assert first.is_dir()
+
+
+def test_bad_arguments_exit_2(cli, tmp_path):
+    make_key(cli)
+    src = tmp_path / "f"
+    src.write_text("x")
+    one_line_error(cli("collect", "--case", "a/b", "--out", tmp_path, src), 2, "case id")
+    one_line_error(
+        cli("collect", "--case", "C", "--out", tmp_path, "--max-file-size", "lots", src), 2, "not a size"
+    )
+    one_line_error(
+        cli("collect", "--case", "C", "--out", tmp_path, "--since", "yesterday", src), 2, "not a date"
+    )
+    assert cli("collect", "--case", "C", "--out", tmp_path).returncode == 2
+    assert cli("no-such-command").returncode == 2
+
+
+def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir):
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):  # sparse: quick to make, slow enough to read and hash
+        with open(src / f"disk{i}.img", "wb") as f:
+            f.truncate(1 << 30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "collect", "--case", "C-INT", "--out", str(out_dir), str(src)],
+        env=cli.env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(out_dir.glob("*.incomplete/data/files/*")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "interrupted" in stderr and ".incomplete" in stderr and "Traceback" not in stderr
+    names = [p.name for p in out_dir.iterdir()]
+    assert len(names) == 1 and names[0].endswith(".incomplete"), names
+    assert cli("verify", out_dir / names[0]).returncode == 1
+
+
+def test_full_disk_stops_with_clear_error_and_source_untouched(cli, tmp_path):
+    require_root()
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(4 << 20))
+    before = snapshot_times(src)
+    small = tmp_path / "small-disk"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        proc = cli("collect", "--case", "C-FULL", "--out", small, src)
+        assert proc.returncode == 1, proc.stderr
+        assert "No space left on device" in proc.stderr and "nothing was sealed" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert all(p.name.endswith(".incomplete") for p in small.iterdir())
+    finally:
+        clear_flags(small)
+        subprocess.run(["umount", str(small)], check=False)
+    assert snapshot_times(src) == before
+
+
+@pytest.fixture
+def world_traversable_tmp():
+    """pytest's own tmp dirs are 0700 under root: an unprivileged child could not reach them."""
+    path = Path(tempfile.mkdtemp(prefix="sealbox-test-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    clear_flags(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_unreadable_source_is_an_error_item_and_the_run_goes_on(world_traversable_tmp):
+    """Runs the library in a child that dropped to `nobody`: root can read everything."""
+    require_root()
+    tmp_path = world_traversable_tmp
+    src, out = tmp_path / "src", tmp_path / "out"
+    for d in (src, out):
+        d.mkdir()
+    (src / "readable.txt").write_text("ok\n")
+    secret = src / "secret.txt"
+    secret.write_text("root only\n")
+    secret.chmod(0o600)
+    locked = src / "locked-dir"
+    locked.mkdir(mode=0o700)
+    (locked / "inside.txt").write_text("x")
+    os.chown(out, 65534, 65534)
+    store = KeyStore(tmp_path / "home")
+    store.generate("N", "r", "o")
+    signer = store.load_signer(None)
+    request = CollectionRequest(
+        "C-PERM", out, signer, [Source(os.fsencode(src), os.fsencode(src), "files/test")]
+    )
+    # The child cannot read this Python's install under /root: import what it will need first.
+    import concurrent.futures.process  # noqa: F401
+    import multiprocessing.popen_fork
+    import multiprocessing.synchronize  # noqa: F401
+
+    import manifest.views  # noqa: F401
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: become nobody, collect, report the bundle path
+        code = 1
+        try:
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            os.write(write_end, str(run_collection(request).bundle).encode())
+            code = 0
+        except BaseException as exc:
+            os.write(2, f"child failed: {exc!r}\n".encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    bundle = Path(os.read(read_end, 4096).decode())
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    items = {
+        json.loads(line)["source_path"]: json.loads(line)
+        for line in (bundle / "metadata/items.jsonl").read_text().splitlines()
+    }
+    assert items[str(secret)]["status"] == "error"
+    assert items[str(secret)]["error"] == "permission denied"
+    assert items[str(src / "readable.txt")]["status"] == "ok"
+    assert str(locked / "inside.txt") not in items
+    log = (bundle / "metadata/acquisition-log.jsonl").read_text()
+    assert "directory-unreadable" in log and "locked-dir" in log
+    assert "noatime-not-permitted" in log  # nobody does not own the sources
+
+
+def test_resumed_names_and_json_summary(cli, tmp_path, out_dir):
+    make_key(cli)
+    src = tmp_path / "f.txt"
+    src.write_text("hello")
+    proc = cli("collect", "--case", "C-J", "--out", out_dir, "--json", src, check=True)
+    summary = json.loads(proc.stdout)
+    assert summary["payload_files"] == 1 and summary["by_status"] == {"ok": 1}
+    assert Path(summary["bundle"]).is_dir()
+    bundle = collect(cli, out_dir, src, case="C-K")
+    assert bundle.name.startswith("C-K_")

@@ -1,0 +1,96 @@
+"""Key store: generate, list, show, export, trust; refusals each one line with the right exit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+from tests.builders import make_key
+from tests.conftest import require_tool
+
+
+def test_generate_list_show_export_trust_untrust(cli, tmp_path):
+    fp = make_key(cli)
+    listed = json.loads(cli("keys", "list", "--json", check=True).stdout)
+    assert listed == [
+        {
+            "type": "own",
+            "name": "Ann Example",
+            "role": "IT responder",
+            "organization": "City IT",
+            "fingerprint": fp,
+            "encrypted": False,
+        }
+    ]
+    shown = cli("keys", "show", fp[7:19], check=True).stdout
+    assert fp in shown and "BEGIN PUBLIC KEY" in shown
+    out = tmp_path / "pub"
+    cli("keys", "export-public", fp, "--out", out, check=True)
+    assert sorted(p.name for p in out.iterdir()) == ["identity.json", "minisign.pub", "public.pem"]
+    private = next((cli.home / "keys").iterdir()) / "private.pem"
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert b"PRIVATE KEY" in private.read_bytes()
+    assert not any(b"PRIVATE" in p.read_bytes() for p in out.iterdir())
+
+    other = cli.__class__(tmp_path / "other-home")
+    trusted = other("keys", "trust", out / "public.pem", check=True)
+    assert fp in trusted.stdout and "Ann Example" in trusted.stdout
+    assert json.loads(other("keys", "list", "--json", check=True).stdout)[0]["type"] == "trusted"
+    other("keys", "untrust", fp, check=True)
+    assert json.loads(other("keys", "list", "--json", check=True).stdout) == []
+
+
+def test_fingerprint_is_sha256_of_raw_public_key_per_openssl(cli):
+    openssl = require_tool("openssl")
+    fp = make_key(cli)
+    pem = next((cli.home / "keys").iterdir()) / "public.pem"
+    der = subprocess.run(
+        [openssl, "pkey", "-pubin", "-in", str(pem), "-outform", "DER"], capture_output=True, check=True
+    ).stdout
+    assert fp == "SHA256:" + hashlib.sha256(der[-32:]).hexdigest()
+
+
+def test_encrypted_key_wrong_and_missing_passphrase(cli, tmp_path):
+    good = tmp_path / "pass"
+    good.write_text("correct horse\n")
+    bad = tmp_path / "wrong"
+    bad.write_text("battery staple\n")
+    make_key(cli, passphrase_file=good)
+    assert b"ENCRYPTED" in next((cli.home / "keys").iterdir()).joinpath("private.pem").read_bytes()
+    src = tmp_path / "f.txt"
+    src.write_text("x")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli("collect", "--case", "C-1", "--out", out, "--passphrase-file", bad, src)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "wrong passphrase" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = cli("collect", "--case", "C-1", "--out", out, src)
+    assert proc.returncode == 1 and "is encrypted" in proc.stderr
+    assert list(out.iterdir()) == []
+    cli("collect", "--case", "C-1", "--out", out, "--passphrase-file", good, src, check=True)
+
+
+def test_group_readable_private_key_is_refused(cli, tmp_path):
+    make_key(cli)
+    private = next((cli.home / "keys").iterdir()) / "private.pem"
+    private.chmod(0o640)
+    src = tmp_path / "f.txt"
+    src.write_text("x")
+    proc = cli("collect", "--case", "C-1", "--out", tmp_path, src)
+    assert proc.returncode == 1
+    assert "readable by group or others" in proc.stderr and "chmod 600" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_and_unknown_key(cli, tmp_path):
+    src = tmp_path / "f.txt"
+    src.write_text("x")
+    proc = cli("collect", "--case", "C-1", "--out", tmp_path, src)
+    assert proc.returncode == 1 and "no signing key" in proc.stderr and "keys generate" in proc.stderr
+    make_key(cli)
+    proc = cli("collect", "--case", "C-1", "--out", tmp_path, "--key", "SHA256:" + "ab" * 32, src)
+    assert proc.returncode == 1 and "no key" in proc.stderr
+    proc = cli("keys", "show", "not-hex!")
+    assert proc.returncode == 2 and "not a key fingerprint" in proc.stderr
