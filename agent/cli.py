@@ -25,9 +25,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 def _register() -> None:
     # Explicit registration: each command group lives in its own module under agent/commands/.
-    from agent.commands import isolate
+    from agent.commands import collect, isolate, keys, verify
 
-    for module in (isolate,):
+    for module in (keys, collect, verify, isolate):
         for command in module.COMMANDS:
             cli.add_command(command)
 

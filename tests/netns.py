@@ -46,25 +46,38 @@ _SITE: list[Path] = []
 
 
 def unprivileged_site() -> Path:
-    """A world-readable copy of sealbox's dependencies, for runs as user `nobody` when the
-    interpreter's own site-packages are not readable by it (e.g. under /root/.pyenv)."""
+    """A world-readable copy of the third-party packages the CLI imports, for runs as user
+    `nobody` when the interpreter's site-packages are not readable by it (e.g. /root/.pyenv)."""
     if _SITE:
         return _SITE[0]
+    import atexit
     import shutil
+    import sysconfig
     import tempfile
 
-    import click
-    import psutil
-    import structlog
-
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    platlib = Path(sysconfig.get_paths()["platlib"])
+    listing = subprocess.run(
+        [sys.executable, "-c", "import sys, agent.cli; agent.cli._register(); "
+         "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
+         "if getattr(m, '__file__', None)))"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout.splitlines()
+    tops: set[Path] = set()
+    for name in listing:
+        path = Path(name)
+        for lib in (purelib, platlib):
+            if path.is_relative_to(lib):
+                tops.add(lib / path.relative_to(lib).parts[0])
     site = Path(tempfile.mkdtemp(prefix="sealbox-site-"))
-    for module in (click, psutil, structlog):
-        src = Path(module.__file__ or "").parent
-        shutil.copytree(src, site / src.name)
+    for top in tops:
+        if top.is_dir():
+            shutil.copytree(top, site / top.name)
+        else:
+            shutil.copy2(top, site / top.name)
     for path in (site, *site.rglob("*")):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    import atexit
-
     atexit.register(shutil.rmtree, site, True)
     _SITE.append(site)
     return site
@@ -79,6 +92,7 @@ class Lab:
         self.state_dir = state_dir
         self.systemd_dir = state_dir.parent / "systemd"
         self.resolv_conf = state_dir.parent / "resolv.conf"
+        self.home = state_dir.parent / "home"
         self.procs: list[subprocess.Popen[str]] = []
 
     # -- building and tearing down -------------------------------------------------------
@@ -149,7 +163,7 @@ class Lab:
         return {
             **os.environ, "PYTHONPATH": str(REPO), "SEALBOX_STATE_DIR": str(self.state_dir),
             "SEALBOX_SYSTEMD_DIR": str(self.systemd_dir),
-            "SEALBOX_HOME": str(self.state_dir.parent / "home"),
+            "SEALBOX_HOME": str(self.home),
             "SEALBOX_RESOLV_CONF": str(self.resolv_conf),
         }
 

@@ -357,3 +357,40 @@ def test_lab_never_touches_this_machines_namespace():
     require(Path("/proc/self/ns/net").exists(), "no network namespaces")
     proc = subprocess.run(["nft", "list", "table", "inet", "sealbox"], capture_output=True)
     assert proc.returncode != 0, "a sealbox table exists in the machine's own namespace"
+
+
+def test_isolate_and_restore_append_signed_custody_events(lab: Lab, cli, tmp_path: Path):
+    from builders import collect, make_key
+
+    fp = make_key(cli)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "note.txt").write_text("seen at 09:14\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle = collect(cli, out, evidence)
+    lab.home = cli.home  # the same key store inside the namespace
+    record = json.loads(_ok(lab.sealbox(
+        "isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(bundle), "--key", fp,
+        "--reason", "contain", "--json")).stdout)
+    _ok(lab.sealbox("restore", "--bundle", str(bundle), "--key", fp, "--reason", "cleared"))
+    lines = (bundle / "custody" / "continuation.jsonl").read_text().splitlines()
+    events = [json.loads(x) for x in lines]
+    assert [e["event"] for e in events] == ["network-isolated", "network-restored"]
+    isolated, restored = events
+    assert isolated["details"]["ruleset_sha256"] == record["ruleset_sha256"]
+    assert isolated["details"]["allow"] == [f"{IT4}:{IT_PORT}"]
+    assert "killed_connections" in isolated["details"]
+    assert isolated["actor"]["key"] == fp and isolated["reason"] == "contain"
+    assert restored["reason"] == "cleared" and restored["details"]["drift"] == []
+    verified = cli("verify", bundle, "--trust", fp)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_bundle_without_key_store_is_refused_before_any_change(lab: Lab, tmp_path: Path):
+    before = lab.nft("list", "ruleset")
+    not_bundle = tmp_path / "plain"
+    not_bundle.mkdir()
+    proc = lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(not_bundle))
+    assert proc.returncode == 2 and "not a sealed sealbox bundle" in proc.stderr
+    assert lab.nft("list", "ruleset") == before

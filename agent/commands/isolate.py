@@ -10,8 +10,10 @@ from typing import Any
 import click
 import structlog
 
+from agent.commands.common import key_options, load_signer
 from agent.isolation import IsolateRequest, engine, parse_duration, platform_plan
 from agent.isolation.engine import BACKENDS, PLATFORMS, CustodyHook, build_policy
+from manifest.custody import append_event
 from manifest.errors import UsageError
 
 
@@ -34,21 +36,16 @@ def _emit(data: dict[str, Any], as_json: bool, text: str) -> None:
         click.echo(text.rstrip("\n"))
 
 
-def _custody(bundle: Path | None, key: str | None, passphrase_file: Path | None
+def _custody(bundle: Path | None, key_ref: str | None, passphrase_file: Path | None
              ) -> CustodyHook | None:
+    """A hook appending signed events to `bundle`'s custody continuation, or None."""
     if bundle is None:
-        if key is not None:
-            raise UsageError("--key is only used with --bundle")
+        if key_ref is not None or passphrase_file is not None:
+            raise UsageError("--key and --passphrase-file are only used with --bundle")
         return None
-    try:
-        from manifest.custody import append_event  # type: ignore[import-not-found]
-        from manifest.keys import KeyStore  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise UsageError("custody events are not available in this build of sealbox") from exc
-    if not (bundle / "custody").is_dir():
-        raise UsageError(f"{bundle} is not a sealed sealbox bundle (no custody/ directory)")
-    passphrase = passphrase_file.read_bytes().rstrip(b"\r\n") if passphrase_file else None
-    signer = KeyStore.default().load_signer(key, passphrase)
+    if not (bundle / "custody" / "continuation.jsonl").is_file():
+        raise UsageError(f"{bundle} is not a sealed sealbox bundle (no custody continuation)")
+    signer = load_signer(key_ref, passphrase_file)
 
     def hook(event: str, details: dict[str, Any], reason: str) -> dict[str, Any]:
         return append_event(bundle, signer, event, details, reason=reason)
@@ -56,19 +53,12 @@ def _custody(bundle: Path | None, key: str | None, passphrase_file: Path | None
     return hook
 
 
-_bundle_opts = [
-    click.option("--bundle", type=click.Path(path_type=Path, file_okay=False),
-                 help="Append a custody event to this sealed bundle's continuation log."),
-    click.option("--key", "key", metavar="FP", help="Signing key (fingerprint or name)."),
-    click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
-                 help="File holding the signing key's passphrase."),
-]
-
-
 def _with_bundle(f: Any) -> Any:
-    for opt in reversed(_bundle_opts):
-        f = opt(f)
-    return f
+    f = key_options(f)
+    return click.option(
+        "--bundle", type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help="Append a signed custody event to this sealed bundle's continuation log.",
+    )(f)
 
 
 def _isolate_text(r: dict[str, Any]) -> str:
@@ -126,7 +116,7 @@ def _isolate_text(r: dict[str, Any]) -> str:
 def isolate_cmd(allow: tuple[str, ...], allow_dns: bool, no_dhcp: bool, allow_forward: bool,
                 check: str | None, check_timeout: float, no_rollback: bool, expire: str | None,
                 persist: bool, reason: str, case: str, backend: str, platform: str | None,
-                dry_run: bool, as_json: bool, bundle: Path | None, key: str | None,
+                dry_run: bool, as_json: bool, bundle: Path | None, key_ref: str | None,
                 passphrase_file: Path | None) -> int:
     """Cut this host off the network except for the allow-listed peers."""
     _log_to_stderr()
@@ -150,7 +140,7 @@ def isolate_cmd(allow: tuple[str, ...], allow_dns: bool, no_dhcp: bool, allow_fo
         _emit(result, as_json, result["ruleset"] + f"# sha256 {result['ruleset_sha256']}\n"
               f"# {result['validated']}; nothing was changed")
         return 0
-    record = engine.isolate(req, _custody(bundle, key, passphrase_file))
+    record = engine.isolate(req, _custody(bundle, key_ref, passphrase_file))
     shown = {k: v for k, v in record.items() if k not in ("snapshot_before", "applied_listing")}
     _emit(shown, as_json, _isolate_text(record))
     return 0
@@ -160,11 +150,11 @@ def isolate_cmd(allow: tuple[str, ...], allow_dns: bool, no_dhcp: bool, allow_fo
 @click.option("--reason", default="", help="Why (recorded and logged).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_with_bundle
-def restore_cmd(reason: str, as_json: bool, bundle: Path | None, key: str | None,
+def restore_cmd(reason: str, as_json: bool, bundle: Path | None, key_ref: str | None,
                 passphrase_file: Path | None) -> int:
     """Remove sealbox's isolation rules (only those) and report drift since isolating."""
     _log_to_stderr()
-    result = engine.restore(reason=reason, custody=_custody(bundle, key, passphrase_file))
+    result = engine.restore(reason=reason, custody=_custody(bundle, key_ref, passphrase_file))
     if not result["restored"]:
         _emit(result, as_json, result["message"])
         return 0

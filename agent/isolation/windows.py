@@ -48,19 +48,17 @@ def _rule(name: str, direction: str, remote: str, proto: str | None = None,
 
 
 def _entry_rules(e: AllowEntry) -> list[str]:
-    rules = []
-    for direction in ("Outbound", "Inbound"):
-        if e.port is None and e.proto is None:
-            rules.append(_rule(f"sealbox allow {e.describe()} {direction.lower()}", direction,
-                               str(e.network)))
-            continue
-        for proto in e.protocols():
-            port = str(e.port) if e.port is not None else None
-            rules.append(_rule(
-                f"sealbox allow {e.describe()} {proto} {direction.lower()}", direction,
-                str(e.network), proto.upper(), remote_port=port,
-            ))
-    return rules
+    # The firewall is stateful: an outbound allow also lets that flow's replies in. Inbound
+    # rules are only added for whole-host entries (IT may open connections to this host).
+    if e.port is None and e.proto is None:
+        return [_rule(f"sealbox allow {e.network} {d.lower()}", d, str(e.network))
+                for d in ("Outbound", "Inbound")]
+    port = str(e.port) if e.port is not None else None
+    return [
+        _rule(f"sealbox allow {e.network} {proto}/{port or 'any'} outbound", "Outbound",
+              str(e.network), proto.upper(), remote_port=port)
+        for proto in e.protocols()
+    ]
 
 
 def plan(policy: Policy) -> Plan:
@@ -74,9 +72,9 @@ def plan(policy: Policy) -> Plan:
                                proto, remote_port="53"))
     if policy.dhcp:
         rules.append(_rule("sealbox allow DHCPv4", "Outbound", "Any", "UDP", "67", "68"))
-        rules.append(_rule("sealbox allow DHCPv4 reply", "Inbound", "Any", "UDP", "68", "67"))
+        rules.append(_rule("sealbox allow DHCPv4 reply", "Inbound", "Any", "UDP", "67", "68"))
         rules.append(_rule("sealbox allow DHCPv6", "Outbound", "Any", "UDP", "547", "546"))
-        rules.append(_rule("sealbox allow DHCPv6 reply", "Inbound", "Any", "UDP", "546", "547"))
+        rules.append(_rule("sealbox allow DHCPv6 reply", "Inbound", "Any", "UDP", "547", "546"))
     if policy.needs_nd:
         for direction in ("Outbound", "Inbound"):
             rules.append(_rule(
