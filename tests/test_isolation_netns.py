@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +37,7 @@ FOREIGN_TABLE = """table ip foreign {
 }
 """
 BACKENDS = ["nft", "iptables", "iptables-legacy"]
+REQUIRED_BACKENDS = ["nft", "iptables"]  # legacy x_tables is exercised by the main tests only
 
 
 def _need_backend(lab: Lab, backend: str) -> None:
@@ -111,6 +114,7 @@ def test_isolate_keeps_only_allowed_channel_and_restore_is_exact(lab: Lab, backe
     assert result.pop(f"tcp:{IT4}:{IT_PORT}") is True
     assert not any(result.values()), result  # TCP, UDP, ICMP, IPv6 elsewhere: all blocked
     assert lab.nft("list", "table", "ip", "foreign") == foreign_before
+    assert "nft table ip foreign" in record["other_firewalls"]
     assert _status(lab) == ("isolated", 0)
 
     state_file = lab.state_dir / "isolation.json"
@@ -135,7 +139,7 @@ def test_isolate_keeps_only_allowed_channel_and_restore_is_exact(lab: Lab, backe
     assert "not isolated: nothing to restore" in again.stdout
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", REQUIRED_BACKENDS)
 def test_check_to_unreachable_server_rolls_back(lab: Lab, backend: str):
     _need_backend(lab, backend)
     before = lab.nft("list", "ruleset")
@@ -173,7 +177,7 @@ def test_allowed_ipv6_peer_works_through_neighbor_discovery(lab: Lab, backend: s
     _ok(lab.sealbox("restore"))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", REQUIRED_BACKENDS)
 def test_status_partial_after_a_chain_is_deleted(lab: Lab, backend: str):
     _need_backend(lab, backend)
     before = lab.nft("list", "ruleset")
@@ -393,4 +397,61 @@ def test_bundle_without_key_store_is_refused_before_any_change(lab: Lab, tmp_pat
     not_bundle.mkdir()
     proc = lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(not_bundle))
     assert proc.returncode == 2 and "not a sealed sealbox bundle" in proc.stderr
+    assert lab.nft("list", "ruleset") == before
+
+
+def test_other_firewall_managers_are_reported_and_isolation_holds_beside_them(lab: Lab):
+    require_tool("iptables")
+    sh("ip", "netns", "exec", lab.host, "nft", "-f", "-", input=(
+        "table inet firewalld {\n\tchain filter_OUTPUT {\n"
+        "\t\ttype filter hook output priority 10; policy accept;\n\t\taccept\n\t}\n}\n"))
+    _ok(lab.run(lab.host, "iptables", "-N", "DOCKER-USER"))
+    before = lab.nft("list", "ruleset")
+    record = json.loads(_ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}",
+                                        "--json")).stdout)
+    others = "\n".join(record["other_firewalls"])
+    assert "nft table inet firewalld" in others and "DOCKER-USER" in others
+    result = lab.probe(f"tcp:{IT4}:{IT_PORT}", f"tcp:{OUT4}:{OUT_PORT}", f"icmp:{OUT6}")
+    assert result == {f"tcp:{IT4}:{IT_PORT}": True, f"tcp:{OUT4}:{OUT_PORT}": False,
+                      f"icmp:{OUT6}": False}  # their accept-everything does not reopen it
+    _ok(lab.sealbox("restore"))
+    assert lab.nft("list", "ruleset") == before
+
+
+def test_iptables_refuses_when_ipv6_cannot_be_filtered(lab: Lab, tmp_path: Path):
+    require_tool("iptables-restore")
+    # A PATH on which ip6tables-restore does not exist, everything else does.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("nft", "ss", "iptables", "iptables-save", "iptables-restore", "ip6tables",
+                 "ip6tables-save", "conntrack"):
+        found = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    before = lab.nft("list", "ruleset")
+    proc = lab.run(lab.host, "env", f"PATH={bin_dir}", sys.executable, "-m", "agent",
+                   "isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", "iptables")
+    assert proc.returncode == 1 and "IPv6" in proc.stderr and "ip6tables-restore" in proc.stderr
+    assert lab.nft("list", "ruleset") == before
+    assert not (lab.state_dir / "isolation.json").exists()
+    assert all(lab.probe(*lab.everything()).values())
+
+
+def test_iptables_persist_unit_reapplies_the_same_chains(lab: Lab):
+    require_tool("iptables-restore")
+    before = lab.nft("list", "ruleset")
+    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", "iptables",
+                    "--persist"))
+    unit = (lab.systemd_dir / "sealbox-isolation.service").read_text()
+    exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    for ipt in ("iptables", "ip6tables"):  # "reboot": the chains are gone
+        for builtin in ("INPUT", "OUTPUT", "FORWARD"):
+            _ok(lab.run(lab.host, ipt, "-D", builtin, "-j", f"SEALBOX-{builtin}"))
+            _ok(lab.run(lab.host, ipt, "-F", f"SEALBOX-{builtin}"))
+            _ok(lab.run(lab.host, ipt, "-X", f"SEALBOX-{builtin}"))
+    assert _status(lab)[0] == "not isolated"
+    _ok(lab.run(lab.host, *argv))
+    assert _status(lab) == ("isolated", 0)
+    _ok(lab.sealbox("restore"))
     assert lab.nft("list", "ruleset") == before

@@ -169,36 +169,40 @@ def isolate(req: IsolateRequest, custody: CustodyHook | None = None) -> dict[str
     snapshot = _snapshot(backend)
     others = foreign.detect()
     backend.apply(ruleset)
-    listing = backend.listing() or ""
-    record: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "state": "isolated",
-        "isolated_at": rfc3339_ns(now_ns()),
-        "operator": operator(),
-        "reason": req.reason,
-        "case": req.case,
-        "backend": backend.name,
-        "policy": policy.to_json(),
-        "ruleset": ruleset,
-        "ruleset_sha256": nft.sha256_text(ruleset),
-        "applied_listing": listing,
-        "applied_listing_sha256": nft.sha256_text(listing),
-        "snapshot_before": snapshot,
-        "other_firewalls": others,
-        "killed_connections": [],
-        "check": None,
-        "expire": None,
-        "persist": None,
-        "command": sys.argv[1:],
-    }
-    state.save(record)
+    try:
+        listing = backend.listing() or ""
+        record: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "state": "isolated",
+            "isolated_at": rfc3339_ns(now_ns()),
+            "operator": operator(),
+            "reason": req.reason,
+            "case": req.case,
+            "backend": backend.name,
+            "policy": policy.to_json(),
+            "ruleset": ruleset,
+            "ruleset_sha256": nft.sha256_text(ruleset),
+            "applied_listing": listing,
+            "applied_listing_sha256": nft.sha256_text(listing),
+            "snapshot_before": snapshot,
+            "other_firewalls": others,
+            "killed_connections": [],
+            "check": None,
+            "expire": None,
+            "persist": None,
+            "command": sys.argv[1:],
+        }
+        state.save(record)
+    except BaseException:
+        # Never leave rules loaded that no record describes (restore could not find them).
+        backend.remove()
+        raise
     record["killed_connections"] = connections.kill(
         connections.to_kill(policy, connections.list_connections())
     )
     state.save(record)
     _event(record, "isolate", custody, "network-isolated", req.reason)
     if target is not None:
-        time.sleep(0)  # the rules are live once `nft -f` returns
         failure = check_connect(target[0], target[1], req.check_timeout)
         record["check"] = {"target": f"{target[0]}:{target[1]}", "ok": failure is None,
                            "error": failure}

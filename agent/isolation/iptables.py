@@ -141,10 +141,21 @@ class IptablesBackend:
     def render(self, policy: Policy) -> str:
         return render(policy)
 
+    def _require_ipv6(self) -> bool:
+        """Whether IPv6 must be filtered; refuses when it must but cannot be."""
+        if not ipv6_enabled():
+            return False
+        if not have(self.tool(6, "restore")):
+            raise IsolationError(
+                f"IPv6 is enabled but {self.tool(6, 'restore')} is missing; refusing to isolate"
+                " IPv4 only", hint="install ip6tables or use the nftables backend",
+            )
+        return True
+
     def check(self, ruleset: str) -> None:
         parts = split(ruleset)
         run([self.tool(4, "restore"), "--test", "--noflush"], input_text=parts[4])
-        if ipv6_enabled():
+        if self._require_ipv6():
             run([self.tool(6, "restore"), "--test", "--noflush"], input_text=parts[6])
 
     def present(self) -> bool:
@@ -167,12 +178,7 @@ class IptablesBackend:
                 hint="run `sealbox restore` first, or `sealbox isolation status` to inspect them",
             )
         parts = split(ruleset)
-        v6 = ipv6_enabled()
-        if v6 and not have(self.tool(6, "restore")):
-            raise IsolationError(
-                f"IPv6 is enabled but {self.tool(6, 'restore')} is missing; refusing to isolate"
-                " IPv4 only", hint="install ip6tables or use the nftables backend",
-            )
+        v6 = self._require_ipv6()
         run([self.tool(4, "restore"), "--noflush"], input_text=parts[4])
         if v6:
             try:
@@ -232,8 +238,9 @@ class IptablesBackend:
         return dropped
 
     def persist_command(self, ruleset_path: str) -> list[str]:
+        # /proc files report size 0, so test for content with grep rather than `[ -s ]`.
         return ["/bin/sh", "-c", f"{self.tool(4, 'restore')} --noflush < {ruleset_path}.v4"
-                f" && {{ [ ! -s /proc/net/if_inet6 ] || {self.tool(6, 'restore')} --noflush"
+                f" && {{ ! grep -qs . /proc/net/if_inet6 || {self.tool(6, 'restore')} --noflush"
                 f" < {ruleset_path}.v6; }}"]
 
     def persist_text(self, ruleset: str) -> str:
