@@ -45,6 +45,21 @@ def sh(*argv: str, check: bool = True, input: str | None = None
 _SITE: list[Path] = []
 
 
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link a world-readable file (fast), otherwise copy it and make the copy readable
+    (never change the original's mode)."""
+    import shutil
+
+    if os.stat(src).st_mode & 0o004:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+    Path(dst).chmod(0o644)
+
+
 def unprivileged_site() -> Path:
     """A world-readable copy of the third-party packages the CLI imports, for runs as user
     `nobody` when the interpreter's site-packages are not readable by it (e.g. /root/.pyenv)."""
@@ -73,11 +88,12 @@ def unprivileged_site() -> Path:
     site = Path(tempfile.mkdtemp(prefix="sealbox-site-"))
     for top in tops:
         if top.is_dir():
-            shutil.copytree(top, site / top.name)
+            shutil.copytree(top, site / top.name, copy_function=_link_or_copy)
         else:
-            shutil.copy2(top, site / top.name)
+            _link_or_copy(top, site / top.name)
     for path in (site, *site.rglob("*")):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        if path.is_dir():
+            path.chmod(0o755)
     atexit.register(shutil.rmtree, site, True)
     _SITE.append(site)
     return site

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import require, require_root, require_tool
-from netns import (
+
+from tests.conftest import require, require_root, require_tool
+from tests.netns import (
     HOST_OUT4,
     IT4,
     IT6,
@@ -364,7 +365,7 @@ def test_lab_never_touches_this_machines_namespace():
 
 
 def test_isolate_and_restore_append_signed_custody_events(lab: Lab, cli, tmp_path: Path):
-    from builders import collect, make_key
+    from tests.builders import collect, make_key
 
     fp = make_key(cli)
     evidence = tmp_path / "evidence"

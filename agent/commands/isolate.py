@@ -84,6 +84,8 @@ def _isolate_text(r: dict[str, Any]) -> str:
         lines.append(f"other firewall present: {other}")
     if r.get("check"):
         lines.append(f"check {r['check']['target']}: ok")
+    else:
+        lines.append("check: skipped (no --check and no allowed TCP peer with a port)")
     if r.get("expire"):
         lines.append(f"expires at {r['expire']['at']} (helper pid {r['expire']['helper_pid']})")
     if r.get("persist"):
