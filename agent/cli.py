@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,35 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Command name -> module defining it (as `COMMANDS`). Loaded on use: a responder's first command
+# on a live host should start fast, and each module's imports are paid only when needed.
+COMMAND_MODULES = {
+    "keys": "agent.commands.keys",
+    "collect": "agent.commands.collect",
+    "verify": "agent.commands.verify",
+    "custody": "agent.commands.custody",
+    "export": "agent.commands.package",
+    "receive": "agent.commands.package",
+    "report": "agent.commands.report",
+    "isolate": "agent.commands.isolate",
+    "restore": "agent.commands.isolate",
+    "isolation": "agent.commands.isolate",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(module_name)
+        return next(c for c in module.COMMANDS if c.name == cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sealbox")
 @click.option("-v", "--verbose", is_flag=True, help="Show the underlying cause of errors.")
 @click.pass_context
@@ -23,18 +52,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}
 
 
-def _register() -> None:
-    # Explicit registration: each command group lives in its own module under agent/commands/.
-    from agent.commands import collect, isolate, keys, verify
-
-    for module in (keys, collect, verify, isolate):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes; never shows a traceback unless --verbose."""
-    _register()
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
     try:

@@ -13,20 +13,18 @@ import fnmatch
 import grp
 import hashlib
 import json
-import multiprocessing
 import os
 import pwd
 import re
-import signal
 import stat
 import time
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from collectors.fsmeta import FS_IMMUTABLE_FL, Meta, StatReader, add_flags
 from manifest.errors import BundleError
+from manifest.items import empty_item, item_line
+from manifest.parallel import ordered_map
 from manifest.pathenc import stored_path
 from manifest.timefmt import rfc3339_ns
 
@@ -243,9 +241,7 @@ class Acquirer:
                 result.files += 1
                 result.bytes += item["size"] or 0
             result.statuses.append((item["status"], item["kind"], item["collector"]))
-            lines.append(
-                json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-            )
+            lines.append(item_line(item))
         result.lines = b"".join(lines)
         result.manifest = b"".join(manifest)
         return result
@@ -269,7 +265,7 @@ class Acquirer:
         item_id, path, original, index, _hint = task
         src = self.config.sources[index]
         text = _text(original)
-        item: dict[str, Any] = dict.fromkeys(_FIELDS)
+        item = empty_item()
         item.update(id=f"{item_id:08d}", collector=src.collector, source_path=text, status="ok")
         if not _is_utf8(original):
             item["source_path_b64"] = base64.b64encode(original).decode()
@@ -338,8 +334,10 @@ class Acquirer:
             item.update(status="error", error=_reason(exc))
             return
         try:
-            at_open = self.stat.fstat(fd)
-            if at_open.inode != before.inode or at_open.device != before.device or at_open.kind != "file":
+            at_open = os.fstat(fd)  # plain fstat: only identity is compared here, no birth time needed
+            if (at_open.st_ino, at_open.st_dev) != (before.inode, before.device) or not stat.S_ISREG(
+                at_open.st_mode
+            ):
                 item.update(status="error", error="replaced between stat and open")
                 return
             os.set_blocking(fd, True)
@@ -348,7 +346,7 @@ class Acquirer:
             out = self._create(dest)
             try:
                 digest, total = self._pump(fd, out, before.size)
-                after = self.stat.fstat(fd)
+                after = os.fstat(fd)
                 os.utime(out, ns=(before.atime_ns, before.mtime_ns))
                 if self.config.immutable and self.immutable_problem is None:
                     self.immutable_problem = add_flags(out, FS_IMMUTABLE_FL)
@@ -398,39 +396,6 @@ class Acquirer:
         return h.hexdigest(), total
 
 
-_FIELDS = (
-    "id",
-    "kind",
-    "collector",
-    "source_path",
-    "stored_as",
-    "size",
-    "sha256",
-    "mode",
-    "uid",
-    "gid",
-    "owner",
-    "group",
-    "inode",
-    "device",
-    "nlink",
-    "mtime_ns",
-    "atime_ns",
-    "ctime_ns",
-    "birthtime_ns",
-    "mtime",
-    "atime",
-    "ctime",
-    "birthtime",
-    "acquired_start",
-    "acquired_end",
-    "link_target",
-    "status",
-    "error",
-    "note",
-)
-
-
 def _fill_meta(item: dict[str, Any], meta: Meta, names: tuple[str | None, str | None]) -> None:
     item.update(
         mode=meta.mode,
@@ -453,16 +418,16 @@ def _fill_meta(item: dict[str, Any], meta: Meta, names: tuple[str | None, str | 
     )
 
 
-def _changes(before: Meta, after: Meta, read: int) -> list[str]:
+def _changes(before: Meta, after: os.stat_result, read: int) -> list[str]:
     out = []
     if read != before.size:
         out.append(f"read {read} bytes but the file had {before.size} when stat'ed")
-    if after.size != before.size:
-        out.append(f"size changed from {before.size} to {after.size} while reading")
-    if after.mtime_ns != before.mtime_ns:
-        out.append(f"mtime changed from {rfc3339_ns(before.mtime_ns)} to {rfc3339_ns(after.mtime_ns)}")
-    if after.ctime_ns != before.ctime_ns and after.mtime_ns == before.mtime_ns:
-        out.append(f"ctime changed from {rfc3339_ns(before.ctime_ns)} to {rfc3339_ns(after.ctime_ns)}")
+    if after.st_size != before.size:
+        out.append(f"size changed from {before.size} to {after.st_size} while reading")
+    if after.st_mtime_ns != before.mtime_ns:
+        out.append(f"mtime changed from {rfc3339_ns(before.mtime_ns)} to {rfc3339_ns(after.st_mtime_ns)}")
+    if after.st_ctime_ns != before.ctime_ns and after.st_mtime_ns == before.mtime_ns:
+        out.append(f"ctime changed from {rfc3339_ns(before.ctime_ns)} to {rfc3339_ns(after.st_ctime_ns)}")
     return out
 
 
@@ -481,7 +446,6 @@ _worker: Acquirer | None = None
 
 def _init_worker(config: WorkerConfig) -> None:
     global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides what an interrupt means
     _worker = Acquirer(config)
 
 
@@ -527,24 +491,8 @@ def acquire(
         progress.advance(len(res.statuses), res.bytes)
 
     work = batches(walk(sources, walk_error), writer.next_id, progress)
-    if workers == 1:
-        _init_worker(config)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for batch in work:
-            handle(_run_batch(batch))
-        return stats
-    ctx = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config,))
-    window: deque[Future[BatchResult]] = deque()
-    try:
-        for batch in work:
-            window.append(pool.submit(_run_batch, batch))
-            while len(window) > 3 * workers:
-                handle(window.popleft().result())
-        while window:
-            handle(window.popleft().result())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):
+        handle(result)
     return stats
 
 
@@ -564,8 +512,6 @@ def _note_links(lines: bytes, links: list[tuple[int, int, int]], first: dict[tup
         item = json.loads(line)
         if item["id"] in notes:
             item["note"] = "; ".join(filter(None, [item.get("note"), notes[item["id"]]]))
-            line = (
-                json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-            )
+            line = item_line(item)
         out.append(line)
     return b"".join(out)

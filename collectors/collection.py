@@ -37,6 +37,7 @@ class CollectionRequest:
     reason: str = ""
     host: str | None = None
     immutable: bool | None = None
+    tsa_url: str | None = None
 
 
 @dataclass
@@ -45,6 +46,7 @@ class CollectionResult:
     bundle_id: str
     stats: AcquireStats
     volatile_sections: list[str]
+    timestamp_error: str | None = None
 
 
 def _source_text(src: Source) -> str:
@@ -109,7 +111,7 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
         }
         writer.log.info("collection-completed", **counts)
         writer.custody.add("collection-completed", counts)
-        bundle = writer.seal(counts)
+        bundle = writer.seal(counts, tsa_url=request.tsa_url)
     except KeyboardInterrupt as exc:
         writer.abort("interrupted")
         raise CollectionInterrupted(
@@ -127,4 +129,4 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
             f"collection failed: {exc.strerror or exc} ({exc.filename or ''}); "
             f"partial bundle left at {writer.path}"
         ) from exc
-    return CollectionResult(bundle, writer.bundle_id, stats, sections)
+    return CollectionResult(bundle, writer.bundle_id, stats, sections, writer.timestamp_error)

@@ -17,9 +17,8 @@ _AT_SYMLINK_NOFOLLOW = 0x100
 _AT_EMPTY_PATH = 0x1000
 _STATX_ALL = 0x0FFF  # basic stats + btime
 _STATX_BTIME = 0x0800
-_HEAD = struct.Struct("<IIQIIIHHQQQQ")
-_TS = struct.Struct("<qIi")
-_DEV = struct.Struct("<IIII")
+# struct statx up to stx_dev_minor: head, four statx_timestamp {s64 sec; u32 nsec; s32 pad}, devs.
+_STATX = struct.Struct("<IIQIIIHHQQQQqIiqIiqIiqIiIIII")
 
 FS_IMMUTABLE_FL = 0x10
 FS_APPEND_FL = 0x20
@@ -101,13 +100,36 @@ class StatReader:
         if _statx(dirfd, path, flags, _STATX_ALL, self._buf) != 0:  # type: ignore[operator]
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), path)
-        raw = self._buf.raw
-        mask, _blk, _attrs, nlink, uid, gid, mode, _sp, ino, size, _blocks, _am = _HEAD.unpack_from(raw, 0)
-        a_s, a_n, _ = _TS.unpack_from(raw, 64)
-        b_s, b_n, _ = _TS.unpack_from(raw, 80)
-        c_s, c_n, _ = _TS.unpack_from(raw, 96)
-        m_s, m_n, _ = _TS.unpack_from(raw, 112)
-        r_maj, r_min, d_maj, d_min = _DEV.unpack_from(raw, 128)
+        (
+            mask,
+            _blk,
+            _attrs,
+            nlink,
+            uid,
+            gid,
+            mode,
+            _sp,
+            ino,
+            size,
+            _blocks,
+            _am,
+            a_s,
+            a_n,
+            _p1,
+            b_s,
+            b_n,
+            _p2,
+            c_s,
+            c_n,
+            _p3,
+            m_s,
+            m_n,
+            _p4,
+            r_maj,
+            r_min,
+            d_maj,
+            d_min,
+        ) = _STATX.unpack_from(self._buf.raw)
         return Meta(
             mode,
             uid,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -54,9 +55,14 @@ def parse_manifest(data: bytes) -> Iterator[tuple[int, str, str | None]]:
 def tag_files(bundle: Path) -> list[str]:
     """Every tag file that belongs in the tagmanifest, sorted, as bag-relative paths."""
     out = []
-    for path in sorted(bundle.rglob("*")):
-        rel = path.relative_to(bundle).as_posix()
-        if rel == "data" or rel.startswith("data/") or path.is_dir() or rel in NOT_IN_TAGMANIFEST:
-            continue
-        out.append(rel)
-    return out
+    stack = [""]
+    while stack:  # never descends into data/: the payload can hold millions of files
+        rel_dir = stack.pop()
+        for entry in os.scandir(bundle / rel_dir if rel_dir else bundle):
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if rel != "data":
+                    stack.append(rel)
+            elif rel not in NOT_IN_TAGMANIFEST:
+                out.append(rel)
+    return sorted(out)

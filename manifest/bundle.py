@@ -21,6 +21,7 @@ from manifest import TOOL_NAME, __version__, bagit
 from manifest.custody import CONTINUATION, CUSTODY, CustodyWriter
 from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file
+from manifest.items import empty_item, item_line
 from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ class BundleWriter:
         self.payload_files = 0
         self.payload_bytes = 0
         self.sealed = False
+        self.timestamp_error: str | None = None
 
     # -- write-once files ----------------------------------------------------------
     def _open(self, rel: str) -> IO[bytes]:
@@ -165,44 +167,20 @@ class BundleWriter:
         rel = f"data/volatile/{name}.json"
         _write_once(self.path / rel, body)
         digest = hashlib.sha256(body).hexdigest()
-        item: dict[str, Any] = {
-            "id": f"{self.next_id():08d}",
-            "kind": "volatile",
-            "collector": f"volatile/{name}",
-            "source_path": f"volatile:{name}",
-            "stored_as": rel,
-            "size": len(body),
-            "sha256": digest,
-            "status": "ok",
-            "acquired_start": rfc3339_ns(start),
-            "acquired_end": rfc3339_ns(now_ns()),
-        }
-        for key in (
-            "mode",
-            "uid",
-            "gid",
-            "owner",
-            "group",
-            "inode",
-            "device",
-            "nlink",
-            "mtime_ns",
-            "atime_ns",
-            "ctime_ns",
-            "birthtime_ns",
-            "mtime",
-            "atime",
-            "ctime",
-            "birthtime",
-            "link_target",
-            "error",
-            "note",
-        ):
-            item[key] = None
-        self.append_items(
-            json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n",
-            f"{digest}  {rel}\n".encode(),
+        item = empty_item()
+        item.update(
+            id=f"{self.next_id():08d}",
+            kind="volatile",
+            collector=f"volatile/{name}",
+            source_path=f"volatile:{name}",
+            stored_as=rel,
+            size=len(body),
+            sha256=digest,
+            status="ok",
+            acquired_start=rfc3339_ns(start),
+            acquired_end=rfc3339_ns(now_ns()),
         )
+        self.append_items(item_line(item), f"{digest}  {rel}\n".encode(), 1, len(body))
         return item
 
     @contextlib.contextmanager
@@ -232,7 +210,7 @@ class BundleWriter:
         return self.items_path
 
     # -- sealing ------------------------------------------------------------------
-    def seal(self, counts: dict[str, Any], *, views: bool = True) -> Path:
+    def seal(self, counts: dict[str, Any], *, views: bool = True, tsa_url: str | None = None) -> Path:
         """Write the tag files, sign, lock down, and rename: the last step makes it sealed."""
         self.finish_items()
         if views:
@@ -267,6 +245,8 @@ class BundleWriter:
         _write_once(self.path / bagit.SIG, self.signer.sign(tagmanifest))
         comment = f"sealbox bundle {self.bundle_id} case {self.case}"
         _write_once(self.path / bagit.MINISIG, self.signer.minisign(tagmanifest, comment).encode())
+        if tsa_url:
+            self._timestamp(tsa_url, tagmanifest)
         self._lock_down()
         self.path.rename(self.final_path)
         dir_fd = os.open(self.final_path.parent, os.O_RDONLY)
@@ -276,6 +256,15 @@ class BundleWriter:
             os.close(dir_fd)
         self.sealed = True
         return self.final_path
+
+    def _timestamp(self, url: str, tagmanifest: bytes) -> None:
+        """Best effort: a TSA that does not answer must not cost the evidence its seal."""
+        from manifest.timestamp import request_timestamp
+
+        try:
+            _write_once(self.path / bagit.TSR, request_timestamp(url, tagmanifest))
+        except BundleError as exc:
+            self.timestamp_error = exc.message
 
     def _public_pem(self) -> bytes:
         from manifest.keys import public_pem
@@ -310,7 +299,8 @@ class BundleWriter:
 
         problems: set[str] = set()
         if self.immutable:
-            for rel in [*bagit.tag_files(self.path), bagit.TAGMANIFEST, bagit.SIG, bagit.MINISIG]:
+            locked = [*bagit.tag_files(self.path), bagit.TAGMANIFEST, bagit.SIG, bagit.MINISIG]
+            for rel in locked + ([bagit.TSR] if (self.path / bagit.TSR).exists() else []):
                 fd = os.open(self.path / rel, os.O_RDONLY)
                 try:
                     why = add_flags(fd, _FS_IMMUTABLE_FL)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+
+from manifest.parallel import ordered_map
 
 _BUF = 1 << 20
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
@@ -72,18 +71,5 @@ def hash_many(
 ) -> Iterator[tuple[str, str | None, str | None]]:
     """(path, hex digest or None, error or None) for each (path, size), in input order."""
     workers = max(1, workers or os.cpu_count() or 1)
-    if workers == 1:
-        for batch in _batches(files):
-            yield from _hash_batch(batch)
-        return
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    window: deque[Future[list[tuple[str, str | None, str | None]]]] = deque()
-    try:
-        for batch in _batches(files):
-            window.append(pool.submit(_hash_batch, batch))
-            while len(window) > 3 * workers:
-                yield from window.popleft().result()
-        while window:
-            yield from window.popleft().result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for results in ordered_map(_hash_batch, _batches(files), workers):
+        yield from results

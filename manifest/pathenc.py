@@ -46,6 +46,14 @@ def encode_component(name: bytes) -> str:
 
 def stored_path(original: bytes) -> str:
     """`/var/log/a b` -> `data/files/var/log/a b`; `C:\\Users\\x` -> `data/files/C/Users/x`."""
+    if (
+        not _UNSAFE.search(original)
+        and original.startswith(b"/")
+        and b"//" not in original
+        and b"/." not in original
+        and not original.endswith(b"/")
+    ):
+        return "data/files" + original.decode("ascii")  # the common case: nothing to escape
     drive = _DRIVE.match(original)
     if drive:
         rest = original[drive.end() :].replace(b"\\", b"/")

@@ -8,12 +8,22 @@ from datetime import UTC, datetime
 _NS = 1_000_000_000
 
 
+_seconds: dict[int, str] = {}
+
+
 def rfc3339_ns(ns: int | None) -> str | None:
     """`1700000000123456789` -> `2023-11-14T22:13:20.123456789Z`; None stays None."""
     if ns is None:
         return None
     secs, frac = divmod(ns, _NS)
-    stamp = datetime.fromtimestamp(secs, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = _seconds.get(secs)
+    if stamp is None:  # hot path: a run formats millions of times that share few seconds
+        if len(_seconds) > 4096:
+            _seconds.clear()
+        t = time.gmtime(secs)
+        stamp = _seconds[secs] = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        )
     return f"{stamp}.{frac:09d}Z"
 
 

@@ -20,6 +20,7 @@ from manifest.hashing import hash_many
 from manifest.keys import KeyStore, fingerprint, load_public_pem, verify_signature
 from manifest.minisign import verify_prehashed
 from manifest.timefmt import now_rfc3339
+from manifest.timestamp import timestamp_findings
 
 INCOMPLETE = ".incomplete"
 
@@ -74,7 +75,12 @@ def _dangerous(rel: str) -> bool:
 
 
 def verify_bundle(
-    path: Path, trusted: set[str] | None = None, *, store: KeyStore | None = None, workers: int | None = None
+    path: Path,
+    trusted: set[str] | None = None,
+    *,
+    store: KeyStore | None = None,
+    workers: int | None = None,
+    tsa_ca: Path | None = None,
 ) -> VerifyReport:
     """Check a bundle against every rule of SPEC §6 and return all findings."""
     if not path.is_dir():
@@ -94,6 +100,7 @@ def verify_bundle(
     manifest = _check_payload(path, report, workers)
     _check_items(path, manifest, report)
     _check_custody(path, report, trusted_fps)
+    report.findings.extend(timestamp_findings(path, tsa_ca))
     return report
 
 

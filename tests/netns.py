@@ -73,7 +73,8 @@ def unprivileged_site() -> Path:
     purelib = Path(sysconfig.get_paths()["purelib"])
     platlib = Path(sysconfig.get_paths()["platlib"])
     listing = subprocess.run(
-        [sys.executable, "-c", "import sys, agent.cli; agent.cli._register(); "
+        [sys.executable, "-c", "import sys, importlib, agent.cli; "
+         "[importlib.import_module(m) for m in set(agent.cli.COMMAND_MODULES.values())]; "
          "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
          "if getattr(m, '__file__', None)))"],
         capture_output=True, text=True, check=True, cwd=REPO,

@@ -82,6 +82,15 @@ def summary(result: CollectionResult) -> dict[str, object]:
     }
 
 
+def warn_timestamp(result: CollectionResult) -> None:
+    if result.timestamp_error:
+        click.echo(
+            f"warning: sealed without a trusted timestamp: {result.timestamp_error} "
+            "(add one later with `sealbox export --tsa URL`)",
+            err=True,
+        )
+
+
 def print_summary(result: CollectionResult) -> None:
     s = result.stats
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(s.by_status.items()))
@@ -107,6 +116,7 @@ def print_summary(result: CollectionResult) -> None:
 @click.option("--since", metavar="DATE", help="Record files modified before DATE as skipped.")
 @click.option("--reason", default="", help="Why this collection is made (custody log).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Parallel workers (default: CPU count).")
+@click.option("--tsa", "tsa_url", metavar="URL", help="RFC 3161 timestamp authority to stamp the seal.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.argument("paths", nargs=-1, required=True)
 def collect(
@@ -119,6 +129,7 @@ def collect(
     since: str | None,
     reason: str,
     workers: int | None,
+    tsa_url: str | None,
     as_json: bool,
     paths: tuple[str, ...],
 ) -> None:
@@ -126,11 +137,18 @@ def collect(
     sources = cli_sources(paths, exclude, parse_size(max_file_size), parse_since(since))
     signer = load_signer(key_ref, passphrase_file)
     request = CollectionRequest(
-        case=case, out_dir=out_dir, signer=signer, sources=sources, reason=reason, workers=workers
+        case=case,
+        out_dir=out_dir,
+        signer=signer,
+        sources=sources,
+        reason=reason,
+        workers=workers,
+        tsa_url=tsa_url,
     )
     result = run_with_progress(request, stderr_is_tty() and not as_json)
+    warn_timestamp(result)
     if as_json:
-        print_json(summary(result))
+        print_json({**summary(result), "timestamp_error": result.timestamp_error})
     else:
         print_summary(result)
 

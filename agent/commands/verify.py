@@ -50,9 +50,16 @@ def print_report(report: VerifyReport) -> None:
 @click.option("--trust", multiple=True, metavar="FP", help="Trust this signer fingerprint (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Parallel hashing workers.")
-def verify(bundle: Path, trust: tuple[str, ...], as_json: bool, workers: int | None) -> int:
-    """Verify BUNDLE: bag, hashes, signatures, trust, items and the custody chain."""
-    report = verify_bundle(bundle, full_fingerprints(trust), workers=workers)
+@click.option(
+    "--tsa-ca",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="CA certificates of the timestamp authority: also check the .tsr signature.",
+)
+def verify(
+    bundle: Path, trust: tuple[str, ...], as_json: bool, workers: int | None, tsa_ca: Path | None
+) -> int:
+    """Verify BUNDLE: bag, hashes, signatures, trust, items, custody chain and timestamp."""
+    report = verify_bundle(bundle, full_fingerprints(trust), workers=workers, tsa_ca=tsa_ca)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -1,14 +1,114 @@
-"""Views of items.jsonl for investigators' own tools, written at seal into metadata/."""
+"""Views of metadata/items.jsonl for investigators' own tools, written at seal (SPEC §1).
+
+items.jsonl stays the authoritative record; each view is derived from it in one streaming
+pass (or two for CASE), so memory does not grow with the number of items.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+import shlex
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from manifest import TOOL_NAME, __version__
+from manifest.timefmt import now_rfc3339, rfc3339_ns
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
     from pathlib import Path
+    from typing import IO
 
-    from manifest.bundle import BundleWriter
+
+@dataclass(frozen=True)
+class ViewContext:
+    """What the views say about the acquisition as a whole (not per item)."""
+
+    case: str = ""
+    bundle_id: str = ""
+    host: str = field(default_factory=socket.gethostname)
+    performer_name: str = ""
+    performer_role: str = ""
+    performer_organization: str = ""
+    performer_key: str = ""
+    started: str | None = None
+    ended: str | None = None
+    command_line: str = ""
+    tool: str = TOOL_NAME
+    version: str = __version__
+
+    @classmethod
+    def from_writer(cls, writer: object) -> ViewContext:
+        """What a `BundleWriter` knows at seal time: case, bundle id, host, signer, start."""
+        signer = getattr(writer, "signer", None)
+        identity = getattr(signer, "identity", None)
+        started = getattr(writer, "started_ns", None)
+        return cls(
+            case=str(getattr(writer, "case", "")),
+            bundle_id=str(getattr(writer, "bundle_id", "")),
+            host=str(getattr(writer, "host", "") or socket.gethostname()),
+            performer_name=getattr(identity, "name", ""),
+            performer_role=getattr(identity, "role", ""),
+            performer_organization=getattr(identity, "organization", ""),
+            performer_key=getattr(identity, "fingerprint", ""),
+            started=rfc3339_ns(started) if isinstance(started, int) else None,
+            ended=now_rfc3339(),
+            command_line=shlex.join(sys.argv),
+        )
 
 
-def write_views(writer: BundleWriter, items_path: Path) -> None:
-    """Write every view (bodyfile, DFXML, CASE) from the finished items.jsonl."""
+class MetadataWriter(Protocol):
+    """The part of the bundle writer the views need: a write-once binary file under metadata/."""
+
+    def open_metadata(self, name: str) -> AbstractContextManager[IO[bytes]]: ...
+
+
+def iter_items(items_path: Path) -> Iterator[dict[str, Any]]:
+    """Items one at a time, in file order (items.jsonl is sorted by id)."""
+    with items_path.open("rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                yield json.loads(raw)
+
+
+def _views() -> list[tuple[str, Callable[[Path, IO[bytes], ViewContext], None]]]:
+    from manifest.views import bodyfile, case_jsonld, dfxml
+
+    return [
+        ("bodyfile.txt", bodyfile.write),
+        ("dfxml.xml", dfxml.write),
+        ("case.jsonld", case_jsonld.write),
+    ]
+
+
+VIEW_NAMES = ("bodyfile.txt", "dfxml.xml", "case.jsonld")
+
+
+def write_views(writer: MetadataWriter, items_path: Path, context: ViewContext | None = None) -> None:
+    """Write metadata/bodyfile.txt, dfxml.xml and case.jsonld through the bundle writer."""
+    ctx = context or ViewContext.from_writer(writer)
+    for name, write in _views():
+        with writer.open_metadata(name) as out:
+            write(items_path, out, ctx)
+
+
+def text_for_view(text: str, extra: str = "") -> str:
+    """A path as printable text: control characters, lone surrogates and `extra` become `=XX`.
+
+    The views are for reading; the exact original path (and its bytes) stays in items.jsonl.
+    """
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0 or ch in extra:
+            out.append("".join(f"={b:02X}" for b in ch.encode("utf-8")))
+        elif 0xDC80 <= code <= 0xDCFF:  # surrogateescape'd byte that was not UTF-8
+            out.append(f"={code - 0xDC00:02X}")
+        elif 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+            out.append("=3F")
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -1,0 +1,70 @@
+"""Sleuth Kit bodyfile 3.x (`MD5|name|inode|mode_as_string|UID|GID|size|atime|mtime|ctime|crtime`).
+
+The MD5 column is `0`: sealbox hashes with SHA-256 only, and tools that read a bodyfile expect
+either an MD5 or `0` there, so a SHA-256 in that column would mislead them. The SHA-256 of every
+item is in items.jsonl, dfxml.xml and case.jsonld. Times are whole seconds (what mactime reads);
+`0` means the platform gave no such time. Volatile snapshots have no file times and are left out.
+"""
+
+from __future__ import annotations
+
+import stat
+from typing import IO, TYPE_CHECKING, Any
+
+from manifest.views import iter_items, text_for_view
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from manifest.views import ViewContext
+
+_TYPE_CHARS = {"file": "r", "directory": "d", "symlink": "l"}
+
+
+def mode_string(item: dict[str, Any]) -> str:
+    """fls style: `r/rrw-r--r--` (name type / meta type + permissions)."""
+    mode = item.get("mode")
+    if isinstance(mode, int):
+        perms = stat.filemode(mode)  # '-rw-r--r--'; the first char is the file type
+        kind = {"-": "r", "?": "-"}.get(perms[0], perms[0])
+        return f"{kind}/{kind}{perms[1:]}"
+    kind = _TYPE_CHARS.get(str(item.get("kind")), "-")
+    return f"{kind}/{kind}---------"
+
+
+def _secs(ns: Any) -> str:
+    return str(ns // 1_000_000_000) if isinstance(ns, int) and ns > 0 else "0"
+
+
+def _num(value: Any) -> str:
+    return str(value) if isinstance(value, int) else "0"
+
+
+def line(item: dict[str, Any]) -> str | None:
+    """One bodyfile line for an item, or None for items without file metadata."""
+    if item.get("kind") == "volatile" or not item.get("source_path"):
+        return None
+    name = text_for_view(str(item["source_path"]), extra="|")
+    if item.get("kind") == "symlink" and item.get("link_target"):
+        name += " -> " + text_for_view(str(item["link_target"]), extra="|")
+    fields = [
+        "0",
+        name,
+        _num(item.get("inode")),
+        mode_string(item),
+        _num(item.get("uid")),
+        _num(item.get("gid")),
+        _num(item.get("size")),
+        _secs(item.get("atime_ns")),
+        _secs(item.get("mtime_ns")),
+        _secs(item.get("ctime_ns")),
+        _secs(item.get("birthtime_ns")),
+    ]
+    return "|".join(fields)
+
+
+def write(items_path: Path, out: IO[bytes], ctx: ViewContext) -> None:
+    for item in iter_items(items_path):
+        text = line(item)
+        if text is not None:
+            out.write(text.encode("utf-8") + b"\n")

@@ -1,0 +1,226 @@
+"""RFC 3161: a real TSA on loopback (`openssl ts -reply` behind an HTTP handler, test CA made here)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import clear_flags, require_tool
+from custody_helpers import collect_bundle, make_person
+
+from manifest.timestamp import request_timestamp, timestamp_findings, verify_timestamp
+
+TSA_CNF = """
+[ tsa ]
+default_tsa = tsa_config
+[ tsa_config ]
+serial = {d}/serial
+signer_cert = {d}/tsa.pem
+certs = {d}/ca.pem
+signer_key = {d}/tsa.key
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+digests = sha256
+accuracy = secs:1
+ess_cert_id_alg = sha256
+[ v3_tsa ]
+basicConstraints = CA:FALSE
+extendedKeyUsage = critical,timeStamping
+"""
+
+
+@pytest.fixture(scope="module")
+def tsa(tmp_path_factory: pytest.TempPathFactory):
+    """A test CA, a TSA certificate, and `openssl ts -reply` answering HTTP POSTs on 127.0.0.1."""
+    openssl = require_tool("openssl")
+    d = tmp_path_factory.mktemp("tsa")
+    (d / "tsa.cnf").write_text(TSA_CNF.format(d=d))
+    (d / "serial").write_text("01\n")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=d)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Test TSA CA")
+    run("req", *ec, "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=Test TSA")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "tsa.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "tsa.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "tsa.cnf",
+        "-extensions",
+        "v3_tsa",
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            query = self.rfile.read(int(self.headers["Content-Length"]))
+            proc = subprocess.run(
+                [
+                    openssl,
+                    "ts",
+                    "-reply",
+                    "-config",
+                    str(d / "tsa.cnf"),
+                    "-queryfile",
+                    "/dev/stdin",
+                    "-out",
+                    "/dev/stdout",
+                ],
+                input=query,
+                capture_output=True,
+                check=False,
+            )
+            self.send_response(200 if proc.returncode == 0 else 500)
+            self.send_header("Content-Type", "application/timestamp-reply")
+            self.end_headers()
+            self.wfile.write(proc.stdout)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{server.server_port}/tsa", "ca": d / "ca.pem", "openssl": openssl}
+    server.shutdown()
+
+
+def test_request_and_verify_against_loopback_tsa(tsa, tmp_path: Path) -> None:
+    data = b"tagmanifest bytes\n"
+    reply = request_timestamp(tsa["url"], data)
+    assert verify_timestamp(reply, data, tsa["ca"]) == []
+    assert [f.kind for f in verify_timestamp(reply, b"other data", tsa["ca"])] == ["timestamp-mismatch"]
+    other_ca = tmp_path / "other-ca.pem"
+    subprocess.run(
+        [
+            tsa["openssl"],
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "k"),
+            "-out",
+            str(other_ca),
+            "-subj",
+            "/CN=Other",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert [f.kind for f in verify_timestamp(reply, data, other_ca)] == ["timestamp-invalid"]
+
+
+def test_export_with_tsa_keeps_tsr_checked_by_openssl(tsa, tmp_path: Path) -> None:
+    it = make_person(tmp_path, "it")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "pkg").mkdir()
+    bundle = collect_bundle(it, tmp_path, tmp_path / "b")
+    proc = it.cli(
+        "export",
+        bundle,
+        "--to",
+        "Paula Police, City PD",
+        "--out",
+        tmp_path / "pkg",
+        "--tsa",
+        tsa["url"],
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["timestamped"] is True
+    tsr = bundle / "tagmanifest-sha256.txt.tsr"
+    check = subprocess.run(
+        [
+            tsa["openssl"],
+            "ts",
+            "-verify",
+            "-in",
+            str(tsr),
+            "-data",
+            str(bundle / "tagmanifest-sha256.txt"),
+            "-CAfile",
+            str(tsa["ca"]),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0 and "Verification: OK" in check.stdout, check.stderr
+    assert timestamp_findings(bundle, tsa["ca"]) == []
+    assert it.cli("verify", bundle).returncode == 0, "the .tsr sits outside the tagmanifest"
+    clear_flags(tmp_path / "b")
+
+
+def test_unreachable_tsa_is_a_clear_error(tmp_path: Path) -> None:
+    from manifest.errors import BundleError
+
+    with pytest.raises(BundleError) as err:
+        request_timestamp("http://127.0.0.1:9/tsa", b"x")
+    assert "did not answer" in err.value.message
+
+
+def test_collect_with_tsa_seals_a_timestamp_that_verify_and_openssl_check(tsa, tmp_path: Path) -> None:
+    ida = make_person(tmp_path, "it")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "auth.log").write_text("Nov 24 sshd: Failed password for root\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        proc = ida.cli("collect", "--case", "C-TSA", "--out", out, "--tsa", tsa["url"], src, check=True)
+        bundle = Path(proc.stdout.strip().splitlines()[-1])
+        tsr = bundle / "tagmanifest-sha256.txt.tsr"
+        assert tsr.is_file() and "tsr" not in (bundle / "tagmanifest-sha256.txt").read_text()
+        verified = ida.cli("verify", "--tsa-ca", tsa["ca"], bundle)
+        assert verified.returncode == 0, verified.stdout
+        subprocess.run(
+            [
+                tsa["openssl"],
+                "ts",
+                "-verify",
+                "-in",
+                str(tsr),
+                "-data",
+                str(bundle / "tagmanifest-sha256.txt"),
+                "-CAfile",
+                str(tsa["ca"]),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        # A timestamp over other data is a finding naming the .tsr.
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        subprocess.run(["cp", "-r", str(bundle), str(copy)], check=True)
+        forged = copy / bundle.name
+        subprocess.run(["chmod", "-R", "u+w", str(forged)], check=True)
+        (forged / "tagmanifest-sha256.txt.tsr").write_bytes(request_timestamp(tsa["url"], b"other data"))
+        found = json.loads(ida.cli("verify", "--json", forged).stdout)["findings"]
+        assert [(f["kind"], f["where"]) for f in found] == [
+            ("timestamp-mismatch", "tagmanifest-sha256.txt.tsr")
+        ]
+        # A TSA that does not answer costs the timestamp, never the seal.
+        late = ida.cli("collect", "--case", "C-TSA2", "--out", out, "--tsa", "http://127.0.0.1:9/tsa", src)
+        assert late.returncode == 0 and "sealed without a trusted timestamp" in late.stderr
+        assert ida.cli("verify", Path(late.stdout.strip().splitlines()[-1])).returncode == 0
+    finally:
+        clear_flags(out)
