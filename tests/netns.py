@@ -143,12 +143,21 @@ class Lab:
                 sh("ip", "-n", ns, "addr", "add", f"{a4}/24", "dev", dev)
                 sh("ip", "-n", ns, "addr", "add", f"{a6}/64", "dev", dev, "nodad")
                 sh("ip", "-n", ns, "link", "set", dev, "up")
+        deadline = time.monotonic() + 5
+        for ns, dev in ((self.host, "vit"), (self.host, "vout"), (self.itsrv, "vhost"),
+                        (self.outside, "vhost")):
+            while "LOWER_UP" not in sh("ip", "-n", ns, "-o", "link", "show", dev).stdout:
+                assert time.monotonic() < deadline, f"{dev} in {ns} did not come up"
+                time.sleep(0.02)
+        for ns in (self.host, self.itsrv, self.outside):
+            sh("ip", "-n", ns, "neigh", "flush", "all")  # no FAILED entries from before link-up
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.resolv_conf.write_text(f"nameserver {IT4}\n", encoding="utf-8")
         for ns in (self.itsrv, self.outside):
             self.start(ns, "serve", wait_for="serving")
         deadline = time.monotonic() + 5
-        while not all((result := self.probe(*self.everything())).values()):
+        # Links need a moment to come up: retry with short probes until everything answers.
+        while not all((result := self.probe(*self.everything(), timeout=0.25)).values()):
             assert time.monotonic() < deadline, f"test network not ready: {result}"
 
     def everything(self) -> list[str]:
