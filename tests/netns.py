@@ -45,6 +45,15 @@ def sh(*argv: str, check: bool = True, input: str | None = None
 _SITE: list[Path] = []
 
 
+def can_make_namespaces() -> bool:
+    """Whether this process may create (and delete) a network namespace."""
+    name = f"sbxprobe-{os.getpid()}-{next(_counter)}"
+    if sh("ip", "netns", "add", name, check=False).returncode != 0:
+        return False
+    sh("ip", "netns", "del", name, check=False)
+    return True
+
+
 def _link_or_copy(src: str | Path, dst: str | Path) -> None:
     """Hard-link a world-readable file (fast), otherwise copy it and make the copy readable
     (never change the original's mode)."""

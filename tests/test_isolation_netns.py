@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from tests.netns import (
     OUT_PORT,
     UDP_PORT,
     Lab,
+    can_make_namespaces,
     sh,
 )
 
@@ -59,6 +61,7 @@ def lab(tmp_path: Path):
     require_root()
     for tool in ("ip", "nft", "ss", "setpriv"):
         require_tool(tool)
+    require(can_make_namespaces(), "cannot create network namespaces here")
     with Lab(tmp_path / "state") as lab:
         yield lab
 
@@ -426,7 +429,7 @@ def test_iptables_refuses_when_ipv6_cannot_be_filtered(lab: Lab, tmp_path: Path)
     bin_dir.mkdir()
     for tool in ("nft", "ss", "iptables", "iptables-save", "iptables-restore", "ip6tables",
                  "ip6tables-save", "conntrack"):
-        found = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        found = shutil.which(tool)
         if found:
             (bin_dir / tool).symlink_to(found)
     before = lab.nft("list", "ruleset")

@@ -2,7 +2,21 @@
 
 Public API: `IsolateRequest`, `isolate`, `restore`, `status`, `dry_run`, `platform_plan`.
 Backends: `nftables` (Linux, preferred), `iptables` (Linux fallback), `windows` and `macos`
-(plans executed only on those systems). The library never prints and never exits.
+(plans only: shown with `--dry-run --platform`). The library never prints and never exits.
+
+Environment: `SEALBOX_STATE_DIR` (default /var/lib/sealbox: isolation.json, 0600, and
+isolation-log.jsonl), `SEALBOX_SYSTEMD_DIR` (default /etc/systemd/system; when set, the boot
+unit is only written there and systemctl is never called), `SEALBOX_RESOLV_CONF` (resolvers for
+`--allow-dns`; default /etc/resolv.conf plus systemd-resolved's upstream list).
+
+isolation.json (format 1): id, state, isolated_at, operator {user, uid, sudo_user}, reason,
+case, backend, policy {allow[{spec, host, network, proto, port}], allow_dns, resolvers, dhcp,
+forward, names{host: [addresses]}}, ruleset (exact text loaded) and ruleset_sha256,
+applied_listing (normalized `nft list table inet sealbox`, or our iptables chains, read right
+after loading) and applied_listing_sha256 (what status compares against), snapshot_before
+{nft_json, nft_text, iptables_save, ip6tables_save, taken_at}, other_firewalls,
+killed_connections, check, expire {at, at_ns, helper_pid}, persist {unit, enabled_by, files},
+command.
 """
 
 from __future__ import annotations
