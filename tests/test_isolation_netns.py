@@ -459,3 +459,29 @@ def test_iptables_persist_unit_reapplies_the_same_chains(lab: Lab):
     assert _status(lab) == ("isolated", 0)
     _ok(lab.sealbox("restore"))
     assert lab.nft("list", "ruleset") == before
+
+
+def test_expiry_restore_is_logged_in_the_bundle_too(lab: Lab, cli, tmp_path: Path):
+    from tests.builders import collect, make_key
+
+    fp = make_key(cli)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "a.txt").write_text("a\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle = collect(cli, out, evidence)
+    lab.home = cli.home
+    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(bundle),
+                    "--key", fp, "--expire", "1s"))
+    continuation = bundle / "custody" / "continuation.jsonl"
+    deadline = time.monotonic() + 10
+    while len(continuation.read_text().splitlines()) < 2:
+        assert time.monotonic() < deadline, "the expiry did not log network-restored"
+        time.sleep(0.2)
+    events = [json.loads(x) for x in continuation.read_text().splitlines()]
+    assert [e["event"] for e in events] == ["network-isolated", "network-restored"]
+    assert events[1]["reason"] == "expired (--expire)"
+    assert _status(lab) == ("not isolated", 0)
+    verified = cli("verify", bundle, "--trust", fp)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -14,7 +14,7 @@ from agent.commands.common import key_options, load_signer
 from agent.isolation import IsolateRequest, engine, parse_duration, platform_plan
 from agent.isolation.engine import BACKENDS, PLATFORMS, CustodyHook, build_policy
 from manifest.custody import append_event
-from manifest.errors import UsageError
+from manifest.errors import SealboxError, UsageError
 
 
 def _log_to_stderr() -> None:
@@ -127,6 +127,7 @@ def isolate_cmd(allow: tuple[str, ...], allow_dns: bool, no_dhcp: bool, allow_fo
         check_timeout=check_timeout, rollback=not no_rollback,
         expire_seconds=parse_duration(expire) if expire else None, persist=persist,
         reason=reason, case=case, backend=backend, resolve_timeout=check_timeout,
+        custody_target={"bundle": str(bundle.resolve()), "key": key_ref} if bundle else None,
     )
     target = platform or _current_platform()
     if target != "linux":
@@ -203,7 +204,14 @@ def status_cmd(as_json: bool) -> int:
 def expire_helper_cmd(isolation_id: str, at_ns: int) -> int:
     """Detached helper started by `isolate --expire`."""
     _log_to_stderr()
-    engine.expire_helper(isolation_id, at_ns)
+
+    def custody_for(target: dict[str, Any]) -> CustodyHook | None:
+        try:
+            return _custody(Path(target["bundle"]), target.get("key"), None)
+        except SealboxError:
+            return None
+
+    engine.expire_helper(isolation_id, at_ns, custody_for)
     return 0
 
 

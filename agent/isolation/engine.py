@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -64,7 +64,9 @@ class IsolateRequest:
     case: str = ""
     backend: str = "auto"
     resolve_timeout: float = 5.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Where custody events go ({"bundle": path, "key": ref}); recorded so that an `--expire`
+    # restore can log its event too (it can only sign with a key that has no passphrase).
+    custody_target: dict[str, Any] | None = None
 
 
 def require_root(action: str) -> None:
@@ -191,6 +193,7 @@ def isolate(req: IsolateRequest, custody: CustodyHook | None = None) -> dict[str
             "expire": None,
             "persist": None,
             "command": sys.argv[1:],
+            "custody_target": req.custody_target if custody is not None else None,
         }
         state.save(record)
     except BaseException:
@@ -389,11 +392,23 @@ def status() -> dict[str, Any]:
     return {**base, "status": "isolated", "findings": findings}
 
 
-def expire_helper(isolation_id: str, at_ns: int) -> dict[str, Any] | None:
-    """Body of the detached `--expire` helper: sleep, then restore if still the same isolation."""
+def expire_helper(
+    isolation_id: str, at_ns: int,
+    custody_for: Callable[[dict[str, Any]], CustodyHook | None] | None = None,
+) -> dict[str, Any] | None:
+    """Body of the detached `--expire` helper: sleep, then restore if still the same isolation.
+
+    `custody_for` turns the recorded custody target into a hook (None when it cannot sign)."""
     while (remaining := at_ns - now_ns()) > 0:
         time.sleep(min(remaining / 1e9, 60.0))
     record = state.load()
     if record is None or record.get("id") != isolation_id:
         return None
-    return restore(reason="expired (--expire)", _action="expire")
+    hook = None
+    target = record.get("custody_target")
+    if target and custody_for is not None:
+        hook = custody_for(target)
+        if hook is None:
+            log.warning("expire-without-custody", bundle=target.get("bundle"),
+                        why="the key cannot be used unattended")
+    return restore(reason="expired (--expire)", custody=hook, _action="expire")
