@@ -29,6 +29,9 @@ COMMAND_MODULES = {
     "profiles": "agent.commands.artifacts",
     "respond": "agent.commands.respond",
     "incident-note": "agent.commands.respond",
+    "isolate": "agent.commands.isolate",
+    "restore": "agent.commands.isolate",
+    "isolation": "agent.commands.isolate",
 }
 
 

@@ -1,0 +1,218 @@
+"""`sealbox isolate`, `sealbox restore`, `sealbox isolation status`: a thin CLI over the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from agent.commands.common import key_options, load_signer
+from agent.isolation import IsolateRequest, engine, parse_duration, platform_plan
+from agent.isolation.engine import BACKENDS, PLATFORMS, CustodyHook, build_policy
+from manifest.custody import append_event
+from manifest.errors import SealboxError, UsageError
+
+
+def _log_to_stderr() -> None:
+    # structlog prints to stdout by default; keep stdout for results (and --json).
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
+def _current_platform() -> str:
+    if sys.platform.startswith("win"):
+        return "windows"
+    return "macos" if sys.platform == "darwin" else "linux"
+
+
+def _emit(data: dict[str, Any], as_json: bool, text: str) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(text.rstrip("\n"))
+
+
+def _custody(bundle: Path | None, key_ref: str | None, passphrase_file: Path | None
+             ) -> CustodyHook | None:
+    """A hook appending signed events to `bundle`'s custody continuation, or None."""
+    if bundle is None:
+        if key_ref is not None or passphrase_file is not None:
+            raise UsageError("--key and --passphrase-file are only used with --bundle")
+        return None
+    if not (bundle / "custody" / "continuation.jsonl").is_file():
+        raise UsageError(f"{bundle} is not a sealed sealbox bundle (no custody continuation)")
+    signer = load_signer(key_ref, passphrase_file)
+
+    def hook(event: str, details: dict[str, Any], reason: str) -> dict[str, Any]:
+        return append_event(bundle, signer, event, details, reason=reason)
+
+    return hook
+
+
+def _with_bundle(f: Any) -> Any:
+    f = key_options(f)
+    return click.option(
+        "--bundle", type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help="Append a signed custody event to this sealed bundle's continuation log.",
+    )(f)
+
+
+def _isolate_text(r: dict[str, Any]) -> str:
+    lines = [f"isolated ({r['backend']}), rules sha256 {r['ruleset_sha256']}"]
+    for name, addrs in r["policy"]["names"].items():
+        lines.append(f"resolved {name} -> {', '.join(addrs)}")
+    for e in r["policy"]["allow"]:
+        lines.append(f"allowed: {e['network']}"
+                     + (f" port {e['port']}" if e["port"] else "")
+                     + (f"/{e['proto']}" if e["proto"] else ""))
+    if r["policy"]["allow_dns"]:
+        lines.append(f"allowed DNS to: {', '.join(r['policy']['resolvers'])}")
+    lines.append("DHCP: " + ("allowed" if r["policy"]["dhcp"] else "blocked"))
+    lines.append("forwarding: " + ("allowed" if r["policy"]["forward"] else "blocked"))
+    for c in r["killed_connections"]:
+        state = "killed" if c["killed"] else "COULD NOT KILL"
+        lines.append(f"{state}: {c['proto']} {c['local']}:{c['local_port']} -> "
+                     f"{c['peer']}:{c['peer_port']}"
+                     + (f" ({c['process']} pid {c['pid']})" if c.get("pid") else ""))
+    if not r["killed_connections"]:
+        lines.append("no existing connection to a peer outside the allow-list")
+    for other in r["other_firewalls"]:
+        lines.append(f"other firewall present: {other}")
+    if r.get("check"):
+        lines.append(f"check {r['check']['target']}: ok")
+    else:
+        lines.append("check: skipped (no --check and no allowed TCP peer with a port)")
+    if r.get("expire"):
+        lines.append(f"expires at {r['expire']['at']} (helper pid {r['expire']['helper_pid']})")
+    if r.get("persist"):
+        lines.append(f"persistent: boot unit {r['persist']['unit']}")
+    return "\n".join(lines)
+
+
+@click.command("isolate")
+@click.option("--allow", "allow", multiple=True, metavar="ADDR[/PREFIX][:PORT][/tcp|udp]",
+              help="Peer that stays reachable (repeatable); host names resolve to all A/AAAA.")
+@click.option("--allow-dns", is_flag=True, help="Allow DNS to the configured resolvers only.")
+@click.option("--no-dhcp", is_flag=True, help="Block DHCP (allowed by default).")
+@click.option("--allow-forward", is_flag=True, help="Do not block forwarding (containers, VMs).")
+@click.option("--check", "check", metavar="HOST:PORT",
+              help="Connect here after isolating (default: first allowed TCP peer).")
+@click.option("--check-timeout", type=float, default=5.0, show_default=True,
+              help="Seconds for --check and for resolving host names.")
+@click.option("--no-rollback", is_flag=True, help="Keep isolation when --check fails.")
+@click.option("--expire", metavar="DURATION", help="Restore automatically after e.g. 30m, 2h.")
+@click.option("--persist", is_flag=True, help="Re-apply at boot until `sealbox restore`.")
+@click.option("--reason", default="", help="Why (recorded and logged).")
+@click.option("--case", "case", default="", metavar="ID", help="Case id (recorded).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
+@click.option("--platform", type=click.Choice(PLATFORMS), default=None,
+              help="With --dry-run: show the plan for another platform.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the exact rules, validate them, change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_with_bundle
+def isolate_cmd(allow: tuple[str, ...], allow_dns: bool, no_dhcp: bool, allow_forward: bool,
+                check: str | None, check_timeout: float, no_rollback: bool, expire: str | None,
+                persist: bool, reason: str, case: str, backend: str, platform: str | None,
+                dry_run: bool, as_json: bool, bundle: Path | None, key_ref: str | None,
+                passphrase_file: Path | None) -> int:
+    """Cut this host off the network except for the allow-listed peers."""
+    _log_to_stderr()
+    req = IsolateRequest(
+        allow=allow, allow_dns=allow_dns, dhcp=not no_dhcp, forward=allow_forward, check=check,
+        check_timeout=check_timeout, rollback=not no_rollback,
+        expire_seconds=parse_duration(expire) if expire else None, persist=persist,
+        reason=reason, case=case, backend=backend, resolve_timeout=check_timeout,
+        custody_target={"bundle": str(bundle.resolve()), "key": key_ref} if bundle else None,
+    )
+    target = platform or _current_platform()
+    if target != "linux":
+        if not dry_run and target != _current_platform():
+            raise UsageError(f"--platform {target} only works with --dry-run on this system")
+        if not dry_run:
+            raise UsageError(f"isolation on {target} is shown as a plan only: add --dry-run")
+        plan = platform_plan(target, build_policy(req))
+        _emit({"dry_run": True, **plan.to_json()}, as_json, plan.render())
+        return 0
+    if dry_run:
+        result = engine.dry_run(req)
+        _emit(result, as_json, result["ruleset"] + f"# sha256 {result['ruleset_sha256']}\n"
+              f"# {result['validated']}; nothing was changed")
+        return 0
+    record = engine.isolate(req, _custody(bundle, key_ref, passphrase_file))
+    shown = {k: v for k, v in record.items() if k not in ("snapshot_before", "applied_listing")}
+    _emit(shown, as_json, _isolate_text(record))
+    return 0
+
+
+@click.command("restore")
+@click.option("--reason", default="", help="Why (recorded and logged).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_with_bundle
+def restore_cmd(reason: str, as_json: bool, bundle: Path | None, key_ref: str | None,
+                passphrase_file: Path | None) -> int:
+    """Remove sealbox's isolation rules (only those) and report drift since isolating."""
+    _log_to_stderr()
+    result = engine.restore(reason=reason, custody=_custody(bundle, key_ref, passphrase_file))
+    if not result["restored"]:
+        _emit(result, as_json, result["message"])
+        return 0
+    lines = [f"restored: sealbox's {result['backend']} rules removed"]
+    if result.get("note"):
+        lines.append(f"note: {result['note']}")
+    for table in result["empty_tables_removed"]:
+        lines.append(f"removed empty table created by iptables-nft: {table}")
+    if result["persist_removed"]:
+        lines.append(f"boot unit removed: {', '.join(result['persist_removed'])}")
+    if result["drift"]:
+        for f in result["drift"]:
+            lines.append(f"drift in {f['source']} since isolation (left as it is):")
+            lines += [f"  {d}" for d in f["diff"]]
+    else:
+        lines.append("ruleset identical to the snapshot taken before isolation")
+    _emit(result, as_json, "\n".join(lines))
+    return 0
+
+
+@click.group("isolation")
+def isolation_group() -> None:
+    """Inspect network isolation."""
+
+
+@isolation_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status_cmd(as_json: bool) -> int:
+    """isolated, partial, not isolated or unknown (exit 0 only for isolated / not isolated)."""
+    result = engine.status()
+    lines = [result["status"]]
+    if result.get("isolated_at"):
+        lines.append(f"since {result['isolated_at']} by {result['operator']['user']}"
+                     f" ({result['backend']}), reason: {result.get('reason') or '-'}")
+        lines.append(f"allowed: {', '.join(result['allow']) or 'nothing'}")
+    lines += result["findings"]
+    _emit(result, as_json, "\n".join(lines))
+    return 0 if result["status"] in ("isolated", "not isolated") else 1
+
+
+@isolation_group.command("expire-helper", hidden=True)
+@click.option("--id", "isolation_id", required=True)
+@click.option("--at", "at_ns", type=int, required=True)
+def expire_helper_cmd(isolation_id: str, at_ns: int) -> int:
+    """Detached helper started by `isolate --expire`."""
+    _log_to_stderr()
+
+    def custody_for(target: dict[str, Any]) -> CustodyHook | None:
+        try:
+            return _custody(Path(target["bundle"]), target.get("key"), None)
+        except SealboxError:
+            return None
+
+    engine.expire_helper(isolation_id, at_ns, custody_for)
+    return 0
+
+
+COMMANDS: list[click.Command] = [isolate_cmd, restore_cmd, isolation_group]

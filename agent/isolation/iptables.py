@@ -1,0 +1,259 @@
+"""iptables fallback: sealbox's own chains, jumped to from the first rule of INPUT/OUTPUT/FORWARD.
+
+Used when nftables is not available (or chosen with `--backend iptables` / `iptables-legacy`).
+The chains are loaded with `iptables-restore --noflush` and `ip6tables-restore --noflush`, so
+nothing else in the filter table is touched. If IPv6 is enabled and cannot be filtered, isolation
+is refused (and the IPv4 half is taken back out): half an isolation is not one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.isolation._run import have, run
+from manifest.errors import IsolationError
+
+if TYPE_CHECKING:
+    from agent.isolation.model import AllowEntry, Policy
+
+CHAINS = {"INPUT": "SEALBOX-INPUT", "OUTPUT": "SEALBOX-OUTPUT", "FORWARD": "SEALBOX-FORWARD"}
+_ND_TYPES = ("router-solicitation", "router-advertisement", "neighbour-solicitation",
+             "neighbour-advertisement")
+
+
+def ipv6_enabled() -> bool:
+    """IPv6 exists in this network namespace (an address is configured on some interface)."""
+    try:
+        return bool(Path("/proc/net/if_inet6").read_text(encoding="ascii").strip())
+    except OSError:
+        return False
+
+
+def _peer_rules(chain: str, e: AllowEntry) -> list[str]:
+    addr_opt, port_opt = ("-s", "--sport") if chain == CHAINS["INPUT"] else ("-d", "--dport")
+    if e.port is None and e.proto is None:
+        return [f"-A {chain} {addr_opt} {e.network} -j ACCEPT"]
+    rules = []
+    for proto in e.protocols():
+        port = f" {port_opt} {e.port}" if e.port is not None else ""
+        rules.append(f"-A {chain} {addr_opt} {e.network} -p {proto} -m {proto}{port} -j ACCEPT")
+    return rules
+
+
+def render_family(policy: Policy, version: int) -> str:
+    """The `iptables-restore --noflush` input for one address family (4 or 6)."""
+    lines = ["# sealbox network isolation (iptables fallback)", "*filter"]
+    lines += [f":{own} - [0:0]" for own in CHAINS.values()]
+    lines += [f"-I {builtin} 1 -j {own}" for builtin, own in CHAINS.items()]
+    for direction in ("INPUT", "OUTPUT"):
+        chain = CHAINS[direction]
+        inbound = direction == "INPUT"
+        addr_opt, port_opt = ("-s", "--sport") if inbound else ("-d", "--dport")
+        lines.append(f"-A {chain} {'-i' if inbound else '-o'} lo -j ACCEPT")
+        for e in policy.entries(version):
+            lines += _peer_rules(chain, e)
+        for r in policy.resolvers_v(version):
+            prefix = 32 if version == 4 else 128
+            for proto in ("udp", "tcp"):
+                lines.append(
+                    f"-A {chain} {addr_opt} {r}/{prefix} -p {proto} -m {proto} {port_opt} 53"
+                    " -j ACCEPT"
+                )
+        if policy.dhcp:
+            client, server = (68, 67) if version == 4 else (546, 547)
+            sport, dport = (server, client) if inbound else (client, server)
+            lines.append(f"-A {chain} -p udp -m udp --sport {sport} --dport {dport} -j ACCEPT")
+        if version == 6 and policy.needs_nd:
+            for t in _ND_TYPES:
+                lines.append(
+                    f"-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255"
+                    " -j ACCEPT"
+                )
+        lines.append(f"-A {chain} -j DROP")
+    if not policy.forward:
+        lines.append(f"-A {CHAINS['FORWARD']} -j DROP")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def render(policy: Policy) -> str:
+    """Both families in one text, each introduced by a `# family` comment line."""
+    return "# ipv4\n" + render_family(policy, 4) + "# ipv6\n" + render_family(policy, 6)
+
+
+def split(ruleset: str) -> dict[int, str]:
+    _, _, rest = ruleset.partition("# ipv4\n")
+    v4, _, v6 = rest.partition("# ipv6\n")
+    return {4: v4, 6: v6}
+
+
+_COUNTERS = re.compile(r"\s\[\d+:\d+\]$")
+
+
+def normalize_save(text: str | None) -> str:
+    """iptables-save output without comments, counters, and tables that hold nothing
+    (a table with only built-in chains, policy ACCEPT and no rule is the same as no table)."""
+    if not text:
+        return ""
+    tables: list[list[str]] = []
+    current: list[str] = []
+    for raw in text.splitlines():
+        line = _COUNTERS.sub("", raw.rstrip())
+        if not line or line.startswith("#"):
+            continue
+        current.append(line)
+        if line == "COMMIT":
+            tables.append(current)
+            current = []
+    kept = []
+    for t in tables:
+        body = t[1:-1]
+        trivial = all(
+            (ln.startswith(":") and ln.split()[1] == "ACCEPT") for ln in body
+        )
+        if not trivial:
+            kept.append("\n".join(t))
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+class IptablesBackend:
+    """The fallback; `variant` is "" for the system's iptables, or "legacy" / "nft"."""
+
+    def __init__(self, variant: str = "") -> None:
+        self.variant = variant
+        self.name = f"iptables-{variant}" if variant else "iptables"
+
+    def tool(self, version: int, kind: str = "") -> str:
+        base = "iptables" if version == 4 else "ip6tables"
+        if self.variant:
+            base = f"{base}-{self.variant}"
+        return f"{base}-{kind}" if kind else base
+
+    def available(self) -> bool:
+        return have(self.tool(4, "restore"))
+
+    def uses_nf_tables(self) -> bool:
+        proc = run([self.tool(4), "--version"], check=False)
+        return "nf_tables" in proc.stdout
+
+    def render(self, policy: Policy) -> str:
+        return render(policy)
+
+    def _require_ipv6(self) -> bool:
+        """Whether IPv6 must be filtered; refuses when it must but cannot be."""
+        if not ipv6_enabled():
+            return False
+        if not have(self.tool(6, "restore")):
+            raise IsolationError(
+                f"IPv6 is enabled but {self.tool(6, 'restore')} is missing; refusing to isolate"
+                " IPv4 only", hint="install ip6tables or use the nftables backend",
+            )
+        return True
+
+    def check(self, ruleset: str) -> None:
+        parts = split(ruleset)
+        run([self.tool(4, "restore"), "--test", "--noflush"], input_text=parts[4])
+        if self._require_ipv6():
+            run([self.tool(6, "restore"), "--test", "--noflush"], input_text=parts[6])
+
+    def present(self) -> bool:
+        return bool(self.chains_present())
+
+    def chains_present(self) -> list[str]:
+        found = []
+        for version in (4, 6):
+            if version == 6 and not have(self.tool(6)):
+                continue
+            for own in CHAINS.values():
+                if run([self.tool(version), "-S", own], check=False).returncode == 0:
+                    found.append(f"ipv{version} {own}")
+        return found
+
+    def apply(self, ruleset: str) -> None:
+        if self.present():
+            raise IsolationError(
+                "sealbox's iptables chains already exist",
+                hint="run `sealbox restore` first, or `sealbox isolation status` to inspect them",
+            )
+        parts = split(ruleset)
+        v6 = self._require_ipv6()
+        run([self.tool(4, "restore"), "--noflush"], input_text=parts[4])
+        if v6:
+            try:
+                run([self.tool(6, "restore"), "--noflush"], input_text=parts[6])
+            except IsolationError as exc:
+                self.remove()
+                raise IsolationError(
+                    f"IPv6 cannot be filtered ({exc.message}); IPv4 rules taken back out,"
+                    " isolation refused", hint="use the nftables backend",
+                ) from exc
+
+    def listing(self) -> str | None:
+        """Our chains and the first rule of each built-in chain, both families."""
+        out: list[str] = []
+        for version in (4, 6):
+            if version == 6 and not (ipv6_enabled() and have(self.tool(6))):
+                continue
+            out.append(f"# ipv{version}")
+            for builtin, own in CHAINS.items():
+                proc = run([self.tool(version), "-S", own], check=False)
+                if proc.returncode != 0:
+                    return None
+                out += proc.stdout.strip().splitlines()
+                first = run([self.tool(version), "-S", builtin, "1"], check=False)
+                out.append(first.stdout.strip() or f"# {builtin} empty")
+        return "\n".join(out) + "\n"
+
+    def remove(self) -> bool:
+        found = False
+        for version in (4, 6):
+            if not have(self.tool(version)):
+                continue
+            ipt = self.tool(version)
+            for builtin, own in CHAINS.items():
+                while run([ipt, "-D", builtin, "-j", own], check=False).returncode == 0:
+                    found = True
+                if run([ipt, "-S", own], check=False).returncode == 0:
+                    found = True
+                    run([ipt, "-F", own])
+                    run([ipt, "-X", own])
+        return found
+
+    def drop_empty_tables(self, before: dict[str, Any]) -> list[str]:
+        """With iptables-nft, adding our chains created `table ip filter` (and ip6) if they did
+        not exist; delete them again when they were absent before and hold nothing now."""
+        if not self.uses_nf_tables() or not have("nft"):
+            return []
+        dropped = []
+        for version, family in ((4, "ip"), (6, "ip6")):
+            saved = before.get(f"ip{'6' if version == 6 else ''}tables_save") or ""
+            if "*filter" in saved:
+                continue
+            now = run([self.tool(version, "save"), "-t", "filter"], check=False).stdout
+            if "*filter" in now and not normalize_save(now):
+                run(["nft", "delete", "table", family, "filter"], check=False)
+                dropped.append(f"{family} filter")
+        return dropped
+
+    def persist_command(self, ruleset_path: str) -> list[str]:
+        # /proc files report size 0, so test for content with grep rather than `[ -s ]`.
+        return ["/bin/sh", "-c", f"{self.tool(4, 'restore')} --noflush < {ruleset_path}.v4"
+                f" && {{ ! grep -qs . /proc/net/if_inet6 || {self.tool(6, 'restore')} --noflush"
+                f" < {ruleset_path}.v6; }}"]
+
+    def persist_text(self, ruleset: str) -> str:
+        return ruleset
+
+
+def snapshot(backend: IptablesBackend | None = None) -> dict[str, Any]:
+    """`iptables-save` / `ip6tables-save` output before isolation (None where unavailable)."""
+    b = backend or IptablesBackend()
+    out: dict[str, Any] = {}
+    for version, key in ((4, "iptables_save"), (6, "ip6tables_save")):
+        tool = b.tool(version, "save")
+        if have(tool):
+            proc = run([tool], check=False)
+            out[key] = proc.stdout if proc.returncode == 0 else None
+    return out

@@ -1,0 +1,365 @@
+"""Test network: three network namespaces joined only to each other, and probes run inside them.
+
+    host  ── veth ──  itsrv     203.0.113.1/24 ↔ 203.0.113.2/24,   2001:db8:1::1/64 ↔ ::2
+    host  ── veth ──  outside   198.51.100.1/24 ↔ 198.51.100.2/24, 2001:db8:2::1/64 ↔ ::2
+
+Every link is created from inside a test namespace (`ip -n NS link add ... peer ... netns
+OTHER`), so nothing is ever added to the machine's own namespace. Names carry the pid and a
+counter so parallel runs do not collide. Run as a script, this file is also the server and the
+probe that the tests start inside the namespaces (`serve`, `probe`, `hold`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parent.parent
+
+IT4, IT6 = "203.0.113.2", "2001:db8:1::2"
+OUT4, OUT6 = "198.51.100.2", "2001:db8:2::2"
+HOST_IT4, HOST_OUT4 = "203.0.113.1", "198.51.100.1"
+IT_PORT, OUT_PORT, UDP_PORT = 8443, 8080, 5353
+_counter = itertools.count()
+
+
+def sh(*argv: str, check: bool = True, input: str | None = None
+       ) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, input=input, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+_SITE: list[Path] = []
+
+
+def can_make_namespaces() -> bool:
+    """Whether this process may create (and delete) a network namespace."""
+    name = f"sbxprobe-{os.getpid()}-{next(_counter)}"
+    if sh("ip", "netns", "add", name, check=False).returncode != 0:
+        return False
+    sh("ip", "netns", "del", name, check=False)
+    return True
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link a world-readable file (fast), otherwise copy it and make the copy readable
+    (never change the original's mode)."""
+    import shutil
+
+    if os.stat(src).st_mode & 0o004:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+    Path(dst).chmod(0o644)
+
+
+def unprivileged_site() -> Path:
+    """A world-readable copy of the third-party packages the CLI imports, for runs as user
+    `nobody` when the interpreter's site-packages are not readable by it (e.g. /root/.pyenv)."""
+    if _SITE:
+        return _SITE[0]
+    import atexit
+    import shutil
+    import sysconfig
+    import tempfile
+
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    platlib = Path(sysconfig.get_paths()["platlib"])
+    listing = subprocess.run(
+        [sys.executable, "-c", "import sys, importlib, agent.cli; "
+         "[importlib.import_module(m) for m in set(agent.cli.COMMAND_MODULES.values())]; "
+         "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
+         "if getattr(m, '__file__', None)))"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout.splitlines()
+    tops: set[Path] = set()
+    for name in listing:
+        path = Path(name)
+        for lib in (purelib, platlib):
+            if path.is_relative_to(lib):
+                tops.add(lib / path.relative_to(lib).parts[0])
+    site = Path(tempfile.mkdtemp(prefix="sealbox-site-"))
+    for top in tops:
+        if top.is_dir():
+            shutil.copytree(top, site / top.name, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(top, site / top.name)
+    for path in (site, *site.rglob("*")):
+        if path.is_dir():
+            path.chmod(0o755)
+    atexit.register(shutil.rmtree, site, True)
+    _SITE.append(site)
+    return site
+
+
+class Lab:
+    """The three namespaces, their servers, and helpers to run things inside `host`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        tag = f"{os.getpid()}-{next(_counter)}"
+        self.host, self.itsrv, self.outside = (f"sbx{n}-{tag}" for n in ("host", "it", "out"))
+        self.state_dir = state_dir
+        self.systemd_dir = state_dir.parent / "systemd"
+        self.resolv_conf = state_dir.parent / "resolv.conf"
+        self.home = state_dir.parent / "home"
+        self.procs: list[subprocess.Popen[str]] = []
+
+    # -- building and tearing down -------------------------------------------------------
+    def __enter__(self) -> Lab:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        for ns in (self.host, self.itsrv, self.outside):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            # No duplicate address detection: addresses are usable at once, probes are stable.
+            for conf in ("all", "default"):
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw",
+                   f"net.ipv6.conf.{conf}.accept_dad=0")
+        for peer, v4, v6, hv4, hv6 in (
+            (self.itsrv, IT4, IT6, HOST_IT4, "2001:db8:1::1"),
+            (self.outside, OUT4, OUT6, HOST_OUT4, "2001:db8:2::1"),
+        ):
+            here, there = ("vit", "vhost") if peer == self.itsrv else ("vout", "vhost")
+            sh("ip", "-n", self.host, "link", "add", here, "type", "veth", "peer", "name", there,
+               "netns", peer)
+            for ns, dev, a4, a6 in ((self.host, here, hv4, hv6), (peer, there, v4, v6)):
+                sh("ip", "-n", ns, "addr", "add", f"{a4}/24", "dev", dev)
+                sh("ip", "-n", ns, "addr", "add", f"{a6}/64", "dev", dev, "nodad")
+                sh("ip", "-n", ns, "link", "set", dev, "up")
+        deadline = time.monotonic() + 5
+        for ns, dev in ((self.host, "vit"), (self.host, "vout"), (self.itsrv, "vhost"),
+                        (self.outside, "vhost")):
+            while "LOWER_UP" not in sh("ip", "-n", ns, "-o", "link", "show", dev).stdout:
+                assert time.monotonic() < deadline, f"{dev} in {ns} did not come up"
+                time.sleep(0.02)
+        for ns in (self.host, self.itsrv, self.outside):
+            sh("ip", "-n", ns, "neigh", "flush", "all")  # no FAILED entries from before link-up
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.resolv_conf.write_text(f"nameserver {IT4}\n", encoding="utf-8")
+        for ns in (self.itsrv, self.outside):
+            self.start(ns, "serve", wait_for="serving")
+        deadline = time.monotonic() + 5
+        # Links need a moment to come up: retry with short probes until everything answers.
+        while not all((result := self.probe(*self.everything(), timeout=0.25)).values()):
+            assert time.monotonic() < deadline, f"test network not ready: {result}"
+
+    def everything(self) -> list[str]:
+        """Every kind of traffic the tests look at, to each namespace, v4 and v6."""
+        return [
+            f"tcp:{IT4}:{IT_PORT}", f"tcp:{IT6}:{IT_PORT}", f"tcp:{OUT4}:{OUT_PORT}",
+            f"tcp:{OUT6}:{OUT_PORT}", f"udp:{OUT4}:{UDP_PORT}", f"udp:{OUT6}:{UDP_PORT}",
+            f"icmp:{OUT4}", f"icmp:{OUT6}", f"tcp:{IT4}:{OUT_PORT}", f"udp:{IT4}:{UDP_PORT}",
+            f"icmp:{IT4}",
+        ]
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=5)
+        for ns in (self.host, self.itsrv, self.outside):
+            # Anything still running inside a test namespace was started by this test.
+            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "del", ns, check=False)
+
+    # -- running things ------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ, "PYTHONPATH": str(REPO), "SEALBOX_STATE_DIR": str(self.state_dir),
+            "SEALBOX_SYSTEMD_DIR": str(self.systemd_dir),
+            "SEALBOX_HOME": str(self.home),
+            "SEALBOX_RESOLV_CONF": str(self.resolv_conf),
+        }
+
+    def run(self, ns: str, *argv: str, timeout: float = 60, user: bool = False
+            ) -> subprocess.CompletedProcess[str]:
+        prefix = ["ip", "netns", "exec", ns]
+        env = self.env()
+        if user:
+            prefix += ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            env["PYTHONPATH"] = f"{REPO}:{unprivileged_site()}"
+        return subprocess.run([*prefix, *argv], capture_output=True, text=True,
+                              env=env, timeout=timeout, cwd=REPO)
+
+    def sealbox(self, *args: str, user: bool = False, timeout: float = 60
+                ) -> subprocess.CompletedProcess[str]:
+        return self.run(self.host, sys.executable, "-m", "agent", *args, user=user,
+                        timeout=timeout)
+
+    def nft(self, *args: str, ns: str | None = None) -> str:
+        return sh("ip", "netns", "exec", ns or self.host, "nft", *args).stdout
+
+    def start(self, ns: str, *args: str, wait_for: str = "") -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, str(HERE), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(),
+        )
+        self.procs.append(proc)
+        if wait_for:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert wait_for in line, f"{args} did not start: {line!r} {proc.stderr.read()}"
+        return proc
+
+    def probe(self, *targets: str, timeout: float = 1.0, ns: str | None = None
+              ) -> dict[str, bool]:
+        """`tcp:ADDR:PORT`, `udp:ADDR:PORT`, `icmp:ADDR` from `host`; True = it got through."""
+        proc = self.run(ns or self.host, sys.executable, str(HERE), "probe", str(timeout),
+                        *targets)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+
+# -- the programs that run inside the namespaces -----------------------------------------
+
+def _serve() -> None:
+    listeners = []
+    for port in (IT_PORT, OUT_PORT):
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("::", port))
+        s.listen(16)
+        listeners.append(s)
+    udps = []
+    for port in (UDP_PORT, 53):
+        udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        udp.bind(("::", port))
+        udps.append(udp)
+
+    def echo(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+    print("serving", flush=True)
+    while True:
+        ready, _, _ = select.select([*listeners, *udps], [], [])
+        for s in ready:
+            if s in udps:
+                data, addr = s.recvfrom(4096)
+                s.sendto(data, addr)
+            else:
+                conn, _ = s.accept()
+                threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def _icmp(addr: str, timeout: float) -> bool:
+    v6 = ":" in addr
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
+    echo_type, reply_type = (128, 129) if v6 else (8, 0)
+    ident = os.getpid() & 0xFFFF
+    header = struct.pack("!BBHHH", echo_type, 0, 0, ident, 1) + b"sealbox"
+    if not v6:  # the kernel fills in the ICMPv6 checksum
+        header = header[:2] + struct.pack("!H", _checksum(header)) + header[4:]
+    with socket.socket(family, socket.SOCK_RAW, proto) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(header, (addr, 0))
+        except OSError:
+            return False
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            s.settimeout(left)
+            try:
+                data, _src = s.recvfrom(2048)
+            except OSError:
+                return False
+            icmp = data if v6 else data[(data[0] & 0x0F) * 4:]
+            if icmp[0] == reply_type and struct.unpack("!H", icmp[4:6])[0] == ident:
+                return True
+    return False
+
+
+def _one(target: str, timeout: float) -> bool:
+    kind, _, rest = target.partition(":")
+    if kind == "icmp":
+        return _icmp(rest, timeout)
+    addr, _, port = rest.rpartition(":")
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    try:
+        if kind == "tcp":
+            with socket.create_connection((addr, int(port)), timeout=timeout) as s:
+                s.sendall(b"ping")
+                return s.recv(4) == b"ping"
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            s.sendto(b"ping", (addr, int(port)))
+            return s.recvfrom(16)[0] == b"ping"
+    except OSError:
+        return False
+
+
+def _probe(timeout: float, targets: list[str]) -> None:
+    results: dict[str, bool] = {}
+    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, _one(t, timeout)))
+               for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps(results))
+
+
+def _hold(addr: str, port: int) -> None:
+    """Open a TCP connection, say so, then report how it ends."""
+    s = socket.create_connection((addr, port), timeout=2)
+    s.settimeout(None)
+    print("connected", flush=True)
+    try:
+        data = s.recv(1)
+        print("closed" if not data else "data", flush=True)
+    except OSError as exc:
+        print(f"cut {exc.errno}", flush=True)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "serve":
+        _serve()
+    elif cmd == "probe":
+        _probe(float(sys.argv[2]), sys.argv[3:])
+    elif cmd == "hold":
+        _hold(sys.argv[2], int(sys.argv[3]))
