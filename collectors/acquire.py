@@ -28,6 +28,7 @@ from manifest.items import empty_item, item_line
 from manifest.parallel import ordered_map
 from manifest.pathenc import stored_path
 from manifest.timefmt import rfc3339_ns
+from manifest.views import ViewContext, ViewSet
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -198,6 +199,7 @@ class WorkerConfig:
     sources: list[Source]
     immutable: bool
     resolve_names: bool
+    views: ViewContext | None = None
 
 
 @dataclass
@@ -209,6 +211,7 @@ class BatchResult:
     statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (status, kind, collector)
     links: list[tuple[int, int, int]] = field(default_factory=list)  # (id, device, inode)
     events: list[dict[str, Any]] = field(default_factory=list)
+    views: list[bytes] = field(default_factory=list)  # one blob per view, for these items
 
 
 class Acquirer:
@@ -224,13 +227,16 @@ class Acquirer:
         self.groups: dict[int, str | None] = {}
         self.noatime = bool(_O_NOATIME)
         self.immutable_problem: str | None = None
+        self.views = ViewSet(config.views) if config.views is not None else None
 
     def run(self, batch: list[Task]) -> BatchResult:
         result = BatchResult()
         lines: list[bytes] = []
         manifest: list[bytes] = []
+        items: list[dict[str, Any]] = []
         for task in batch:
             item = self.acquire_one(task, result)
+            items.append(item)
             if item["kind"] == "file" and item["nlink"] and item["nlink"] > 1:
                 result.links.append((task[0], item["device"], item["inode"]))
             if item["stored_as"]:
@@ -239,6 +245,8 @@ class Acquirer:
                 result.bytes += item["size"] or 0
             result.statuses.append((item["status"], item["kind"], item["collector"]))
             lines.append(item_line(item))
+        if self.views is not None:  # rendered here, in parallel, from the items in hand
+            result.views = self.views.render(items)
         result.lines = b"".join(lines)
         result.manifest = b"".join(manifest)
         return result
@@ -463,7 +471,9 @@ def acquire(
     """Acquire every source into the bundle; items and manifest lines stream out in id order."""
     progress = progress or ProgressSink()
     stats = AcquireStats()
-    config = WorkerConfig(os.fsencode(writer.path), sources, writer.immutable, resolve_names)
+    config = WorkerConfig(
+        os.fsencode(writer.path), sources, writer.immutable, resolve_names, writer.view_context
+    )
     workers = max(1, workers or os.cpu_count() or 1)
     first_link: dict[tuple[int, int], int] = {}
 
@@ -475,6 +485,7 @@ def acquire(
         if res.links:
             lines = _note_links(lines, res.links, first_link)
         writer.append_items(lines, res.manifest, res.files, res.bytes)
+        writer.append_views(res.views)
         for status, kind, collector in res.statuses:
             stats.items += 1
             stats.by_status[status] = stats.by_status.get(status, 0) + 1

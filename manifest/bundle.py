@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file
 from manifest.items import empty_item, item_line
 from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
+from manifest.views import ViewContext, ViewSet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -134,6 +136,10 @@ class BundleWriter:
         )
         self.payload_files = 0
         self.payload_bytes = 0
+        # Views stream beside items.jsonl (workers render the fragments); closed at seal.
+        self.view_context = dataclasses.replace(ViewContext.from_writer(self), ended=None)
+        self.views = ViewSet(self.view_context)
+        self.views.open(self)
         self.sealed = False
         self.timestamp_error: str | None = None
 
@@ -210,13 +216,14 @@ class BundleWriter:
         return self.items_path
 
     # -- sealing ------------------------------------------------------------------
-    def seal(self, counts: dict[str, Any], *, views: bool = True, tsa_url: str | None = None) -> Path:
+    def append_views(self, blobs: list[bytes]) -> None:
+        """View fragments rendered for the items just appended, in the same order."""
+        self.views.append(blobs)
+
+    def seal(self, counts: dict[str, Any], *, tsa_url: str | None = None) -> Path:
         """Write the tag files, sign, lock down, and rename: the last step makes it sealed."""
         self.finish_items()
-        if views:
-            from manifest.views import write_views
-
-            write_views(self, self.items_path)
+        self.views.close()
         manifest_hash = sha256_file(self.path / bagit.MANIFEST)
         oxum = f"{self.payload_bytes}.{self.payload_files}"
         self.custody.add(
@@ -328,6 +335,8 @@ class BundleWriter:
         for f in (self._items, self._manifest):
             with contextlib.suppress(Exception):
                 f.close()
+        with contextlib.suppress(Exception):
+            self.views.close()
         with contextlib.suppress(Exception):
             self.custody.close()
         with contextlib.suppress(Exception):

@@ -19,7 +19,7 @@ from manifest import TOOL_NAME, __version__
 from manifest.timefmt import now_rfc3339, rfc3339_ns
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import IO
@@ -77,13 +77,16 @@ def iter_items(items_path: Path) -> Iterator[dict[str, Any]]:
 
 
 class View(Protocol):
-    """One view: a header, a fragment per item (in id order), a footer; all streamed."""
+    """One view: a header, a pure fragment per item (rendered anywhere, e.g. in acquisition
+    workers), appended in id order, then a footer."""
 
     name: str
 
-    def begin(self, out: IO[bytes], ctx: ViewContext) -> None: ...
+    def begin(self, out: IO[bytes]) -> None: ...
 
-    def item(self, out: IO[bytes], item: dict[str, Any]) -> None: ...
+    def fragment(self, item: dict[str, Any]) -> bytes: ...
+
+    def add(self, out: IO[bytes], blob: bytes) -> None: ...
 
     def end(self, out: IO[bytes]) -> None: ...
 
@@ -91,27 +94,57 @@ class View(Protocol):
 VIEW_NAMES = ("bodyfile.txt", "dfxml.xml", "case.jsonld")
 
 
-def write_views(writer: MetadataWriter, items_path: Path, context: ViewContext | None = None) -> None:
-    """Write metadata/bodyfile.txt, dfxml.xml and case.jsonld in one pass over items.jsonl
-    (one parse per item, however many views)."""
-    from manifest.views.bodyfile import BodyfileView
-    from manifest.views.case_jsonld import CaseView
-    from manifest.views.dfxml import DfxmlView
+class ViewSet:
+    """The three views of one bundle. `render` is pure (workers call it on their batches); the
+    bundle writer `open`s the files, `append`s rendered blobs in id order and `close`s at seal."""
 
-    ctx = context or ViewContext.from_writer(writer)
-    views: list[View] = [BodyfileView(), DfxmlView(), CaseView()]
-    with contextlib.ExitStack() as stack:
-        outs = [stack.enter_context(writer.open_metadata(view.name)) for view in views]
-        pairs = list(zip(views, outs, strict=True))
-        for view, out in pairs:
-            view.begin(out, ctx)
-        for item in iter_items(items_path):
-            if item.get("kind") == "volatile":  # snapshots have no file metadata to show
-                continue
-            for view, out in pairs:
-                view.item(out, item)
-        for view, out in pairs:
+    def __init__(self, ctx: ViewContext) -> None:
+        from manifest.views.bodyfile import BodyfileView
+        from manifest.views.case_jsonld import CaseView
+        from manifest.views.dfxml import DfxmlView
+
+        self.ctx = ctx
+        self.views: list[View] = [BodyfileView(), DfxmlView(ctx), CaseView(ctx)]
+        self._stack: contextlib.ExitStack | None = None
+        self._outs: list[IO[bytes]] = []
+
+    def render(self, items: Iterable[dict[str, Any]]) -> list[bytes]:
+        """One blob per view for these items (volatile snapshots have no file metadata)."""
+        shown = [item for item in items if item.get("kind") != "volatile"]
+        return [b"".join(view.fragment(item) for item in shown) for view in self.views]
+
+    def open(self, writer: MetadataWriter) -> None:
+        self._stack = contextlib.ExitStack()
+        self._outs = [self._stack.enter_context(writer.open_metadata(v.name)) for v in self.views]
+        for view, out in zip(self.views, self._outs, strict=True):
+            view.begin(out)
+
+    def append(self, blobs: list[bytes]) -> None:
+        if not blobs:
+            return
+        for view, out, blob in zip(self.views, self._outs, blobs, strict=True):
+            if blob:
+                view.add(out, blob)
+
+    def close(self) -> None:
+        for view, out in zip(self.views, self._outs, strict=True):
             view.end(out)
+        if self._stack is not None:
+            self._stack.close()  # closing makes each file read-only (open_metadata)
+
+
+def write_views(writer: MetadataWriter, items_path: Path, context: ViewContext | None = None) -> None:
+    """Write metadata/bodyfile.txt, dfxml.xml and case.jsonld in one pass over items.jsonl."""
+    views = ViewSet(context or ViewContext.from_writer(writer))
+    views.open(writer)
+    batch: list[dict[str, Any]] = []
+    for item in iter_items(items_path):
+        batch.append(item)
+        if len(batch) >= 32:  # small batches: memory stays flat however many items
+            views.append(views.render(batch))
+            batch = []
+    views.append(views.render(batch))
+    views.close()
 
 
 _NEEDS_ESCAPE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")

@@ -9,12 +9,9 @@ item is in items.jsonl, dfxml.xml and case.jsonld. Times are whole seconds (what
 from __future__ import annotations
 
 import stat
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from manifest.views import text_for_view
-
-if TYPE_CHECKING:
-    from manifest.views import ViewContext
 
 _TYPE_CHARS = {"file": "r", "directory": "d", "symlink": "l"}
 
@@ -64,13 +61,15 @@ def line(item: dict[str, Any]) -> str | None:
 class BodyfileView:
     name = "bodyfile.txt"
 
-    def begin(self, out: IO[bytes], ctx: ViewContext) -> None:
+    def begin(self, out: IO[bytes]) -> None:
         """A bodyfile has no header."""
 
-    def item(self, out: IO[bytes], item: dict[str, Any]) -> None:
+    def fragment(self, item: dict[str, Any]) -> bytes:
         text = line(item)
-        if text is not None:
-            out.write(text.encode("utf-8") + b"\n")
+        return b"" if text is None else text.encode("utf-8") + b"\n"
+
+    def add(self, out: IO[bytes], blob: bytes) -> None:
+        out.write(blob)
 
     def end(self, out: IO[bytes]) -> None:
         """Nor a footer."""

@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from typing import IO, TYPE_CHECKING, Any
 
+from manifest.timefmt import now_rfc3339
 from manifest.views import text_for_view
 
 if TYPE_CHECKING:
@@ -96,18 +97,21 @@ def _dump(obj: Any) -> bytes:
 
 class CaseView:
     """File nodes stream first; their ids spool to a temporary file so the action node, written
-    last with its result list, needs no second pass and no memory per item."""
+    last with its result list, needs no second pass and no memory per item. A fragment is
+    `node NUL ref NUL` (NUL never occurs in JSON text), split again when added."""
 
     name = "case.jsonld"
 
-    def __init__(self) -> None:
-        self.spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in end()
-        self.first = True
-
-    def begin(self, out: IO[bytes], ctx: ViewContext) -> None:
+    def __init__(self, ctx: ViewContext) -> None:
         self.ctx = ctx
         self.tool_id = _iri("Tool", ctx.tool, ctx.version)
         self.performer_id = _iri("Person", ctx.performer_key or ctx.performer_name or "unknown")
+        self.spool: IO[bytes] | None = None
+        self.first = True
+
+    def begin(self, out: IO[bytes]) -> None:
+        ctx = self.ctx
+        self.spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in end()
         out.write(b'{"@context":' + _dump(CONTEXT) + b',"@graph":[\n')
         tool = {
             "@id": self.tool_id,
@@ -125,14 +129,20 @@ class CaseView:
             person["core:description"] = f"signing key {ctx.performer_key}"
         out.write(_dump(person))
 
-    def item(self, out: IO[bytes], item: dict[str, Any]) -> None:
+    def fragment(self, item: dict[str, Any]) -> bytes:
         node = file_node(item, self.ctx)
-        out.write(b",\n" + _dump(node))
-        ref = _dump({"@id": node["@id"]})
-        self.spool.write(ref if self.first else b"," + ref)
+        return _dump(node) + b"\0" + _dump({"@id": node["@id"]}) + b"\0"
+
+    def add(self, out: IO[bytes], blob: bytes) -> None:
+        assert self.spool is not None
+        parts = blob.split(b"\0")
+        nodes, refs = parts[0:-1:2], parts[1::2]
+        out.write(b"".join(b",\n" + node for node in nodes))
+        self.spool.write((b"" if self.first else b",") + b",".join(refs))
         self.first = False
 
     def end(self, out: IO[bytes]) -> None:
+        assert self.spool is not None
         ctx = self.ctx
         head: dict[str, Any] = {
             "@id": _iri("InvestigativeAction", ctx.bundle_id),
@@ -146,8 +156,7 @@ class CaseView:
         }
         if ctx.started:
             head["action:startTime"] = _dt(ctx.started)
-        if ctx.ended:
-            head["action:endTime"] = _dt(ctx.ended)
+        head["action:endTime"] = _dt(ctx.ended or now_rfc3339())
         out.write(b",\n" + _dump(head)[:-1] + b',"action:result":[')
         self.spool.seek(0)
         shutil.copyfileobj(self.spool, out)

@@ -81,11 +81,17 @@ def header(ctx: ViewContext) -> str:
 class DfxmlView:
     name = "dfxml.xml"
 
-    def begin(self, out: IO[bytes], ctx: ViewContext) -> None:
-        out.write(header(ctx).encode("utf-8"))
+    def __init__(self, ctx: ViewContext) -> None:
+        self.ctx = ctx
 
-    def item(self, out: IO[bytes], item: dict[str, Any]) -> None:
-        out.write(fileobject(item).encode("utf-8"))
+    def begin(self, out: IO[bytes]) -> None:
+        out.write(header(self.ctx).encode("utf-8"))
+
+    def fragment(self, item: dict[str, Any]) -> bytes:
+        return fileobject(item).encode("utf-8")
+
+    def add(self, out: IO[bytes], blob: bytes) -> None:
+        out.write(blob)
 
     def end(self, out: IO[bytes]) -> None:
         out.write(b"</dfxml>\n")
