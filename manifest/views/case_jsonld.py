@@ -7,10 +7,12 @@ same bundle always yields the same graph. Written in one streaming pass.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
 import uuid
+from json.encoder import encode_basestring as _s  # type: ignore[attr-defined]
 from typing import IO, TYPE_CHECKING, Any
 
 from manifest.timefmt import now_rfc3339
@@ -46,49 +48,55 @@ def _int(value: int) -> dict[str, str]:
     return {"@type": "xsd:integer", "@value": str(value)}
 
 
-def file_node(item: dict[str, Any], ctx: ViewContext) -> dict[str, Any]:
-    # One UUIDv5 per item; the node kinds below tell its File, facets and hash apart.
-    uid = uuid.uuid5(_NS, f"{ctx.bundle_id}/{item.get('id')}")
+_TIMES = (
+    ("mtime", "observable:modifiedTime"),
+    ("atime", "observable:accessedTime"),
+    ("ctime", "observable:metadataChangeTime"),
+    ("birthtime", "observable:observableCreatedTime"),
+)
+
+
+def _item_uuid(bundle_id: str, item_id: object) -> str:
+    """UUIDv5 (RFC 4122) of `bundle/item` in the sealbox namespace, without uuid.UUID objects
+    (this runs once per acquired file)."""
+    digest = bytearray(hashlib.sha1(_NS.bytes + f"{bundle_id}/{item_id}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def file_node(item: dict[str, Any], ctx: ViewContext) -> tuple[str, str]:
+    """(JSON text of the File node, its @id): a template, since this runs once per file.
+    One UUID per item; the node kinds tell its File, facets and hash apart."""
+    uid = _item_uuid(ctx.bundle_id, item.get("id"))
     node_id = f"kb:File-{uid}"
     path = text_for_view(str(item.get("source_path") or ""))
-    facet: dict[str, Any] = {
-        "@id": f"kb:FileFacet-{uid}",
-        "@type": "observable:FileFacet",
-        "observable:fileName": path.rsplit("/", 1)[-1] or path,
-        "observable:filePath": path,
-        "observable:isDirectory": item.get("kind") == "directory",
-    }
+    facet = [
+        f'"@id":"kb:FileFacet-{uid}","@type":"observable:FileFacet"',
+        f'"observable:fileName":{_s(path.rsplit("/", 1)[-1] or path)}',
+        f'"observable:filePath":{_s(path)}',
+        f'"observable:isDirectory":{"true" if item.get("kind") == "directory" else "false"}',
+    ]
     if isinstance(item.get("size"), int):
-        facet["observable:sizeInBytes"] = _int(item["size"])
-    for key, prop in (
-        ("mtime", "observable:modifiedTime"),
-        ("atime", "observable:accessedTime"),
-        ("ctime", "observable:metadataChangeTime"),
-        ("birthtime", "observable:observableCreatedTime"),
-    ):
+        facet.append(f'"observable:sizeInBytes":{{"@type":"xsd:integer","@value":"{item["size"]}"}}')
+    for key, prop in _TIMES:
         if item.get(key):
-            facet[prop] = _dt(item[key])
-    facets: list[dict[str, Any]] = [facet]
-    if item.get("sha256"):
-        facets.append(
-            {
-                "@id": f"kb:ContentDataFacet-{uid}",
-                "@type": "observable:ContentDataFacet",
-                "observable:hash": [
-                    {
-                        "@id": f"kb:Hash-{uid}",
-                        "@type": "types:Hash",
-                        "types:hashMethod": "SHA256",
-                        "types:hashValue": {"@type": "xsd:hexBinary", "@value": item["sha256"].upper()},
-                    }
-                ],
-            }
+            facet.append(f'"{prop}":{{"@type":"xsd:dateTime","@value":{_s(str(item[key]))}}}')
+    facets = "{" + ",".join(facet) + "}"
+    sha = item.get("sha256")
+    if sha:
+        facets += (
+            f',{{"@id":"kb:ContentDataFacet-{uid}","@type":"observable:ContentDataFacet",'
+            f'"observable:hash":[{{"@id":"kb:Hash-{uid}","@type":"types:Hash","types:hashMethod":"SHA256",'
+            f'"types:hashValue":{{"@type":"xsd:hexBinary","@value":{_s(str(sha).upper())}}}}}]}}'
         )
-    node: dict[str, Any] = {"@id": node_id, "@type": "observable:File", "core:hasFacet": facets}
+    description = ""
     if item.get("status") not in (None, "ok"):
         why = item.get("note") or item.get("error") or ""
-        node["core:description"] = f"status {item.get('status')}: {why}"
-    return node
+        description = f',"core:description":{_s("status " + str(item.get("status")) + ": " + str(why))}'
+    node = f'{{"@id":"{node_id}","@type":"observable:File","core:hasFacet":[{facets}]{description}}}'
+    return node, node_id
 
 
 def _dump(obj: Any) -> bytes:
@@ -130,8 +138,8 @@ class CaseView:
         out.write(_dump(person))
 
     def fragment(self, item: dict[str, Any]) -> bytes:
-        node = file_node(item, self.ctx)
-        return _dump(node) + b"\0" + _dump({"@id": node["@id"]}) + b"\0"
+        node, node_id = file_node(item, self.ctx)
+        return f'{node}\0{{"@id":"{node_id}"}}\0'.encode()
 
     def add(self, out: IO[bytes], blob: bytes) -> None:
         assert self.spool is not None

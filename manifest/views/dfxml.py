@@ -28,28 +28,41 @@ def _name_type(item: dict[str, Any]) -> str:
     return _NAME_TYPE.get(str(item.get("kind")), "-")
 
 
+_INTS = (
+    ("size", "filesize"),
+    ("inode", "inode"),
+    ("mode", "mode"),
+    ("nlink", "nlink"),
+    ("uid", "uid"),
+    ("gid", "gid"),
+)
+_TIMES = (("mtime", "mtime"), ("ctime", "ctime"), ("atime", "atime"), ("birthtime", "crtime"))
+
+
+def _x(value: Any) -> str:
+    return escape(text_for_view(str(value)))
+
+
 def fileobject(item: dict[str, Any]) -> str:
-    """The element for one item; children in the order the schema's sequence demands."""
+    """The element for one item; children in the order the schema's sequence demands. Numbers,
+    RFC 3339 times and hex digests need no escaping; names and messages do."""
     parts = ["<fileobject>"]
     if item.get("source_path"):
-        parts.append(_el("filename", item["source_path"]))
+        parts.append(f"<filename>{_x(item['source_path'])}</filename>")
     if item.get("status") == "error":
-        parts.append(_el("error", item.get("error") or "error"))
-    parts.append(_el("id", item.get("id", "")))
-    parts.append(f"<name_type>{_name_type(item)}</name_type>")
-    for key, element in (("size", "filesize"), ("inode", "inode"), ("mode", "mode"), ("nlink", "nlink")):
-        if isinstance(item.get(key), int) and (key != "mode" or item[key] >= 0):
-            parts.append(_el(element, item[key]))
-    for key in ("uid", "gid"):
-        if item.get(key) is not None:
-            parts.append(_el(key, item[key]))
-    for key, element in (("mtime", "mtime"), ("ctime", "ctime"), ("atime", "atime"), ("birthtime", "crtime")):
+        parts.append(f"<error>{_x(item.get('error') or 'error')}</error>")
+    parts.append(f"<id>{_x(item.get('id', ''))}</id><name_type>{_name_type(item)}</name_type>")
+    for key, element in _INTS:
+        value = item.get(key)
+        if type(value) is int and value >= 0:
+            parts.append(f"<{element}>{value}</{element}>")
+    for key, element in _TIMES:
         if item.get(key):
-            parts.append(_el(element, item[key]))
+            parts.append(f"<{element}>{_x(item[key])}</{element}>")
     if item.get("link_target"):
-        parts.append(_el("link_target", item["link_target"]))
+        parts.append(f"<link_target>{_x(item['link_target'])}</link_target>")
     if item.get("sha256"):
-        parts.append(_el("hashdigest", item["sha256"], ' type="sha256"'))
+        parts.append(f'<hashdigest type="sha256">{_x(item["sha256"])}</hashdigest>')
     parts.append("</fileobject>\n")
     return "".join(parts)
 
