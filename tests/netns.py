@@ -34,8 +34,7 @@ IT_PORT, OUT_PORT, UDP_PORT = 8443, 8080, 5353
 _counter = itertools.count()
 
 
-def sh(*argv: str, check: bool = True, input: str | None = None
-       ) -> subprocess.CompletedProcess[str]:
+def sh(*argv: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(list(argv), capture_output=True, text=True, input=input, timeout=60)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
@@ -82,11 +81,18 @@ def unprivileged_site() -> Path:
     purelib = Path(sysconfig.get_paths()["purelib"])
     platlib = Path(sysconfig.get_paths()["platlib"])
     listing = subprocess.run(
-        [sys.executable, "-c", "import sys, importlib, agent.cli; "
-         "[importlib.import_module(m) for m in set(agent.cli.COMMAND_MODULES.values())]; "
-         "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
-         "if getattr(m, '__file__', None)))"],
-        capture_output=True, text=True, check=True, cwd=REPO,
+        [
+            sys.executable,
+            "-c",
+            "import sys, importlib, agent.cli; "
+            "[importlib.import_module(m) for m in set(agent.cli.COMMAND_MODULES.values())]; "
+            "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
+            "if getattr(m, '__file__', None)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     ).stdout.splitlines()
     tops: set[Path] = set()
@@ -139,22 +145,38 @@ class Lab:
             sh("ip", "-n", ns, "link", "set", "lo", "up")
             # No duplicate address detection: addresses are usable at once, probes are stable.
             for conf in ("all", "default"):
-                sh("ip", "netns", "exec", ns, "sysctl", "-qw",
-                   f"net.ipv6.conf.{conf}.accept_dad=0")
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{conf}.accept_dad=0")
         for peer, v4, v6, hv4, hv6 in (
             (self.itsrv, IT4, IT6, HOST_IT4, "2001:db8:1::1"),
             (self.outside, OUT4, OUT6, HOST_OUT4, "2001:db8:2::1"),
         ):
             here, there = ("vit", "vhost") if peer == self.itsrv else ("vout", "vhost")
-            sh("ip", "-n", self.host, "link", "add", here, "type", "veth", "peer", "name", there,
-               "netns", peer)
+            sh(
+                "ip",
+                "-n",
+                self.host,
+                "link",
+                "add",
+                here,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                there,
+                "netns",
+                peer,
+            )
             for ns, dev, a4, a6 in ((self.host, here, hv4, hv6), (peer, there, v4, v6)):
                 sh("ip", "-n", ns, "addr", "add", f"{a4}/24", "dev", dev)
                 sh("ip", "-n", ns, "addr", "add", f"{a6}/64", "dev", dev, "nodad")
                 sh("ip", "-n", ns, "link", "set", dev, "up")
         deadline = time.monotonic() + 5
-        for ns, dev in ((self.host, "vit"), (self.host, "vout"), (self.itsrv, "vhost"),
-                        (self.outside, "vhost")):
+        for ns, dev in (
+            (self.host, "vit"),
+            (self.host, "vout"),
+            (self.itsrv, "vhost"),
+            (self.outside, "vhost"),
+        ):
             while "LOWER_UP" not in sh("ip", "-n", ns, "-o", "link", "show", dev).stdout:
                 assert time.monotonic() < deadline, f"{dev} in {ns} did not come up"
                 time.sleep(0.02)
@@ -172,9 +194,16 @@ class Lab:
     def everything(self) -> list[str]:
         """Every kind of traffic the tests look at, to each namespace, v4 and v6."""
         return [
-            f"tcp:{IT4}:{IT_PORT}", f"tcp:{IT6}:{IT_PORT}", f"tcp:{OUT4}:{OUT_PORT}",
-            f"tcp:{OUT6}:{OUT_PORT}", f"udp:{OUT4}:{UDP_PORT}", f"udp:{OUT6}:{UDP_PORT}",
-            f"icmp:{OUT4}", f"icmp:{OUT6}", f"tcp:{IT4}:{OUT_PORT}", f"udp:{IT4}:{UDP_PORT}",
+            f"tcp:{IT4}:{IT_PORT}",
+            f"tcp:{IT6}:{IT_PORT}",
+            f"tcp:{OUT4}:{OUT_PORT}",
+            f"tcp:{OUT6}:{OUT_PORT}",
+            f"udp:{OUT4}:{UDP_PORT}",
+            f"udp:{OUT6}:{UDP_PORT}",
+            f"icmp:{OUT4}",
+            f"icmp:{OUT6}",
+            f"tcp:{IT4}:{OUT_PORT}",
+            f"udp:{IT4}:{UDP_PORT}",
             f"icmp:{IT4}",
         ]
 
@@ -196,26 +225,30 @@ class Lab:
     # -- running things ------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         return {
-            **os.environ, "PYTHONPATH": str(REPO), "SEALBOX_STATE_DIR": str(self.state_dir),
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "SEALBOX_STATE_DIR": str(self.state_dir),
             "SEALBOX_SYSTEMD_DIR": str(self.systemd_dir),
             "SEALBOX_HOME": str(self.home),
             "SEALBOX_RESOLV_CONF": str(self.resolv_conf),
         }
 
-    def run(self, ns: str, *argv: str, timeout: float = 60, user: bool = False
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, ns: str, *argv: str, timeout: float = 60, user: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         prefix = ["ip", "netns", "exec", ns]
         env = self.env()
         if user:
             prefix += ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
             env["PYTHONPATH"] = f"{REPO}:{unprivileged_site()}"
-        return subprocess.run([*prefix, *argv], capture_output=True, text=True,
-                              env=env, timeout=timeout, cwd=REPO)
+        return subprocess.run(
+            [*prefix, *argv], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
+        )
 
-    def sealbox(self, *args: str, user: bool = False, timeout: float = 60
-                ) -> subprocess.CompletedProcess[str]:
-        return self.run(self.host, sys.executable, "-m", "agent", *args, user=user,
-                        timeout=timeout)
+    def sealbox(
+        self, *args: str, user: bool = False, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(self.host, sys.executable, "-m", "agent", *args, user=user, timeout=timeout)
 
     def nft(self, *args: str, ns: str | None = None) -> str:
         return sh("ip", "netns", "exec", ns or self.host, "nft", *args).stdout
@@ -223,7 +256,10 @@ class Lab:
     def start(self, ns: str, *args: str, wait_for: str = "") -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, str(HERE), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(),
         )
         self.procs.append(proc)
         if wait_for:
@@ -232,16 +268,15 @@ class Lab:
             assert wait_for in line, f"{args} did not start: {line!r} {proc.stderr.read()}"
         return proc
 
-    def probe(self, *targets: str, timeout: float = 1.0, ns: str | None = None
-              ) -> dict[str, bool]:
+    def probe(self, *targets: str, timeout: float = 1.0, ns: str | None = None) -> dict[str, bool]:
         """`tcp:ADDR:PORT`, `udp:ADDR:PORT`, `icmp:ADDR` from `host`; True = it got through."""
-        proc = self.run(ns or self.host, sys.executable, str(HERE), "probe", str(timeout),
-                        *targets)
+        proc = self.run(ns or self.host, sys.executable, str(HERE), "probe", str(timeout), *targets)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
 
 # -- the programs that run inside the namespaces -----------------------------------------
+
 
 def _serve() -> None:
     listeners = []
@@ -307,7 +342,7 @@ def _icmp(addr: str, timeout: float) -> bool:
                 data, _src = s.recvfrom(2048)
             except OSError:
                 return False
-            icmp = data if v6 else data[(data[0] & 0x0F) * 4:]
+            icmp = data if v6 else data[(data[0] & 0x0F) * 4 :]
             if icmp[0] == reply_type and struct.unpack("!H", icmp[4:6])[0] == ident:
                 return True
     return False
@@ -334,8 +369,7 @@ def _one(target: str, timeout: float) -> bool:
 
 def _probe(timeout: float, targets: list[str]) -> None:
     results: dict[str, bool] = {}
-    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, _one(t, timeout)))
-               for t in targets]
+    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, _one(t, timeout))) for t in targets]
     for t in threads:
         t.start()
     for t in threads:

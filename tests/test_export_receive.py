@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import tarfile
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import clear_flags
+from conftest import clear_flags, require
 from custody_helpers import collect_bundle, introduce, make_person
 
 if TYPE_CHECKING:
@@ -155,7 +156,9 @@ def test_untrusted_exporter_refused(handover, tmp_path: Path) -> None:
 
 
 def test_encrypted_round_trip(handover, tmp_path: Path) -> None:
-    pyrage = pytest.importorskip("pyrage")
+    require(importlib.util.find_spec("pyrage") is not None, "pyrage (age encryption) is not installed")
+    import pyrage
+
     identity = pyrage.x25519.Identity.generate()
     id_file = tmp_path / "police.agekey"
     id_file.write_text(f"# police key\n{identity}\n")

@@ -23,35 +23,41 @@ def _policy(*specs: str, **kw: object) -> Policy:
     return Policy(allow=entries, names=names, **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("spec", "network", "port", "proto"), [
-    ("203.0.113.5", "203.0.113.5/32", None, None),
-    ("203.0.113.0/24", "203.0.113.0/24", None, None),
-    ("203.0.113.5:8443", "203.0.113.5/32", 8443, None),
-    ("203.0.113.5:8443/tcp", "203.0.113.5/32", 8443, "tcp"),
-    ("203.0.113.0/25:53/udp", "203.0.113.0/25", 53, "udp"),
-    ("203.0.113.5/tcp", "203.0.113.5/32", None, "tcp"),
-    ("2001:db8::7", "2001:db8::7/128", None, None),
-    ("2001:db8::/32", "2001:db8::/32", None, None),
-    ("[2001:db8::7]:443/tcp", "2001:db8::7/128", 443, "tcp"),
-    ("[2001:db8:1::/48]:22", "2001:db8:1::/48", 22, None),
-])
+@pytest.mark.parametrize(
+    ("spec", "network", "port", "proto"),
+    [
+        ("203.0.113.5", "203.0.113.5/32", None, None),
+        ("203.0.113.0/24", "203.0.113.0/24", None, None),
+        ("203.0.113.5:8443", "203.0.113.5/32", 8443, None),
+        ("203.0.113.5:8443/tcp", "203.0.113.5/32", 8443, "tcp"),
+        ("203.0.113.0/25:53/udp", "203.0.113.0/25", 53, "udp"),
+        ("203.0.113.5/tcp", "203.0.113.5/32", None, "tcp"),
+        ("2001:db8::7", "2001:db8::7/128", None, None),
+        ("2001:db8::/32", "2001:db8::/32", None, None),
+        ("[2001:db8::7]:443/tcp", "2001:db8::7/128", 443, "tcp"),
+        ("[2001:db8:1::/48]:22", "2001:db8:1::/48", 22, None),
+    ],
+)
 def test_allow_specs_parse(spec, network, port, proto):
     (entry,), names = parse_allow([spec])
     assert (str(entry.network), entry.port, entry.proto) == (network, port, proto)
     assert names == {} and entry.spec == spec
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("203.0.113.5:0", "port must be"),
-    ("203.0.113.5:70000", "port must be"),
-    ("203.0.113.5:http", "port must be"),
-    ("0.0.0.0/0", "not isolation"),
-    ("::/0", "not isolation"),
-    ("203.0.113.5/33", "203.0.113.5/33"),
-    ("[2001:db8::7:443", "missing ']'"),
-    ("bad_host!name", "neither an IP address nor a host name"),
-    ("", "needs a value"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("203.0.113.5:0", "port must be"),
+        ("203.0.113.5:70000", "port must be"),
+        ("203.0.113.5:http", "port must be"),
+        ("0.0.0.0/0", "not isolation"),
+        ("::/0", "not isolation"),
+        ("203.0.113.5/33", "203.0.113.5/33"),
+        ("[2001:db8::7:443", "missing ']'"),
+        ("bad_host!name", "neither an IP address nor a host name"),
+        ("", "needs a value"),
+    ],
+)
 def test_bad_allow_specs_are_usage_errors(spec, message):
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_allow([spec])
@@ -69,9 +75,17 @@ def test_unresolvable_host_name_is_refused():
         parse_allow(["no-such-host.invalid:443"], resolve_timeout=3)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1h30m", 5400),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("15m", 900),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1h30m", 5400),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -83,8 +97,12 @@ def test_bad_durations(text):
 
 
 def test_policy_permits_only_allowed_flows():
-    p = _policy("203.0.113.2:8443/tcp", "2001:db8:1::/64", allow_dns=True,
-                resolvers=(ipaddress.ip_address("198.51.100.53"),))
+    p = _policy(
+        "203.0.113.2:8443/tcp",
+        "2001:db8:1::/64",
+        allow_dns=True,
+        resolvers=(ipaddress.ip_address("198.51.100.53"),),
+    )
     ip = ipaddress.ip_address
     assert p.permits(ip("203.0.113.2"), "tcp", 8443)
     assert not p.permits(ip("203.0.113.2"), "tcp", 22)
@@ -115,8 +133,13 @@ def test_nft_switches_change_only_what_they_say():
     assert "nd-neighbor-solicit" in nftables.render(_policy("2001:db8::1", dhcp=False))
     fwd = nftables.render(_policy("203.0.113.2", forward=True))
     assert "hook forward priority -350; policy accept;" in fwd
-    dns = nftables.render(_policy("203.0.113.2", allow_dns=True, resolvers=(
-        ipaddress.ip_address("198.51.100.53"), ipaddress.ip_address("2001:db8::53"))))
+    dns = nftables.render(
+        _policy(
+            "203.0.113.2",
+            allow_dns=True,
+            resolvers=(ipaddress.ip_address("198.51.100.53"), ipaddress.ip_address("2001:db8::53")),
+        )
+    )
     assert "set resolvers4 { type ipv4_addr; elements = { 198.51.100.53 } }" in dns
     assert "set resolvers6 { type ipv6_addr; elements = { 2001:db8::53 } }" in dns
     assert "th dport 53 accept" in dns
@@ -150,8 +173,9 @@ def test_windows_plan_isolates_by_default_block_policy_not_block_rules():
     plan = windows.plan(_policy(*PLAN_ALLOW))
     assert "-Action Block" not in plan.isolate and "New-NetFirewallRule" in plan.isolate
     assert "-DefaultInboundAction Block -DefaultOutboundAction Block" in plan.isolate
-    assert all("-Group 'sealbox'" in ln for ln in plan.isolate.splitlines()
-               if ln.startswith("New-NetFirewallRule"))
+    assert all(
+        "-Group 'sealbox'" in ln for ln in plan.isolate.splitlines() if ln.startswith("New-NetFirewallRule")
+    )
     assert "AllowLocalFirewallRules" in plan.isolate  # Group Policy can ignore local rules
     assert "-PolicyStore ActiveStore" in plan.status  # effective state, GPO included
     assert "Remove-NetFirewallRule -Group 'sealbox'" in plan.restore
@@ -175,18 +199,36 @@ def test_macos_plan_uses_its_anchor_enables_pf_kills_states_and_leaves_pf_conf()
 
 
 def test_cli_dry_run_for_other_platforms_needs_no_root(tmp_path):
-    env = {"PYTHONPATH": str(Path(__file__).parent.parent), "SEALBOX_HOME": str(tmp_path),
-           "PATH": "/usr/bin:/bin"}
+    env = {
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+        "SEALBOX_HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "agent", "isolate", "--dry-run", "--platform", "macos", "--json",
-         *[a for spec in PLAN_ALLOW for a in ("--allow", spec)]],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "isolate",
+            "--dry-run",
+            "--platform",
+            "macos",
+            "--json",
+            *[a for spec in PLAN_ALLOW for a in ("--allow", spec)],
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["platform"] == "macos" and data["files"][macos.RULES].startswith("# sealbox")
     proc = subprocess.run(
         [sys.executable, "-m", "agent", "isolate", "--platform", "windows", "--allow", "203.0.113.2"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert proc.returncode == 2 and "--dry-run" in proc.stderr

@@ -83,8 +83,7 @@ def _ipt_save(lab: Lab, backend: str) -> str:
     out = []
     for tool in ("iptables", "ip6tables"):
         text = _ok(lab.run(lab.host, f"{tool}{suffix}-save")).stdout
-        lines = [re.sub(r" \[\d+:\d+\]$", "", ln) for ln in text.splitlines()
-                 if not ln.startswith("#")]
+        lines = [re.sub(r" \[\d+:\d+\]$", "", ln) for ln in text.splitlines() if not ln.startswith("#")]
         # A table with only built-in chains, policy ACCEPT and no rules is the same as none:
         # legacy iptables shows it once its kernel module has been used.
         tables = "\n".join(lines).split("COMMIT")
@@ -102,16 +101,30 @@ def test_isolate_keeps_only_allowed_channel_and_restore_is_exact(lab: Lab, backe
     ipt_before = _ipt_save(lab, backend) if backend == "iptables-legacy" else ""
     held = lab.start(lab.host, "hold", OUT4, str(OUT_PORT), wait_for="connected")
 
-    proc = _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}/tcp", "--backend", backend,
-                           "--reason", "suspected exfiltration", "--case", "OKC-2026-0042",
-                           "--json"))
+    proc = _ok(
+        lab.sealbox(
+            "isolate",
+            "--allow",
+            f"{IT4}:{IT_PORT}/tcp",
+            "--backend",
+            backend,
+            "--reason",
+            "suspected exfiltration",
+            "--case",
+            "OKC-2026-0042",
+            "--json",
+        )
+    )
     record = json.loads(proc.stdout)
 
     # The connection opened before isolation is cut at once, and reported.
     held.wait(timeout=5)
     assert held.stdout is not None and held.stdout.read().strip() == "cut 103"  # ECONNABORTED
-    killed = [c for c in record["killed_connections"]
-              if (c["peer"], c["peer_port"]) == (OUT4, OUT_PORT) and c["state"] == "ESTAB"]
+    killed = [
+        c
+        for c in record["killed_connections"]
+        if (c["peer"], c["peer_port"]) == (OUT4, OUT_PORT) and c["state"] == "ESTAB"
+    ]
     assert killed and all(c["killed"] for c in killed), record["killed_connections"]
 
     result = lab.probe(*lab.everything())
@@ -147,8 +160,17 @@ def test_isolate_keeps_only_allowed_channel_and_restore_is_exact(lab: Lab, backe
 def test_check_to_unreachable_server_rolls_back(lab: Lab, backend: str):
     _need_backend(lab, backend)
     before = lab.nft("list", "ruleset")
-    proc = lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", backend,
-                       "--check", f"{OUT4}:{OUT_PORT}", "--check-timeout", "1")
+    proc = lab.sealbox(
+        "isolate",
+        "--allow",
+        f"{IT4}:{IT_PORT}",
+        "--backend",
+        backend,
+        "--check",
+        f"{OUT4}:{OUT_PORT}",
+        "--check-timeout",
+        "1",
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "isolation rolled back" in proc.stderr.strip().splitlines()[-1], proc.stderr
     assert lab.nft("list", "ruleset") == before
@@ -159,8 +181,16 @@ def test_check_to_unreachable_server_rolls_back(lab: Lab, backend: str):
 
 
 def test_check_failure_with_no_rollback_stays_isolated(lab: Lab):
-    proc = lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--check",
-                       f"{IT4}:{UDP_PORT}", "--check-timeout", "1", "--no-rollback")
+    proc = lab.sealbox(
+        "isolate",
+        "--allow",
+        f"{IT4}:{IT_PORT}",
+        "--check",
+        f"{IT4}:{UDP_PORT}",
+        "--check-timeout",
+        "1",
+        "--no-rollback",
+    )
     assert proc.returncode == 1 and "isolation kept" in proc.stderr
     assert _status(lab) == ("isolated", 0)
     _ok(lab.sealbox("restore"))
@@ -171,11 +201,20 @@ def test_allowed_ipv6_peer_works_through_neighbor_discovery(lab: Lab, backend: s
     _need_backend(lab, backend)
     sh("ip", "-n", lab.host, "neigh", "flush", "all")
     _ok(lab.sealbox("isolate", "--allow", f"[{IT6}]:{IT_PORT}", "--backend", backend))
-    result = lab.probe(f"tcp:{IT6}:{IT_PORT}", f"tcp:{IT4}:{IT_PORT}", f"tcp:{OUT6}:{OUT_PORT}",
-                       f"icmp:{OUT6}", f"udp:{OUT6}:{UDP_PORT}")
-    assert result == {f"tcp:{IT6}:{IT_PORT}": True, f"tcp:{IT4}:{IT_PORT}": False,
-                      f"tcp:{OUT6}:{OUT_PORT}": False, f"icmp:{OUT6}": False,
-                      f"udp:{OUT6}:{UDP_PORT}": False}
+    result = lab.probe(
+        f"tcp:{IT6}:{IT_PORT}",
+        f"tcp:{IT4}:{IT_PORT}",
+        f"tcp:{OUT6}:{OUT_PORT}",
+        f"icmp:{OUT6}",
+        f"udp:{OUT6}:{UDP_PORT}",
+    )
+    assert result == {
+        f"tcp:{IT6}:{IT_PORT}": True,
+        f"tcp:{IT4}:{IT_PORT}": False,
+        f"tcp:{OUT6}:{OUT_PORT}": False,
+        f"icmp:{OUT6}": False,
+        f"udp:{OUT6}:{UDP_PORT}": False,
+    }
     neigh = sh("ip", "-n", lab.host, "-6", "neigh", "show", IT6).stdout
     assert "lladdr" in neigh, neigh  # resolved by neighbor discovery under isolation
     _ok(lab.sealbox("restore"))
@@ -190,8 +229,11 @@ def test_status_partial_after_a_chain_is_deleted(lab: Lab, backend: str):
         lab.nft("delete", "chain", "inet", "sealbox", "forward")
     else:
         ipt = "iptables" + backend.removeprefix("iptables")
-        for args in (["-D", "FORWARD", "-j", "SEALBOX-FORWARD"], ["-F", "SEALBOX-FORWARD"],
-                     ["-X", "SEALBOX-FORWARD"]):
+        for args in (
+            ["-D", "FORWARD", "-j", "SEALBOX-FORWARD"],
+            ["-F", "SEALBOX-FORWARD"],
+            ["-X", "SEALBOX-FORWARD"],
+        ):
             _ok(lab.run(lab.host, ipt, *args))
     proc = lab.sealbox("isolation", "status")
     assert proc.returncode == 1 and proc.stdout.splitlines()[0] == "partial", proc.stdout
@@ -219,8 +261,7 @@ def test_status_unknown_when_rules_exist_without_a_record(lab: Lab):
 
 def test_needs_root_exits_2_with_one_line(lab: Lab):
     before = lab.nft("list", "ruleset")
-    for args in (["isolate", "--allow", f"{IT4}:{IT_PORT}"], ["restore"],
-                 ["isolation", "status"]):
+    for args in (["isolate", "--allow", f"{IT4}:{IT_PORT}"], ["restore"], ["isolation", "status"]):
         proc = lab.sealbox(*args, user=True)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         lines = proc.stderr.strip().splitlines()
@@ -233,8 +274,7 @@ def test_dry_run_prints_checked_rules_and_changes_nothing(lab: Lab, backend: str
     _need_backend(lab, backend)
     before = lab.nft("list", "ruleset")
     ipt_before = _ipt_save(lab, backend)
-    proc = _ok(lab.sealbox("isolate", "--dry-run", "--allow", f"{IT4}:{IT_PORT}",
-                           "--backend", backend))
+    proc = _ok(lab.sealbox("isolate", "--dry-run", "--allow", f"{IT4}:{IT_PORT}", "--backend", backend))
     expected = "table inet sealbox {" if backend == "nft" else "-A SEALBOX-OUTPUT -d"
     assert expected in proc.stdout and "check passed; nothing was changed" in proc.stdout
     assert lab.nft("list", "ruleset") == before
@@ -260,8 +300,7 @@ def test_unresolvable_name_refuses_isolation(lab: Lab):
 def test_allow_dns_opens_port_53_to_configured_resolvers_only(lab: Lab):
     _ok(lab.sealbox("isolate", "--allow-dns", "--allow", f"{IT4}:{IT_PORT}"))
     result = lab.probe(f"udp:{IT4}:53", f"udp:{OUT4}:53", f"udp:{IT4}:{UDP_PORT}")
-    assert result == {f"udp:{IT4}:53": True, f"udp:{OUT4}:53": False,
-                      f"udp:{IT4}:{UDP_PORT}": False}
+    assert result == {f"udp:{IT4}:53": True, f"udp:{OUT4}:53": False, f"udp:{IT4}:{UDP_PORT}": False}
     _ok(lab.sealbox("restore"))
     _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
     assert lab.probe(f"udp:{IT4}:53") == {f"udp:{IT4}:53": False}  # closed by default
@@ -284,8 +323,9 @@ def test_forwarding_blocked_unless_allowed(lab: Lab):
 
 def test_expire_restores_automatically(lab: Lab):
     before = lab.nft("list", "ruleset")
-    record = json.loads(_ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}",
-                                        "--expire", "2s", "--json")).stdout)
+    record = json.loads(
+        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "2s", "--json")).stdout
+    )
     pid = record["expire"]["helper_pid"]
     # The helper runs inside the test namespace, not the machine's.
     assert str(pid) in sh("ip", "netns", "pids", lab.host).stdout.split()
@@ -297,23 +337,26 @@ def test_expire_restores_automatically(lab: Lab):
     assert lab.nft("list", "ruleset") == before
     assert all(lab.probe(*lab.everything()).values())
     deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}").exists() and "expire-helper" in \
-            Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+    while Path(f"/proc/{pid}").exists() and "expire-helper" in Path(
+        f"/proc/{pid}/cmdline"
+    ).read_bytes().decode(errors="replace"):
         assert time.monotonic() < deadline, "expiry helper did not end"
         time.sleep(0.1)
 
 
 def test_restore_stops_a_pending_expiry_helper(lab: Lab):
-    record = json.loads(_ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}",
-                                        "--expire", "1h", "--json")).stdout)
+    record = json.loads(
+        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "1h", "--json")).stdout
+    )
     pid = record["expire"]["helper_pid"]
     assert json.loads(_ok(lab.sealbox("restore", "--json")).stdout)["expiry_helper_stopped"]
     assert str(pid) not in sh("ip", "netns", "pids", lab.host).stdout.split()
 
 
 def test_persist_installs_a_boot_unit_that_reapplies_until_restore(lab: Lab):
-    record = json.loads(_ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--persist",
-                                        "--json")).stdout)
+    record = json.loads(
+        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--persist", "--json")).stdout
+    )
     unit = lab.systemd_dir / "sealbox-isolation.service"
     assert record["persist"]["unit"] == str(unit)
     text = unit.read_text()
@@ -378,9 +421,22 @@ def test_isolate_and_restore_append_signed_custody_events(lab: Lab, cli, tmp_pat
     out.mkdir()
     bundle = collect(cli, out, evidence)
     lab.home = cli.home  # the same key store inside the namespace
-    record = json.loads(_ok(lab.sealbox(
-        "isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(bundle), "--key", fp,
-        "--reason", "contain", "--json")).stdout)
+    record = json.loads(
+        _ok(
+            lab.sealbox(
+                "isolate",
+                "--allow",
+                f"{IT4}:{IT_PORT}",
+                "--bundle",
+                str(bundle),
+                "--key",
+                fp,
+                "--reason",
+                "contain",
+                "--json",
+            )
+        ).stdout
+    )
     _ok(lab.sealbox("restore", "--bundle", str(bundle), "--key", fp, "--reason", "cleared"))
     lines = (bundle / "custody" / "continuation.jsonl").read_text().splitlines()
     events = [json.loads(x) for x in lines]
@@ -406,18 +462,30 @@ def test_bundle_without_key_store_is_refused_before_any_change(lab: Lab, tmp_pat
 
 def test_other_firewall_managers_are_reported_and_isolation_holds_beside_them(lab: Lab):
     require_tool("iptables")
-    sh("ip", "netns", "exec", lab.host, "nft", "-f", "-", input=(
-        "table inet firewalld {\n\tchain filter_OUTPUT {\n"
-        "\t\ttype filter hook output priority 10; policy accept;\n\t\taccept\n\t}\n}\n"))
+    sh(
+        "ip",
+        "netns",
+        "exec",
+        lab.host,
+        "nft",
+        "-f",
+        "-",
+        input=(
+            "table inet firewalld {\n\tchain filter_OUTPUT {\n"
+            "\t\ttype filter hook output priority 10; policy accept;\n\t\taccept\n\t}\n}\n"
+        ),
+    )
     _ok(lab.run(lab.host, "iptables", "-N", "DOCKER-USER"))
     before = lab.nft("list", "ruleset")
-    record = json.loads(_ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}",
-                                        "--json")).stdout)
+    record = json.loads(_ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--json")).stdout)
     others = "\n".join(record["other_firewalls"])
     assert "nft table inet firewalld" in others and "DOCKER-USER" in others
     result = lab.probe(f"tcp:{IT4}:{IT_PORT}", f"tcp:{OUT4}:{OUT_PORT}", f"icmp:{OUT6}")
-    assert result == {f"tcp:{IT4}:{IT_PORT}": True, f"tcp:{OUT4}:{OUT_PORT}": False,
-                      f"icmp:{OUT6}": False}  # their accept-everything does not reopen it
+    assert result == {
+        f"tcp:{IT4}:{IT_PORT}": True,
+        f"tcp:{OUT4}:{OUT_PORT}": False,
+        f"icmp:{OUT6}": False,
+    }  # their accept-everything does not reopen it
     _ok(lab.sealbox("restore"))
     assert lab.nft("list", "ruleset") == before
 
@@ -427,14 +495,33 @@ def test_iptables_refuses_when_ipv6_cannot_be_filtered(lab: Lab, tmp_path: Path)
     # A PATH on which ip6tables-restore does not exist, everything else does.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("nft", "ss", "iptables", "iptables-save", "iptables-restore", "ip6tables",
-                 "ip6tables-save", "conntrack"):
+    for tool in (
+        "nft",
+        "ss",
+        "iptables",
+        "iptables-save",
+        "iptables-restore",
+        "ip6tables",
+        "ip6tables-save",
+        "conntrack",
+    ):
         found = shutil.which(tool)
         if found:
             (bin_dir / tool).symlink_to(found)
     before = lab.nft("list", "ruleset")
-    proc = lab.run(lab.host, "env", f"PATH={bin_dir}", sys.executable, "-m", "agent",
-                   "isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", "iptables")
+    proc = lab.run(
+        lab.host,
+        "env",
+        f"PATH={bin_dir}",
+        sys.executable,
+        "-m",
+        "agent",
+        "isolate",
+        "--allow",
+        f"{IT4}:{IT_PORT}",
+        "--backend",
+        "iptables",
+    )
     assert proc.returncode == 1 and "IPv6" in proc.stderr and "ip6tables-restore" in proc.stderr
     assert lab.nft("list", "ruleset") == before
     assert not (lab.state_dir / "isolation.json").exists()
@@ -444,8 +531,7 @@ def test_iptables_refuses_when_ipv6_cannot_be_filtered(lab: Lab, tmp_path: Path)
 def test_iptables_persist_unit_reapplies_the_same_chains(lab: Lab):
     require_tool("iptables-restore")
     before = lab.nft("list", "ruleset")
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", "iptables",
-                    "--persist"))
+    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", "iptables", "--persist"))
     unit = (lab.systemd_dir / "sealbox-isolation.service").read_text()
     exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
     argv = shlex.split(exec_start.removeprefix("ExecStart="))
@@ -472,8 +558,11 @@ def test_expiry_restore_is_logged_in_the_bundle_too(lab: Lab, cli, tmp_path: Pat
     out.mkdir()
     bundle = collect(cli, out, evidence)
     lab.home = cli.home
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(bundle),
-                    "--key", fp, "--expire", "1s"))
+    _ok(
+        lab.sealbox(
+            "isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(bundle), "--key", fp, "--expire", "1s"
+        )
+    )
     continuation = bundle / "custody" / "continuation.jsonl"
     deadline = time.monotonic() + 10
     while len(continuation.read_text().splitlines()) < 2:
