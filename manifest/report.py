@@ -218,6 +218,17 @@ def _incident(bundle_dir: Path) -> str:
     return _render_value(data)
 
 
+def _plain(value: Any) -> str:
+    """A detail value as a reader expects it, not as Python prints it."""
+    if isinstance(value, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')} {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def _render_value(value: Any) -> str:
     if isinstance(value, dict):
         return _kv([(str(k).replace("_", " "), _render_value(v)) for k, v in value.items()])
@@ -337,8 +348,13 @@ def render_report(
     # -- people
     out.append("<h2>People and keys in the custody chain</h2>")
     actors: dict[str, dict[str, Any]] = {}
+    trust_labels: dict[bool | None, str] = {
+        True: '<span class="ok">trusted</span>',
+        False: '<span class="bad">not trusted</span>',
+    }
     for ev in events:
-        a = ev.get("actor") if isinstance(ev.get("actor"), dict) else {}
+        actor_value = ev.get("actor")
+        a: dict[str, Any] = actor_value if isinstance(actor_value, dict) else {}
         actors.setdefault(str(a.get("key")), a)
     out.append(
         _table(
@@ -349,10 +365,7 @@ def render_report(
                     _e(a.get("role")),
                     _e(a.get("organization")),
                     f'<span class="mono">{_e(fp)}</span>',
-                    {
-                        True: '<span class="ok">trusted</span>',
-                        False: '<span class="bad">not trusted</span>',
-                    }.get(trusted.get(fp), "not checked"),
+                    trust_labels.get(trusted.get(fp), "not checked"),
                 ]
                 for fp, a in actors.items()
             ],
@@ -363,15 +376,21 @@ def render_report(
     crow = []
     for line in lines:
         ev = line.event or {}
-        a = ev.get("actor") if isinstance(ev.get("actor"), dict) else {}
+        actor_value = ev.get("actor")
+        a = actor_value if isinstance(actor_value, dict) else {}
         problems = bad_lines.get(line.where, [])
         holds = (
             '<span class="ok">holds</span>'
             if not problems
             else ('<span class="bad">BROKEN</span>: ' + _e("; ".join(problems)))
         )
-        details = ev.get("details") if isinstance(ev.get("details"), dict) else {}
-        detail_text = ", ".join(f"{k}: {v}" for k, v in details.items() if k not in ("counts", "sources"))
+        details_value = ev.get("details")
+        details: dict[str, Any] = details_value if isinstance(details_value, dict) else {}
+        detail_text = "; ".join(
+            f"{str(k).replace('_', ' ')}: {_plain(v)}"
+            for k, v in details.items()
+            if k not in ("counts", "sources") and v not in (None, "", [], {})
+        )
         crow.append(
             [
                 _e(ev.get("seq")),
