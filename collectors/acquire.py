@@ -207,7 +207,7 @@ class BatchResult:
     lines: bytes = b""
     manifest: bytes = b""
     files: int = 0
-    bytes: int = 0
+    nbytes: int = 0  # payload bytes copied by this batch
     statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (status, kind, collector)
     links: list[tuple[int, int, int]] = field(default_factory=list)  # (id, device, inode)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -242,7 +242,7 @@ class Acquirer:
             if item["stored_as"]:
                 manifest.append(f"{item['sha256']}  {item['stored_as']}\n".encode())
                 result.files += 1
-                result.bytes += item["size"] or 0
+                result.nbytes += item["size"] or 0
             result.statuses.append((item["status"], item["kind"], item["collector"]))
             lines.append(item_line(item))
         if self.views is not None:  # rendered here, in parallel, from the items in hand
@@ -484,7 +484,7 @@ def acquire(
         lines = res.lines
         if res.links:
             lines = _note_links(lines, res.links, first_link)
-        writer.append_items(lines, res.manifest, res.files, res.bytes)
+        writer.append_items(lines, res.manifest, res.files, res.nbytes)
         writer.append_views(res.views)
         for status, kind, collector in res.statuses:
             stats.items += 1
@@ -492,11 +492,11 @@ def acquire(
             stats.by_kind[kind] = stats.by_kind.get(kind, 0) + 1
             stats.by_collector[collector] = stats.by_collector.get(collector, 0) + 1
         stats.files += res.files
-        stats.bytes += res.bytes
+        stats.bytes += res.nbytes
         for event in res.events:
             name = event.pop("event")
             writer.log.warning(name, **event)
-        progress.advance(len(res.statuses), res.bytes)
+        progress.advance(len(res.statuses), res.nbytes)
 
     work = batches(walk(sources, walk_error), writer.next_id, progress)
     for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):

@@ -181,13 +181,13 @@ def index_file(bundle: Path, mail: MailItem) -> Iterator[dict[str, Any]]:
     if fmt == "mbox":
         with copy.open("rb") as fh:
             for number, (offset, raw_offset, raw) in enumerate(iter_mbox(fh), start=1):
-                position = {
+                mbox_position = {
                     "message": number,
                     "offset": offset,
                     "raw_offset": raw_offset,
                     "raw_length": len(raw),
                 }
-                yield {**_base(item, fmt), "position": position, "parsed": True, **parse_message(raw)}
+                yield {**_base(item, fmt), "position": mbox_position, "parsed": True, **parse_message(raw)}
         return
     data = copy.read_bytes()
     position: dict[str, Any] = {"file": "/".join(_split_path(item.get("source_path") or "")[-2:])}

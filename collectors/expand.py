@@ -184,9 +184,8 @@ def glob_in_root(root: bytes, start: list[bytes], parts: list[bytes], windows: b
                 nxt.extend(_all_dirs(root, comps))
                 continue
             for name in _match(root, comps, part, windows):
-                new: list[bytes] | None = [*comps, name]
-                if not last:
-                    new = _dir_comps(root, new, windows)
+                found = [*comps, name]
+                new = found if last else _dir_comps(root, found, windows)
                 if new is not None:
                     nxt.append(new)
         seen: set[tuple[bytes, ...]] = set()

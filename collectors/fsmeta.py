@@ -11,6 +11,10 @@ import stat
 import struct
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _AT_FDCWD = -100
 _AT_SYMLINK_NOFOLLOW = 0x100
@@ -55,7 +59,7 @@ class Meta:
         return "special"
 
 
-def _load_statx() -> object | None:
+def _load_statx() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -97,7 +101,7 @@ class StatReader:
 
     def _call(self, dirfd: int, path: bytes, flags: int) -> Meta:
         assert _statx is not None
-        if _statx(dirfd, path, flags, _STATX_ALL, self._buf) != 0:  # type: ignore[operator]
+        if _statx(dirfd, path, flags, _STATX_ALL, self._buf) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), path)
         (

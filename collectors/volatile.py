@@ -8,6 +8,7 @@ RFC 3339 strings, like everywhere in a bundle.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -287,6 +288,15 @@ def _sha256_file(path: str, cache: dict[tuple[int, int, int, int], str | None]) 
         return cache[key]
 
 
+def _create_time_ns(proc: psutil.Process) -> int | None:
+    return _ns(proc.create_time())
+
+
+def _open_handles(proc: psutil.Process) -> int:
+    """Open file descriptors (POSIX) or handles (Windows)."""
+    return proc.num_fds() if hasattr(proc, "num_fds") else proc.num_handles()
+
+
 def processes() -> dict[str, Any]:
     """The process table; the executable is hashed through /proc/<pid>/exe on Linux so a deleted
     or replaced binary is still the one that runs."""
@@ -300,16 +310,16 @@ def processes() -> dict[str, Any]:
         exe = f.get("exe", proc.exe)
         exe_path = f"/proc/{proc.pid}/exe" if sys.platform.startswith("linux") else exe
         if exe:  # kernel threads have no executable: nothing to hash, nothing failed
-            f.get("exe_sha256", lambda p=exe_path: _sha256_file(p, cache))
+            f.get("exe_sha256", functools.partial(_sha256_file, exe_path, cache))
         else:
             f.data["exe_sha256"] = None
         f.get("cmdline", proc.cmdline)
         f.get("username", proc.username)
-        created = f.get("create_time_ns", lambda p=proc: _ns(p.create_time()))
+        created = f.get("create_time_ns", functools.partial(_create_time_ns, proc))
         f.data["create_time"] = rfc3339_ns(created)
         f.get("status", proc.status)
         f.get("cwd", proc.cwd)
-        f.get("open_files", lambda p=proc: p.num_fds() if hasattr(p, "num_fds") else p.num_handles())
+        f.get("open_files", functools.partial(_open_handles, proc))
         rows.append(f.record())
     return {"count": len(rows), "processes": rows}
 

@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -148,9 +149,7 @@ class BundleWriter:
         fd = os.open(self.path / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         return os.fdopen(fd, "wb", buffering=1 << 20)
 
-    def _log_file_text(self) -> IO[str]:
-        import io
-
+    def _log_file_text(self) -> io.TextIOWrapper:
         return io.TextIOWrapper(self._log_file, encoding="utf-8", write_through=True)
 
     def next_id(self) -> int:
@@ -288,7 +287,7 @@ class BundleWriter:
             ("Source-Organization", self.organization or "unknown"),
             ("Contact-Name", self.contact or "unknown"),
             ("External-Identifier", self.case),
-            ("Bagging-Date", rfc3339_ns(self.started_ns)[:10]),  # type: ignore[index]
+            ("Bagging-Date", rfc3339_ns(self.started_ns)[:10]),
             ("Payload-Oxum", oxum),
             ("Bag-Software-Agent", f"{TOOL_NAME} {__version__}"),
             ("Sealbox-Format", "1"),

@@ -157,7 +157,8 @@ def read_lines(bundle_dir: Path) -> list[ChainLine]:
 
 def check_event_signature(ev: dict[str, Any]) -> str | None:
     """None when `sig` is a valid signature by `actor.key`; otherwise why not."""
-    actor = ev.get("actor") if isinstance(ev.get("actor"), dict) else {}
+    actor_value = ev.get("actor")
+    actor: dict[str, Any] = actor_value if isinstance(actor_value, dict) else {}
     try:
         raw_pub = base64.b64decode(actor.get("public_key", ""), validate=True)
         sig = base64.b64decode(ev.get("sig", ""), validate=True)
@@ -199,6 +200,7 @@ def verify_chain(bundle_dir: Path) -> tuple[list[Finding], list[ChainLine]]:
             expected_seq += 1
             continue
         ev = line.event
+        want_prev: str | None
         if first and line.file == CUSTODY:
             want_prev = GENESIS
         elif first and line.file == CONTINUATION:
@@ -233,7 +235,8 @@ def verify_chain(bundle_dir: Path) -> tuple[list[Finding], list[ChainLine]]:
                 Finding("custody-not-canonical", line.where, "line is not in canonical serialization")
             )
         prev_hash = sha256_hex(line.raw)
-        expected_seq = (ev.get("seq") if isinstance(ev.get("seq"), int) else expected_seq) + 1
+        seq = ev.get("seq")
+        expected_seq = (seq if isinstance(seq, int) else expected_seq) + 1
     return findings, lines
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import overload
 
 _NS = 1_000_000_000
 
@@ -11,6 +12,12 @@ _NS = 1_000_000_000
 _seconds: dict[int, str] = {}
 
 
+@overload
+def rfc3339_ns(ns: int) -> str: ...
+@overload
+def rfc3339_ns(ns: None) -> None: ...
+@overload
+def rfc3339_ns(ns: int | None) -> str | None: ...
 def rfc3339_ns(ns: int | None) -> str | None:
     """`1700000000123456789` -> `2023-11-14T22:13:20.123456789Z`; None stays None."""
     if ns is None:

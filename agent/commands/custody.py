@@ -29,7 +29,8 @@ def chain_rows(bundle: Path) -> tuple[list[dict[str, Any]], list[str]]:
     rows = []
     for line in lines:
         ev = line.event or {}
-        actor = ev.get("actor") if isinstance(ev.get("actor"), dict) else {}
+        actor_value = ev.get("actor")
+        actor: dict[str, Any] = actor_value if isinstance(actor_value, dict) else {}
         problems = by_where.pop(line.where, [])
         rows.append(
             {

@@ -12,7 +12,7 @@ import json
 import shutil
 import tempfile
 import uuid
-from json.encoder import encode_basestring as _s  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _s
 from typing import IO, TYPE_CHECKING, Any
 
 from manifest.timefmt import now_rfc3339
