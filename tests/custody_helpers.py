@@ -45,3 +45,19 @@ def collect_bundle(person: Person, tmp: Path, out: Path) -> Path:
         "collect", "--case", "OKC-2026-0042", "--out", out, src, "--reason", "ransom note", check=True
     )
     return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def transfer_to_investigator(it: Person, bundle: Path, reason: str) -> None:
+    """IT hands the bundle to the investigator: a signed `transferred` event."""
+    it.cli(
+        "custody",
+        "add",
+        bundle,
+        "--event",
+        "transferred",
+        "--reason",
+        reason,
+        "--to",
+        "Ivan Investigator, City IT Security",
+        check=True,
+    )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import clear_flags
-from custody_helpers import collect_bundle, introduce, make_person
+from custody_helpers import collect_bundle, introduce, make_person, transfer_to_investigator
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,18 +21,7 @@ def chain(tmp_path: Path):
     out = tmp_path / "bundles"
     out.mkdir()
     bundle = collect_bundle(it, tmp_path, out)
-    it.cli(
-        "custody",
-        "add",
-        bundle,
-        "--event",
-        "transferred",
-        "--reason",
-        "hand-over for analysis",
-        "--to",
-        "Ivan Investigator, City IT Security",
-        check=True,
-    )
+    transfer_to_investigator(it, bundle, "hand-over for analysis")
     inv.cli("custody", "add", bundle, "--event", "verified", "--reason", "hashes checked", check=True)
     inv.cli("custody", "add", bundle, "--event", "note", "--reason", "copied to case share", check=True)
     yield it, inv, bundle

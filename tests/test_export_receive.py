@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import clear_flags, require
-from custody_helpers import collect_bundle, introduce, make_person
+from custody_helpers import collect_bundle, introduce, make_person, transfer_to_investigator
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,18 +26,7 @@ def handover(tmp_path_factory: pytest.TempPathFactory):
         introduce(p, police, tmp)
     (tmp / "bundles").mkdir()
     bundle = collect_bundle(it, tmp, tmp / "bundles")
-    it.cli(
-        "custody",
-        "add",
-        bundle,
-        "--event",
-        "transferred",
-        "--reason",
-        "for analysis",
-        "--to",
-        "Ivan Investigator, City IT Security",
-        check=True,
-    )
+    transfer_to_investigator(it, bundle, "for analysis")
     (tmp / "pkg").mkdir()
     proc = inv.cli(
         "export", bundle, "--to", "Paula Police, City PD", "--out", tmp / "pkg", "--json", check=True
