@@ -410,7 +410,8 @@ def test_lab_never_touches_this_machines_namespace():
     assert proc.returncode != 0, "a sealbox table exists in the machine's own namespace"
 
 
-def test_isolate_and_restore_append_signed_custody_events(lab: Lab, cli, tmp_path: Path):
+def sealed_bundle_for(lab: Lab, cli, tmp_path: Path) -> tuple[str, Path]:
+    """A key and a small sealed bundle; the lab's sealbox uses the same key store."""
     from tests.builders import collect, make_key
 
     fp = make_key(cli)
@@ -419,8 +420,12 @@ def test_isolate_and_restore_append_signed_custody_events(lab: Lab, cli, tmp_pat
     (evidence / "note.txt").write_text("seen at 09:14\n")
     out = tmp_path / "out"
     out.mkdir()
-    bundle = collect(cli, out, evidence)
     lab.home = cli.home  # the same key store inside the namespace
+    return fp, collect(cli, out, evidence)
+
+
+def test_isolate_and_restore_append_signed_custody_events(lab: Lab, cli, tmp_path: Path):
+    fp, bundle = sealed_bundle_for(lab, cli, tmp_path)
     record = json.loads(
         _ok(
             lab.sealbox(
@@ -548,16 +553,7 @@ def test_iptables_persist_unit_reapplies_the_same_chains(lab: Lab):
 
 
 def test_expiry_restore_is_logged_in_the_bundle_too(lab: Lab, cli, tmp_path: Path):
-    from tests.builders import collect, make_key
-
-    fp = make_key(cli)
-    evidence = tmp_path / "evidence"
-    evidence.mkdir()
-    (evidence / "a.txt").write_text("a\n")
-    out = tmp_path / "out"
-    out.mkdir()
-    bundle = collect(cli, out, evidence)
-    lab.home = cli.home
+    fp, bundle = sealed_bundle_for(lab, cli, tmp_path)
     _ok(
         lab.sealbox(
             "isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(bundle), "--key", fp, "--expire", "1s"
