@@ -11,7 +11,6 @@ import base64
 import errno
 import fnmatch
 import grp
-import hashlib
 import json
 import os
 import pwd
@@ -19,9 +18,11 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
+from hashlib import sha256
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
-from collectors.fsmeta import FS_IMMUTABLE_FL, Meta, StatReader, add_flags
+from collectors.fsmeta import FS_IMMUTABLE_FL, FlagSetter, Meta, StatReader
 from collectors.readonly import open_noatime
 from manifest.errors import BundleError
 from manifest.items import empty_item, item_line
@@ -41,6 +42,7 @@ BUFFER = 1 << 20
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ class BatchResult:
     manifest: bytes = b""
     files: int = 0
     nbytes: int = 0  # payload bytes copied by this batch
-    statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (status, kind, collector)
+    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (status, kind, collector)
     links: list[tuple[int, int, int]] = field(default_factory=list)  # (id, device, inode)
     events: list[dict[str, Any]] = field(default_factory=list)
     views: list[bytes] = field(default_factory=list)  # one blob per view, for these items
@@ -227,6 +229,7 @@ class Acquirer:
         self.groups: dict[int, str | None] = {}
         self.noatime = bool(_O_NOATIME)
         self.immutable_problem: str | None = None
+        self.flags = FlagSetter(FS_IMMUTABLE_FL) if config.immutable else None
         self.views = ViewSet(config.views) if config.views is not None else None
 
     def run(self, batch: list[Task]) -> BatchResult:
@@ -234,6 +237,7 @@ class Acquirer:
         lines: list[bytes] = []
         manifest: list[bytes] = []
         items: list[dict[str, Any]] = []
+        counts = result.counts
         for task in batch:
             item = self.acquire_one(task, result)
             items.append(item)
@@ -243,7 +247,8 @@ class Acquirer:
                 manifest.append(f"{item['sha256']}  {item['stored_as']}\n".encode())
                 result.files += 1
                 result.nbytes += item["size"] or 0
-            result.statuses.append((item["status"], item["kind"], item["collector"]))
+            key = (item["status"], item["kind"], item["collector"])
+            counts[key] = counts.get(key, 0) + 1
             lines.append(item_line(item))
         if self.views is not None:  # rendered here, in parallel, from the items in hand
             result.views = self.views.render(items)
@@ -251,41 +256,56 @@ class Acquirer:
         result.manifest = b"".join(manifest)
         return result
 
-    def _names(self, meta: Meta) -> tuple[str | None, str | None]:
+    def _names(self, uid: int, gid: int) -> tuple[str | None, str | None]:
         if not self.config.resolve_names:
             return None, None
-        if meta.uid not in self.users:
+        try:
+            user = self.users[uid]
+        except KeyError:
             try:
-                self.users[meta.uid] = pwd.getpwuid(meta.uid).pw_name
+                user = pwd.getpwuid(uid).pw_name
             except KeyError:
-                self.users[meta.uid] = None
-        if meta.gid not in self.groups:
+                user = None
+            self.users[uid] = user
+        try:
+            group = self.groups[gid]
+        except KeyError:
             try:
-                self.groups[meta.gid] = grp.getgrgid(meta.gid).gr_name
+                group = grp.getgrgid(gid).gr_name
             except KeyError:
-                self.groups[meta.gid] = None
-        return self.users[meta.uid], self.groups[meta.gid]
+                group = None
+            self.groups[gid] = group
+        return user, group
 
     def acquire_one(self, task: Task, result: BatchResult) -> dict[str, Any]:
         item_id, path, original, index, _hint = task
         src = self.config.sources[index]
-        text = _text(original)
-        item = empty_item()
-        item.update(id=f"{item_id:08d}", collector=src.collector, source_path=text, status="ok")
-        if not _is_utf8(original):
+        item = empty_item()  # every field, in sorted order; filled by plain stores (hot path)
+        item["id"] = f"{item_id:08d}"
+        item["collector"] = src.collector
+        item["status"] = "ok"
+        try:
+            item["source_path"] = original.decode()
+        except UnicodeDecodeError:
+            item["source_path"] = _text(original)
             item["source_path_b64"] = base64.b64encode(original).decode()
-        start = time.time_ns()
-        item["acquired_start"] = rfc3339_ns(start)
+        item["acquired_start"] = rfc3339_ns(time.time_ns())
         try:
             meta = self.stat.lstat(path)
         except OSError as exc:
             item.update(kind="file", status="error", error=_reason(exc))
             item["acquired_end"] = rfc3339_ns(time.time_ns())
             return item
-        _fill_meta(item, meta, self._names(meta))
-        kind = meta.kind
-        item["kind"] = kind
-        if kind == "symlink":
+        _fill_meta(item, meta, self._names(meta.uid, meta.gid))
+        kind = item["kind"] = meta.kind
+        if kind == "file":
+            skip = self._skip_reason(meta, src) if src.max_file_size is not None or src.since_ns else None
+            if skip:
+                item["status"] = "skipped"
+                item["note"] = skip
+            else:
+                self._copy(path, original, meta, item, result)
+        elif kind == "symlink":
             try:
                 target = os.readlink(path)
                 item["link_target"] = _text(target)
@@ -293,12 +313,6 @@ class Acquirer:
                     item["link_target_b64"] = base64.b64encode(target).decode()
             except OSError as exc:
                 item.update(status="error", error=_reason(exc))
-        elif kind == "file":
-            skip = self._skip_reason(meta, src)
-            if skip:
-                item.update(status="skipped", note=skip)
-            else:
-                self._copy(path, original, meta, item, result)
         item["acquired_end"] = rfc3339_ns(time.time_ns())
         return item
 
@@ -336,35 +350,47 @@ class Acquirer:
         try:
             fd = self._open_source(path, result)
         except OSError as exc:
-            item.update(status="error", error=_reason(exc))
+            item["status"] = "error"
+            item["error"] = _reason(exc)
             return
         try:
             at_open = os.fstat(fd)  # plain fstat: only identity is compared here, no birth time needed
-            if (at_open.st_ino, at_open.st_dev) != (before.inode, before.device) or not stat.S_ISREG(
-                at_open.st_mode
+            if (
+                at_open.st_ino != before.inode
+                or at_open.st_dev != before.device
+                or not S_ISREG(at_open.st_mode)
             ):
-                item.update(status="error", error="replaced between stat and open")
+                item["status"] = "error"
+                item["error"] = "replaced between stat and open"
                 return
             # O_NONBLOCK stays: it has no effect on reading a regular file.
             rel = stored_path(original)
-            dest = self.config.bundle + b"/" + rel.encode()
-            out = self._create(dest)
+            out = self._create(self.config.bundle + b"/" + rel.encode())
             try:
                 digest, total = self._pump(fd, out, before.size)
                 after = os.fstat(fd)
                 os.utime(out, ns=(before.atime_ns, before.mtime_ns))
-                if self.config.immutable and self.immutable_problem is None:
-                    self.immutable_problem = add_flags(out, FS_IMMUTABLE_FL)
+                if self.flags is not None and self.immutable_problem is None:
+                    self.immutable_problem = self.flags.add(out)
                     if self.immutable_problem:
                         result.events.append(
                             {"event": "immutable-flag-unavailable", "detail": self.immutable_problem}
                         )
             finally:
                 os.close(out)
-            item.update(stored_as=rel, sha256=digest, size=total)
-            changes = _changes(before, after, total)
-            if changes:
-                item.update(status="changed", note="; ".join(changes))
+            item["stored_as"] = rel
+            item["sha256"] = digest
+            item["size"] = total
+            if (
+                total != before.size
+                or after.st_size != total
+                or after.st_mtime_ns != before.mtime_ns
+                or (after.st_ctime_ns != before.ctime_ns)
+            ):
+                changes = _changes(before, after, total)
+                if changes:
+                    item["status"] = "changed"
+                    item["note"] = "; ".join(changes)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 raise BundleError(
@@ -380,16 +406,20 @@ class Acquirer:
         if parent not in self.made_dirs:
             os.makedirs(parent, exist_ok=True)
             self.made_dirs.add(parent)
-        return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o444)
+        return os.open(dest, _CREATE, 0o444)
 
     def _pump(self, fd: int, out: int, expected: int) -> tuple[str, int]:
-        h = hashlib.sha256()
         buf, view = self.buf, self.view
+        n = os.readv(fd, [buf])
+        if n < BUFFER and n >= expected:  # the whole file in one read: the small-file hot path
+            chunk = view[:n]
+            written = os.write(out, chunk)
+            while written < n:
+                written += os.write(out, chunk[written:])
+            return sha256(chunk).hexdigest(), n
+        h = sha256()
         total = 0
-        while True:
-            n = os.readv(fd, [buf])
-            if n == 0:
-                break
+        while n:
             chunk = view[:n]
             h.update(chunk)
             written = 0
@@ -398,29 +428,27 @@ class Acquirer:
             total += n
             if n < BUFFER and total >= expected:
                 break  # short read at the expected size is EOF; a later growth shows in fstat
+            n = os.readv(fd, [buf])
         return h.hexdigest(), total
 
 
 def _fill_meta(item: dict[str, Any], meta: Meta, names: tuple[str | None, str | None]) -> None:
-    item.update(
-        mode=meta.mode,
-        uid=meta.uid,
-        gid=meta.gid,
-        owner=names[0],
-        group=names[1],
-        inode=meta.inode,
-        device=meta.device,
-        nlink=meta.nlink,
-        size=meta.size,
-        mtime_ns=meta.mtime_ns,
-        atime_ns=meta.atime_ns,
-        ctime_ns=meta.ctime_ns,
-        birthtime_ns=meta.birthtime_ns,
-        mtime=rfc3339_ns(meta.mtime_ns),
-        atime=rfc3339_ns(meta.atime_ns),
-        ctime=rfc3339_ns(meta.ctime_ns),
-        birthtime=rfc3339_ns(meta.birthtime_ns),
-    )
+    item["mode"] = meta.mode
+    item["uid"] = meta.uid
+    item["gid"] = meta.gid
+    item["owner"], item["group"] = names
+    item["inode"] = meta.inode
+    item["device"] = meta.device
+    item["nlink"] = meta.nlink
+    item["size"] = meta.size
+    item["mtime_ns"] = meta.mtime_ns
+    item["atime_ns"] = meta.atime_ns
+    item["ctime_ns"] = meta.ctime_ns
+    item["birthtime_ns"] = meta.birthtime_ns
+    item["mtime"] = rfc3339_ns(meta.mtime_ns)
+    item["atime"] = rfc3339_ns(meta.atime_ns)
+    item["ctime"] = rfc3339_ns(meta.ctime_ns)
+    item["birthtime"] = rfc3339_ns(meta.birthtime_ns)
 
 
 def _changes(before: Meta, after: os.stat_result, read: int) -> list[str]:
@@ -486,17 +514,19 @@ def acquire(
             lines = _note_links(lines, res.links, first_link)
         writer.append_items(lines, res.manifest, res.files, res.nbytes)
         writer.append_views(res.views)
-        for status, kind, collector in res.statuses:
-            stats.items += 1
-            stats.by_status[status] = stats.by_status.get(status, 0) + 1
-            stats.by_kind[kind] = stats.by_kind.get(kind, 0) + 1
-            stats.by_collector[collector] = stats.by_collector.get(collector, 0) + 1
+        done = 0
+        for (status, kind, collector), n in res.counts.items():
+            done += n
+            stats.by_status[status] = stats.by_status.get(status, 0) + n
+            stats.by_kind[kind] = stats.by_kind.get(kind, 0) + n
+            stats.by_collector[collector] = stats.by_collector.get(collector, 0) + n
+        stats.items += done
         stats.files += res.files
         stats.bytes += res.nbytes
         for event in res.events:
             name = event.pop("event")
             writer.log.warning(name, **event)
-        progress.advance(len(res.statuses), res.nbytes)
+        progress.advance(done, res.nbytes)
 
     work = batches(walk(sources, walk_error), writer.next_id, progress)
     for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):

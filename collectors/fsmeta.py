@@ -10,8 +10,7 @@ import os
 import stat
 import struct
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -21,7 +20,10 @@ _AT_SYMLINK_NOFOLLOW = 0x100
 _AT_EMPTY_PATH = 0x1000
 _STATX_ALL = 0x0FFF  # basic stats + btime
 _STATX_BTIME = 0x0800
-# struct statx up to stx_dev_minor: head, four statx_timestamp {s64 sec; u32 nsec; s32 pad}, devs.
+_NS = 1_000_000_000
+# struct statx up to stx_dev_minor: mask, blksize, attributes, nlink, uid, gid, mode, spare, ino,
+# size, blocks, attributes_mask, four statx_timestamp {s64 sec; u32 nsec; s32 pad} (atime, btime,
+# ctime, mtime), rdev major/minor, dev major/minor.
 _STATX = struct.Struct("<IIQIIIHHQQQQqIiqIiqIiqIiIIII")
 
 FS_IMMUTABLE_FL = 0x10
@@ -30,9 +32,9 @@ _FS_IOC_GETFLAGS = 0x80086601
 _FS_IOC_SETFLAGS = 0x40086602
 
 
-@dataclass(frozen=True, slots=True)
-class Meta:
-    """The stat fields an item records, times as integer nanoseconds."""
+class Meta(NamedTuple):
+    """The stat fields an item records, times as integer nanoseconds. A tuple: built once per
+    acquired file, so it must be cheap."""
 
     mode: int
     uid: int
@@ -49,14 +51,10 @@ class Meta:
 
     @property
     def kind(self) -> str:
-        fmt = stat.S_IFMT(self.mode)
-        if fmt == stat.S_IFREG:
-            return "file"
-        if fmt == stat.S_IFLNK:
-            return "symlink"
-        if fmt == stat.S_IFDIR:
-            return "directory"
-        return "special"
+        return _KINDS.get(self.mode & 0o170000, "special")
+
+
+_KINDS = {stat.S_IFREG: "file", stat.S_IFLNK: "symlink", stat.S_IFDIR: "directory"}
 
 
 def _load_statx() -> Callable[..., int] | None:
@@ -104,49 +102,20 @@ class StatReader:
         if _statx(dirfd, path, flags, _STATX_ALL, self._buf) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), path)
-        (
-            mask,
-            _blk,
-            _attrs,
-            nlink,
-            uid,
-            gid,
-            mode,
-            _sp,
-            ino,
-            size,
-            _blocks,
-            _am,
-            a_s,
-            a_n,
-            _p1,
-            b_s,
-            b_n,
-            _p2,
-            c_s,
-            c_n,
-            _p3,
-            m_s,
-            m_n,
-            _p4,
-            r_maj,
-            r_min,
-            d_maj,
-            d_min,
-        ) = _STATX.unpack_from(self._buf.raw)
+        f = _STATX.unpack_from(self._buf)
         return Meta(
-            mode,
-            uid,
-            gid,
-            size,
-            ino,
-            os.makedev(d_maj, d_min),
-            nlink,
-            a_s * 1_000_000_000 + a_n,
-            m_s * 1_000_000_000 + m_n,
-            c_s * 1_000_000_000 + c_n,
-            b_s * 1_000_000_000 + b_n if mask & _STATX_BTIME else None,
-            os.makedev(r_maj, r_min),
+            f[6],  # mode
+            f[4],  # uid
+            f[5],  # gid
+            f[9],  # size
+            f[8],  # inode
+            os.makedev(f[26], f[27]),
+            f[3],  # nlink
+            f[12] * _NS + f[13],  # atime
+            f[21] * _NS + f[22],  # mtime
+            f[18] * _NS + f[19],  # ctime
+            f[15] * _NS + f[16] if f[0] & _STATX_BTIME else None,
+            os.makedev(f[24], f[25]),
         )
 
     def lstat(self, path: bytes) -> Meta:
@@ -175,9 +144,43 @@ def add_flags(fd: int, flags: int) -> str | None:
         buf = bytearray((current | flags).to_bytes(4, sys.byteorder) + b"\0\0\0\0")
         fcntl.ioctl(fd, _FS_IOC_SETFLAGS, buf)
     except OSError as exc:
-        if exc.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL):
-            return "filesystem does not support inode flags"
-        if exc.errno == errno.EPERM:
-            return "not permitted (needs root / CAP_LINUX_IMMUTABLE)"
-        return exc.strerror or str(exc)
+        return _flag_problem(exc)
     return None
+
+
+def _flag_problem(exc: OSError) -> str:
+    if exc.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL):
+        return "filesystem does not support inode flags"
+    if exc.errno == errno.EPERM:
+        return "not permitted (needs root / CAP_LINUX_IMMUTABLE)"
+    return exc.strerror or str(exc)
+
+
+class FlagSetter:
+    """Adds inode flags to many freshly created files of one tree. New files there start with the
+    same flags, so after the first read-modify-write the same value is written with one ioctl;
+    a refusal falls back to reading the file's own flags."""
+
+    def __init__(self, flags: int) -> None:
+        self.flags = flags
+        self._value: bytearray | None = None
+
+    def add(self, fd: int) -> str | None:
+        """None on success, else why not (best effort, as `add_flags`)."""
+        if self._value is not None:
+            try:
+                fcntl.ioctl(fd, _FS_IOC_SETFLAGS, self._value)
+                return None
+            except OSError:
+                pass
+        try:
+            current = get_flags(fd)
+        except OSError as exc:
+            return _flag_problem(exc)
+        value = bytearray((current | self.flags).to_bytes(4, sys.byteorder) + b"\0\0\0\0")
+        try:
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, value)
+        except OSError as exc:
+            return _flag_problem(exc)
+        self._value = value
+        return None

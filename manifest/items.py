@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 FIELDS = tuple(
     sorted(
         (
@@ -42,8 +44,6 @@ FIELDS = tuple(
 )
 KINDS = ("file", "symlink", "directory", "special", "volatile")
 STATUSES = ("ok", "changed", "skipped", "error")
-_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_IN_ORDER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def empty_item() -> dict[str, Any]:
@@ -52,7 +52,15 @@ def empty_item() -> dict[str, Any]:
 
 
 def item_line(item: dict[str, Any]) -> bytes:
-    """Compact JSON, keys sorted. An `empty_item()` filled in place is already sorted, so the
-    per-file hot path skips sorting; optional extras (`*_b64`) take the sorting path."""
-    encoder = _IN_ORDER if len(item) == len(FIELDS) else _SORTED
-    return encoder.encode(item).encode() + b"\n"
+    """Compact UTF-8 JSON, keys sorted, one line. orjson writes the same bytes as
+    `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`, several times faster
+    (this runs once per acquired file)."""
+    try:
+        return orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: the standard library takes it
+        return json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def parse_item(line: bytes) -> Any:
+    """One line of items.jsonl back to its object (ValueError if it is not JSON)."""
+    return orjson.loads(line)

@@ -183,3 +183,18 @@ def test_progress_bar_on_a_terminal_and_silence_otherwise(cli, tmp_path):
         assert "\x1b[" not in quiet.stderr
     finally:
         clear_flags(out)
+
+
+def test_item_line_is_sorted_compact_utf8_json() -> None:
+    """items.jsonl lines: the bytes of json.dumps(sort_keys, compact, UTF-8), whatever the writer."""
+    import json
+
+    from manifest.items import empty_item, item_line
+
+    record = empty_item()
+    record.update(id="00000001", kind="file", source_path='/x/"ü"\n\t\\\x7f\u2028', size=2**63 - 1)
+    record["source_path_b64"] = "L3g="
+    expected = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    assert item_line(record) == expected.encode()
+    record["inode"] = 2**70  # beyond 64 bits: still written, exactly
+    assert json.loads(item_line(record))["inode"] == 2**70

@@ -181,3 +181,29 @@ def test_views_stream_without_growing_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert items_path.stat().st_size > 2_000_000
     assert peak < 500_000, f"peak {peak} bytes: a view holds items in memory"
+
+
+def test_plain_templates_render_exactly_what_the_general_rule_does() -> None:
+    """The per-file hot path (one template per view) must not change a byte of any view."""
+    from manifest.views import ViewSet, plain_file
+
+    eligible = [
+        item(1),
+        item(2, birthtime=None, birthtime_ns=None),
+        item(3, source_path="/home/ünïcode/файл отчёт.txt", size=0, uid=1000, gid=1000),
+        item(4, source_path="/srv/it's (1) [copy] #2;x=y%20.log", atime_ns=-5, atime=rfc3339_ns(-5)),
+        item(5, source_path="/a/b/", mode=0o100000, nlink=3),
+    ]
+    views = ViewSet(CTX)
+    for it in eligible:
+        assert plain_file(it), it
+        for view in views.views:
+            assert view.plain(it) == view.fragment(it), (view.name, it["source_path"])
+    for it in awkward_items()[1:]:
+        assert not plain_file(it), it["id"]
+    rendered = views.render([*eligible, *awkward_items()])
+    expected = [b"".join(v.fragment(it) for it in [*eligible, *awkward_items()[:-1]]) for v in views.views]
+    assert rendered == expected
+    partial = item(6)
+    del partial["nlink"]
+    assert views.render([partial])[1] == views.views[1].fragment(partial)  # missing field: general rule

@@ -27,6 +27,17 @@ def mode_string(item: dict[str, Any]) -> str:
     return f"{kind}/{kind}---------"
 
 
+_NS = 1_000_000_000
+_MODES: dict[int, str] = {}
+
+
+def _mode_of(mode: int) -> str:
+    text = _MODES.get(mode)
+    if text is None:
+        text = _MODES[mode] = mode_string({"mode": mode})
+    return text
+
+
 def _secs(ns: Any) -> str:
     return str(ns // 1_000_000_000) if isinstance(ns, int) and ns > 0 else "0"
 
@@ -63,6 +74,14 @@ class BodyfileView:
 
     def begin(self, out: IO[bytes]) -> None:
         """A bodyfile has no header."""
+
+    def plain(self, item: dict[str, Any]) -> bytes:
+        a, m, c, b = item["atime_ns"], item["mtime_ns"], item["ctime_ns"], item.get("birthtime_ns")
+        return (
+            f"0|{item['source_path']}|{item['inode']}|{_mode_of(item['mode'])}|{item['uid']}|"
+            f"{item['gid']}|{item['size']}|{a // _NS if a > 0 else 0}|{m // _NS if m > 0 else 0}|"
+            f"{c // _NS if c > 0 else 0}|{b // _NS if b and b > 0 else 0}\n"
+        ).encode()
 
     def fragment(self, item: dict[str, Any]) -> bytes:
         text = line(item)

@@ -99,6 +99,27 @@ def file_node(item: dict[str, Any], ctx: ViewContext) -> tuple[str, str]:
     return node, node_id
 
 
+def _plain_file_node(item: dict[str, Any], uid: str) -> str:
+    path = item["source_path"]
+    birth = item.get("birthtime")
+    born = (
+        f',"observable:observableCreatedTime":{{"@type":"xsd:dateTime","@value":"{birth}"}}' if birth else ""
+    )
+    return (
+        f'{{"@id":"kb:File-{uid}","@type":"observable:File","core:hasFacet":[{{'
+        f'"@id":"kb:FileFacet-{uid}","@type":"observable:FileFacet",'
+        f'"observable:fileName":"{path.rsplit("/", 1)[-1] or path}","observable:filePath":"{path}",'
+        f'"observable:isDirectory":false,'
+        f'"observable:sizeInBytes":{{"@type":"xsd:integer","@value":"{item["size"]}"}},'
+        f'"observable:modifiedTime":{{"@type":"xsd:dateTime","@value":"{item["mtime"]}"}},'
+        f'"observable:accessedTime":{{"@type":"xsd:dateTime","@value":"{item["atime"]}"}},'
+        f'"observable:metadataChangeTime":{{"@type":"xsd:dateTime","@value":"{item["ctime"]}"}}{born}}},'
+        f'{{"@id":"kb:ContentDataFacet-{uid}","@type":"observable:ContentDataFacet",'
+        f'"observable:hash":[{{"@id":"kb:Hash-{uid}","@type":"types:Hash","types:hashMethod":"SHA256",'
+        f'"types:hashValue":{{"@type":"xsd:hexBinary","@value":"{item["sha256"].upper()}"}}}}]}}]}}'
+    )
+
+
 def _dump(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
@@ -140,6 +161,10 @@ class CaseView:
     def fragment(self, item: dict[str, Any]) -> bytes:
         node, node_id = file_node(item, self.ctx)
         return f'{node}\0{{"@id":"{node_id}"}}\0'.encode()
+
+    def plain(self, item: dict[str, Any]) -> bytes:
+        uid = _item_uuid(self.ctx.bundle_id, item["id"])
+        return f'{_plain_file_node(item, uid)}\0{{"@id":"kb:File-{uid}"}}\0'.encode()
 
     def add(self, out: IO[bytes], blob: bytes) -> None:
         assert self.spool is not None

@@ -103,6 +103,17 @@ class DfxmlView:
     def fragment(self, item: dict[str, Any]) -> bytes:
         return fileobject(item).encode("utf-8")
 
+    def plain(self, item: dict[str, Any]) -> bytes:
+        crtime = f"<crtime>{item.get('birthtime')}</crtime>" if item.get("birthtime") else ""
+        return (
+            f"<fileobject><filename>{item['source_path']}</filename><id>{item['id']}</id>"
+            f"<name_type>r</name_type><filesize>{item['size']}</filesize><inode>{item['inode']}</inode>"
+            f"<mode>{item['mode']}</mode><nlink>{item['nlink']}</nlink><uid>{item['uid']}</uid>"
+            f"<gid>{item['gid']}</gid><mtime>{item['mtime']}</mtime><ctime>{item['ctime']}</ctime>"
+            f"<atime>{item['atime']}</atime>{crtime}"
+            f'<hashdigest type="sha256">{item["sha256"]}</hashdigest></fileobject>\n'
+        ).encode()
+
     def add(self, out: IO[bytes], blob: bytes) -> None:
         out.write(blob)
 
