@@ -44,11 +44,19 @@ def parse_bag_info(data: bytes) -> dict[str, str]:
 
 
 _LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+_LINES = re.compile(r"^([0-9a-f]{64})  (.+)$", re.MULTILINE)
 
 
 def parse_manifest(data: bytes) -> Iterator[tuple[int, str, str | None]]:
     """(line number, path, hash) per line; hash None when the line is malformed."""
-    for number, raw in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+    text = data.decode("utf-8", "replace")
+    lines = text.splitlines()
+    pairs = _LINES.findall(text)
+    if len(pairs) == len(lines):  # every line well formed (a bad one or an odd line break differs)
+        for number, (digest, rel) in enumerate(pairs, start=1):
+            yield number, rel, digest
+        return
+    for number, raw in enumerate(lines, start=1):
         match = _LINE.fullmatch(raw)
         if match is None:
             yield number, raw, None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 from collections import deque
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -54,3 +54,58 @@ def ordered_map(
         else:
             pool.terminate()  # Ctrl-C or a failure: do not wait for running batches
         pool.join()
+
+
+class BackgroundMap(Generic[T, R]):
+    """`fn(batch)` for every batch, all submitted to worker processes at once so the caller can do
+    its own work meanwhile; `results()` yields in input order. Leaving the `with` block early
+    (an error, Ctrl-C) stops the workers at once."""
+
+    def __init__(
+        self,
+        fn: Callable[[T], R],
+        batches: list[T],
+        workers: int,
+        first: tuple[Callable[..., Any], tuple[Any, ...]] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.batches = batches
+        self.first = first
+        self.pool: Any = None
+        self.pending: list[Any] = []
+        self.first_job: Any = None
+        if workers > 1 and len(batches) + (first is not None) > 1:
+            self.pool = multiprocessing.get_context("fork").Pool(
+                workers, initializer=_init, initargs=(None, ())
+            )
+            if first is not None:  # a different, longer task, queued ahead of the batches
+                self.first_job = self.pool.apply_async(first[0], first[1])
+            self.pending = [self.pool.apply_async(fn, (batch,)) for batch in batches]
+
+    def first_result(self) -> Any:
+        """The result of `first` (run here when there is no pool)."""
+        if self.first is None:
+            return None
+        if self.first_job is None:
+            return self.first[0](*self.first[1])
+        return self.first_job.get()
+
+    def results(self) -> Iterator[R]:
+        if self.pool is None:
+            for batch in self.batches:
+                yield self.fn(batch)
+            return
+        for job in self.pending:
+            yield job.get()
+
+    def __enter__(self) -> BackgroundMap[T, R]:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self.pool is None:
+            return
+        if exc_type is None:
+            self.pool.close()
+        else:
+            self.pool.terminate()
+        self.pool.join()

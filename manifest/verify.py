@@ -6,7 +6,6 @@ Every check runs and every problem becomes a Finding naming the exact file, line
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,9 +14,11 @@ from manifest import bagit
 from manifest.custody import CUSTODY, ChainLine, verify_chain
 from manifest.errors import NotABundleError
 from manifest.findings import Finding
-from manifest.hashing import hash_many
+from manifest.hashing import check_batch, lstat_size
+from manifest.items import parse_item
 from manifest.keys import KeyStore, fingerprint, load_public_pem, verify_signature
 from manifest.minisign import verify_prehashed
+from manifest.parallel import BackgroundMap
 from manifest.timefmt import now_rfc3339
 from manifest.timestamp import timestamp_findings
 
@@ -76,10 +77,7 @@ def _dangerous(rel: str) -> bool:
     return (
         rel.startswith(("/", "~"))
         or "\\" in rel
-        or rel == ".."
-        or rel.startswith("../")
-        or "/../" in rel
-        or rel.endswith("/..")
+        or (".." in rel and (rel == ".." or rel.startswith("../") or "/../" in rel or rel.endswith("/..")))
     )
 
 
@@ -106,8 +104,7 @@ def verify_bundle(
     _check_declarations(path, report)
     tagmanifest = _check_tagmanifest(path, report)
     _check_signatures(path, tagmanifest, trusted_fps, report)
-    manifest = _check_payload(path, report, workers)
-    _check_items(path, manifest, report)
+    _check_payload_and_items(path, report, workers)
     _check_custody(path, report, trusted_fps)
     report.findings.extend(timestamp_findings(path, tsa_ca))
     return report
@@ -242,42 +239,68 @@ def _check_signatures(path: Path, tagmanifest: bytes | None, trusted: set[str], 
             report.add("signer-mismatch", "keys/signer.minisign.pub", "minisign key is not the PEM key")
 
 
-def _check_payload(path: Path, report: VerifyReport, workers: int | None) -> dict[str, str]:
+def _payload_batches(
+    base: str, manifest: dict[str, str], workers: int
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Manifest order, cut so every worker gets many batches: a few big files still spread."""
+    entries = list(manifest.items())
+    size = min(512, max(1, -(-len(entries) // (workers * 16))))
+    return [(base, entries[i : i + size]) for i in range(0, len(entries), size)]
+
+
+def _check_payload_and_items(path: Path, report: VerifyReport, workers: int | None) -> None:
+    """Payload files are hashed by worker processes while this process lists data/ and checks
+    items.jsonl; findings come out in the same order either way."""
     manifest = _read_manifest(path, bagit.MANIFEST, report) or {}
-    on_disk = _files_under(path, "data")
-    for rel in on_disk:
-        if rel not in manifest:
-            report.add("payload-unlisted", rel, "file in data/ that manifest-sha256.txt does not list")
-    present = [(rel, on_disk[rel]) for rel in manifest if rel in on_disk]
+    workers = max(1, workers or os.cpu_count() or 1)
+    base = str(path) + "/"
+    batches = _payload_batches(base, manifest, workers)
+    with BackgroundMap(check_batch, batches, workers, first=(_items_task, (path, manifest))) as hashing:
+        on_disk = _names_under(path, "data")
+        checked = list(hashing.results())
+        items_findings, items_count = hashing.first_result()
+    missing = {rel for batch in checked for rel in batch.missing}
+    for rel in sorted(on_disk - manifest.keys()):
+        report.add("payload-unlisted", rel, "file in data/ that manifest-sha256.txt does not list")
     for rel in manifest:
-        if rel not in on_disk:
+        if rel in missing:
             report.add("payload-missing", rel, "listed in manifest-sha256.txt but missing")
-    report.payload_files = len(present)
-    report.payload_bytes = sum(size for _rel, size in present)
+    report.payload_files = sum(batch.files for batch in checked)
+    report.payload_bytes = sum(batch.nbytes for batch in checked)
+    unlisted = [base + rel for rel in on_disk - manifest.keys()]
+    disk_files = report.payload_files + len(unlisted) + sum(len(b.unreadable) for b in checked)
+    disk_bytes = (
+        report.payload_bytes
+        + sum(lstat_size(full) for full in unlisted)
+        + sum(size for b in checked for _rel, _why, size in b.unreadable)
+    )
     oxum = report.info.get("Payload-Oxum")
-    if oxum and oxum != f"{sum(on_disk.values())}.{len(on_disk)}":
+    if oxum and oxum != f"{disk_bytes}.{disk_files}":
         report.add(
             "payload-oxum",
             "bag-info.txt",
             "Payload-Oxum (bytes.files) does not match data/",
             oxum,
-            f"{sum(on_disk.values())}.{len(on_disk)}",
+            f"{disk_bytes}.{disk_files}",
         )
-    base = str(path) + "/"
-    for full, digest, error in hash_many(((base + rel, size) for rel, size in present), workers):
-        rel = full[len(base) :]
-        if error:
-            report.add("payload-unreadable", rel, error)
-        elif digest != manifest[rel]:
-            report.add(
-                "payload-changed", rel, "content differs from manifest-sha256.txt", manifest[rel], digest
-            )
-    return manifest
+    for batch in checked:
+        for kind, index in batch.order:
+            if kind == "unreadable":
+                rel, why, _size = batch.unreadable[index]
+                report.add("payload-unreadable", rel, why)
+            else:
+                rel, expected, found = batch.changed[index]
+                report.add(
+                    "payload-changed", rel, "content differs from manifest-sha256.txt", expected, found
+                )
+    report.findings.extend(items_findings)
+    report.items = items_count
 
 
-def _files_under(bag: Path, top: str) -> dict[str, int]:
-    """Every non-directory under bag/top as bag-relative path -> size (symlinks included)."""
-    found: dict[str, int] = {}
+def _names_under(bag: Path, top: str) -> set[str]:
+    """Every non-directory under bag/top as a bag-relative path (symlinks included), from the
+    directory entries alone: no stat per file."""
+    found: set[str] = set()
     stack = [top]
     while stack:
         rel_dir = stack.pop()
@@ -290,8 +313,15 @@ def _files_under(bag: Path, top: str) -> dict[str, int]:
             if entry.is_dir(follow_symlinks=False):
                 stack.append(rel)
             else:
-                found[rel] = entry.stat(follow_symlinks=False).st_size
+                found.add(rel)
     return found
+
+
+def _items_task(path: Path, manifest: dict[str, str]) -> tuple[list[Finding], int]:
+    """`_check_items` in a worker process: its findings and the number of items."""
+    report = VerifyReport(path, "")
+    _check_items(path, manifest, report)
+    return report.findings, report.items
 
 
 def _check_items(path: Path, manifest: dict[str, str], report: VerifyReport) -> None:
@@ -303,29 +333,37 @@ def _check_items(path: Path, manifest: dict[str, str], report: VerifyReport) -> 
     last_id = ""
     with open(items_file, "rb") as f:
         for number, raw in enumerate(f, start=1):
-            where = f"metadata/items.jsonl:{number}"
             try:
-                item = json.loads(raw.decode("utf-8"))
+                item = parse_item(raw)
                 item_id = str(item["id"])
-            except (ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
-                report.add("items-unreadable", where, "not a JSON item with an id")
+            except (ValueError, KeyError, TypeError):  # orjson.JSONDecodeError is a ValueError
+                report.add("items-unreadable", f"metadata/items.jsonl:{number}", "not a JSON item with an id")
                 continue
             report.items += 1
             if item_id <= last_id:
-                report.add("items-order", where, f"item {item_id} is out of order or repeated")
-            last_id = max(last_id, item_id)
+                report.add(
+                    "items-order",
+                    f"metadata/items.jsonl:{number}",
+                    f"item {item_id} is out of order or repeated",
+                )
+            else:
+                last_id = item_id
             stored = item.get("stored_as")
             if not stored:
                 continue
-            label = f"item {item_id} ({where})"
-            if stored not in manifest:
-                report.add("item-disagrees", label, f"stored_as '{stored}' is not in manifest-sha256.txt")
-            elif item.get("sha256") != manifest[stored]:
+            digest = manifest.get(stored)
+            if digest is None:
                 report.add(
                     "item-disagrees",
-                    label,
+                    f"item {item_id} (metadata/items.jsonl:{number})",
+                    f"stored_as '{stored}' is not in manifest-sha256.txt",
+                )
+            elif item.get("sha256") != digest:
+                report.add(
+                    "item-disagrees",
+                    f"item {item_id} (metadata/items.jsonl:{number})",
                     f"sha256 of '{stored}' differs from the manifest",
-                    manifest[stored],
+                    digest,
                     str(item.get("sha256")),
                 )
             seen_payload.add(stored)

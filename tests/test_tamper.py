@@ -104,6 +104,50 @@ def test_payload_removed(copy):
     assert ("payload-missing", rel) in found
 
 
+def test_payload_swapped_for_a_symlink_or_a_directory(copy):
+    """A listed payload file replaced by a symlink (never followed) or a directory."""
+    cli, bundle = copy
+    path, rel = payload(bundle, "syslog")
+    path.unlink()
+    path.symlink_to("/etc/passwd")
+    other, other_rel = payload(bundle, "mail.mbox")
+    other.unlink()
+    other.mkdir()
+    (other / "inside.txt").write_text("planted\n")
+    found = findings(cli, bundle)
+    assert {
+        ("payload-unreadable", rel),
+        ("payload-missing", other_rel),
+        ("payload-unlisted", other_rel + "/inside.txt"),
+        ("payload-oxum", "bag-info.txt"),
+    } <= kinds(found)
+    assert next(f for f in found if f["kind"] == "payload-unreadable")["message"] == "a symlink, not a file"
+
+
+def test_one_worker_and_many_find_the_same(copy):
+    """In-process checking (one worker) and the worker pool give the same findings, in order."""
+    from manifest.verify import verify_bundle
+
+    cli, bundle = copy
+    path, _rel = payload(bundle, "auth.log")
+    path.write_bytes(b"X" + path.read_bytes()[1:])
+    (bundle / "data/files/planted.txt").write_text("planted\n")
+    store = KeyStore(cli.home)
+    one = verify_bundle(bundle, store=store, workers=1).as_dict()["findings"]
+    many = verify_bundle(bundle, store=store, workers=4).as_dict()["findings"]
+    assert one == many == findings(cli, bundle)
+    assert [f["kind"] for f in one] == ["payload-unlisted", "payload-oxum", "payload-changed"]
+
+
+def test_malformed_manifest_line_is_named(copy):
+    cli, bundle = copy
+    manifest = bundle / "manifest-sha256.txt"
+    lines = manifest.read_text().splitlines(keepends=True)
+    lines.insert(1, "not a digest  data/files/x\n")
+    manifest.write_text("".join(lines))
+    assert ("manifest-line-malformed", "manifest-sha256.txt:2") in kinds(findings(cli, bundle))
+
+
 def test_items_jsonl_edited(copy):
     cli, bundle = copy
     items = bundle / "metadata/items.jsonl"
