@@ -45,7 +45,7 @@ class BatchCheck:
     order: list[tuple[str, int]] = field(default_factory=list)  # (kind, index) of unreadable/changed
 
 
-def check_batch(job: tuple[str, list[tuple[str, str]]]) -> BatchCheck:
+def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
     """Hash each bag-relative file under `base` and compare it with its expected digest.
     Never follows a symlink; a file is read once, in one call when it is small."""
     global _buffer
@@ -53,7 +53,6 @@ def check_batch(job: tuple[str, list[tuple[str, str]]]) -> BatchCheck:
         _buffer = bytearray(_BUF)
     buf = _buffer
     view = memoryview(buf)
-    base, entries = job
     out = BatchCheck()
     for rel, expected in entries:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import signal
 from collections import deque
@@ -67,6 +68,8 @@ class BackgroundMap(Generic[T, R]):
         batches: list[T],
         workers: int,
         first: tuple[Callable[..., Any], tuple[Any, ...]] | None = None,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
     ) -> None:
         self.fn = fn
         self.batches = batches
@@ -74,13 +77,20 @@ class BackgroundMap(Generic[T, R]):
         self.pool: Any = None
         self.pending: list[Any] = []
         self.first_job: Any = None
-        if workers > 1 and len(batches) + (first is not None) > 1:
-            self.pool = multiprocessing.get_context("fork").Pool(
-                workers, initializer=_init, initargs=(None, ())
-            )
-            if first is not None:  # a different, longer task, queued ahead of the batches
-                self.first_job = self.pool.apply_async(first[0], first[1])
-            self.pending = [self.pool.apply_async(fn, (batch,)) for batch in batches]
+        if workers <= 1 or len(batches) + (first is not None) <= 1:
+            if initializer is not None:
+                initializer(*initargs)
+            return
+        # Forked workers get `initargs` by inheritance, not pickling. Frozen objects are left
+        # alone by the collector, so the workers' gc does not copy the parent's pages.
+        gc.freeze()
+        self.pool = multiprocessing.get_context("fork").Pool(
+            workers, initializer=_init, initargs=(initializer, initargs)
+        )
+        gc.unfreeze()
+        if first is not None:  # a different, longer task, queued ahead of the batches
+            self.first_job = self.pool.apply_async(first[0], first[1])
+        self.pending = [self.pool.apply_async(fn, (batch,)) for batch in batches]
 
     def first_result(self) -> Any:
         """The result of `first` (run here when there is no pool)."""

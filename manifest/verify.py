@@ -5,7 +5,6 @@ Every check runs and every problem becomes a Finding naming the exact file, line
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,7 @@ from manifest import bagit
 from manifest.custody import CUSTODY, ChainLine, verify_chain
 from manifest.errors import NotABundleError
 from manifest.findings import Finding
-from manifest.hashing import check_batch, lstat_size
+from manifest.hashing import BatchCheck, check_batch, lstat_size, sha256_file
 from manifest.items import parse_item
 from manifest.keys import KeyStore, fingerprint, load_public_pem, verify_signature
 from manifest.minisign import verify_prehashed
@@ -168,7 +167,7 @@ def _check_tagmanifest(path: Path, report: VerifyReport) -> bytes | None:
         if not file.is_file():
             report.add("tag-file-missing", rel, "listed in tagmanifest-sha256.txt but missing")
             continue
-        found = hashlib.sha256(file.read_bytes()).hexdigest()
+        found = sha256_file(file)
         if found != digest:
             report.add("tag-file-changed", rel, "content differs from tagmanifest-sha256.txt", digest, found)
     for rel in bagit.tag_files(path):
@@ -239,26 +238,48 @@ def _check_signatures(path: Path, tagmanifest: bytes | None, trusted: set[str], 
             report.add("signer-mismatch", "keys/signer.minisign.pub", "minisign key is not the PEM key")
 
 
-def _payload_batches(
-    base: str, manifest: dict[str, str], workers: int
-) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Manifest order, cut so every worker gets many batches: a few big files still spread."""
-    entries = list(manifest.items())
-    size = min(512, max(1, -(-len(entries) // (workers * 16))))
-    return [(base, entries[i : i + size]) for i in range(0, len(entries), size)]
+# What verify's worker processes share with it, inherited at fork (never pickled).
+_shared: dict[str, Any] = {}
+
+
+def _share(path: Path, manifest: dict[str, str]) -> None:
+    _shared.update(base=str(path) + "/", path=path, manifest=manifest, entries=list(manifest.items()))
+
+
+def _hash_range(span: tuple[int, int]) -> BatchCheck:
+    return check_batch(_shared["base"], _shared["entries"][span[0] : span[1]])
+
+
+def _items_task() -> tuple[list[Finding], int]:
+    """`_check_items` in a worker process: its findings and the number of items."""
+    report = VerifyReport(_shared["path"], "")
+    _check_items(_shared["path"], _shared["manifest"], report)
+    return report.findings, report.items
 
 
 def _check_payload_and_items(path: Path, report: VerifyReport, workers: int | None) -> None:
-    """Payload files are hashed by worker processes while this process lists data/ and checks
-    items.jsonl; findings come out in the same order either way."""
+    """Payload files are hashed by worker processes while this process lists data/; another
+    worker checks items.jsonl. Findings come out in the same order either way."""
     manifest = _read_manifest(path, bagit.MANIFEST, report) or {}
     workers = max(1, workers or os.cpu_count() or 1)
     base = str(path) + "/"
-    batches = _payload_batches(base, manifest, workers)
-    with BackgroundMap(check_batch, batches, workers, first=(_items_task, (path, manifest))) as hashing:
-        on_disk = _names_under(path, "data")
-        checked = list(hashing.results())
-        items_findings, items_count = hashing.first_result()
+    # Manifest order, cut so every worker gets many batches: a few big files still spread.
+    size = min(512, max(1, -(-len(manifest) // (workers * 16))))
+    spans = [(i, min(i + size, len(manifest))) for i in range(0, len(manifest), size)]
+    try:
+        with BackgroundMap(
+            _hash_range,
+            spans,
+            workers,
+            first=(_items_task, ()),
+            initializer=_share,
+            initargs=(path, manifest),
+        ) as hashing:
+            on_disk = _names_under(path, "data")
+            checked = list(hashing.results())
+            items_findings, items_count = hashing.first_result()
+    finally:
+        _shared.clear()
     missing = {rel for batch in checked for rel in batch.missing}
     for rel in sorted(on_disk - manifest.keys()):
         report.add("payload-unlisted", rel, "file in data/ that manifest-sha256.txt does not list")
@@ -315,13 +336,6 @@ def _names_under(bag: Path, top: str) -> set[str]:
             else:
                 found.add(rel)
     return found
-
-
-def _items_task(path: Path, manifest: dict[str, str]) -> tuple[list[Finding], int]:
-    """`_check_items` in a worker process: its findings and the number of items."""
-    report = VerifyReport(path, "")
-    _check_items(path, manifest, report)
-    return report.findings, report.items
 
 
 def _check_items(path: Path, manifest: dict[str, str], report: VerifyReport) -> None:
@@ -415,7 +429,7 @@ def _check_sealed_event(path: Path, lines: list[ChainLine], report: VerifyReport
     details = (event.event or {}).get("details") or {}
     manifest = path / bagit.MANIFEST
     if manifest.is_file():
-        actual = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        actual = sha256_file(manifest)
         if details.get("manifest_sha256") != actual:
             report.add(
                 "sealed-event-mismatch",
