@@ -26,7 +26,7 @@ from collectors.fsmeta import FS_IMMUTABLE_FL, FlagSetter, Meta, StatReader
 from collectors.readonly import open_noatime
 from manifest.errors import BundleError
 from manifest.items import empty_item, item_line
-from manifest.parallel import ordered_map
+from manifest.parallel import few_collections, ordered_map
 from manifest.pathenc import stored_path
 from manifest.timefmt import rfc3339_ns
 from manifest.views import ViewContext, ViewSet
@@ -102,11 +102,6 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _join(original: bytes, name: bytes, windows: bool) -> bytes:
-    sep = b"\\" if windows else b"/"
-    return original + name if original.endswith(sep) else original + sep + name
-
-
 def walk(
     sources: list[Source],
     on_error: Callable[[bytes, str], None] | None = None,
@@ -137,11 +132,14 @@ def walk(
                     on_error(dpath, exc.strerror or str(exc))
                 continue
             subdirs: list[tuple[bytes, bytes, int]] = []
+            prefix = dpath.rstrip(b"/") + b"/"
+            sep = b"\\" if src.windows else b"/"
+            oprefix = dorig if dorig.endswith(sep) else dorig + sep
             for name, is_dir, size in entries:
-                orig = _join(dorig, name, src.windows)
-                if excluded(_text(orig), _text(name)):
+                orig = oprefix + name
+                if src.excludes and excluded(_text(orig), _text(name)):
                     continue
-                path = dpath.rstrip(b"/") + b"/" + name
+                path = prefix + name
                 yield path, orig, index, size
                 if is_dir and (src.max_depth is None or depth < src.max_depth):
                     subdirs.append((path, orig, depth + 1))
@@ -182,15 +180,17 @@ def batches(
     size = 0
     for path, orig, index, hint in tasks:
         if hint >= BATCH_BYTES and batch:
+            progress.add_total(len(batch), size)
             yield batch
             batch, size = [], 0
         batch.append((next_id(), path, orig, index, hint))
         size += hint
-        progress.add_total(1, hint)
         if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
+            progress.add_total(len(batch), size)
             yield batch
             batch, size = [], 0
     if batch:
+        progress.add_total(len(batch), size)
         yield batch
 
 
@@ -529,8 +529,9 @@ def acquire(
         progress.advance(done, res.nbytes)
 
     work = batches(walk(sources, walk_error), writer.next_id, progress)
-    for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):
-        handle(result)
+    with few_collections():
+        for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):
+            handle(result)
     return stats
 
 

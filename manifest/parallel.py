@@ -6,10 +6,27 @@ import gc
 import multiprocessing
 import signal
 from collections import deque
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
+
+# Per-file records are short-lived and acyclic (freed by reference counting); a cyclic collection
+# every 700 allocations cost a tenth of a worker's time, so hot loops collect far less often.
+FEW_COLLECTIONS = (50_000, 20, 20)
+
+
+@contextmanager
+def few_collections() -> Iterator[None]:
+    """Run a hot loop with rare cyclic garbage collections (thresholds restored afterwards)."""
+    before = gc.get_threshold()
+    gc.set_threshold(*FEW_COLLECTIONS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -17,6 +34,7 @@ R = TypeVar("R")
 
 def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    gc.set_threshold(*FEW_COLLECTIONS)
     if initializer is not None:
         initializer(*initargs)
 
@@ -38,7 +56,9 @@ def ordered_map(
             yield fn(batch)
         return
     ctx = multiprocessing.get_context("fork")  # workers inherit loaded modules: fast start
+    gc.freeze()  # the workers' collector leaves inherited objects alone: their pages stay shared
     pool = ctx.Pool(workers, initializer=_init, initargs=(initializer, initargs))
+    gc.unfreeze()
     pending: deque[Any] = deque()
     finished = False
     try:

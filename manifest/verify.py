@@ -17,7 +17,7 @@ from manifest.hashing import BatchCheck, check_batch, lstat_size, sha256_file
 from manifest.items import parse_item
 from manifest.keys import KeyStore, fingerprint, load_public_pem, verify_signature
 from manifest.minisign import verify_prehashed
-from manifest.parallel import BackgroundMap
+from manifest.parallel import BackgroundMap, few_collections
 from manifest.timefmt import now_rfc3339
 from manifest.timestamp import timestamp_findings
 
@@ -267,14 +267,17 @@ def _check_payload_and_items(path: Path, report: VerifyReport, workers: int | No
     size = min(512, max(1, -(-len(manifest) // (workers * 16))))
     spans = [(i, min(i + size, len(manifest))) for i in range(0, len(manifest), size)]
     try:
-        with BackgroundMap(
-            _hash_range,
-            spans,
-            workers,
-            first=(_items_task, ()),
-            initializer=_share,
-            initargs=(path, manifest),
-        ) as hashing:
+        with (
+            few_collections(),
+            BackgroundMap(
+                _hash_range,
+                spans,
+                workers,
+                first=(_items_task, ()),
+                initializer=_share,
+                initargs=(path, manifest),
+            ) as hashing,
+        ):
             on_disk = _names_under(path, "data")
             checked = list(hashing.results())
             items_findings, items_count = hashing.first_result()
