@@ -495,15 +495,18 @@ def acquire(
     workers: int | None = None,
     progress: ProgressSink | None = None,
     resolve_names: bool = True,
+    skip: set[bytes] | None = None,
+    links: dict[tuple[int, int], int] | None = None,
 ) -> AcquireStats:
-    """Acquire every source into the bundle; items and manifest lines stream out in id order."""
+    """Acquire every source into the bundle; items and manifest lines stream out in id order.
+    `skip`: original paths already acquired (a resumed run); `links`: their hard links."""
     progress = progress or ProgressSink()
     stats = AcquireStats()
     config = WorkerConfig(
         os.fsencode(writer.path), sources, writer.immutable, resolve_names, writer.view_context
     )
     workers = max(1, workers or os.cpu_count() or 1)
-    first_link: dict[tuple[int, int], int] = {}
+    first_link: dict[tuple[int, int], int] = dict(links or {})
 
     def walk_error(path: bytes, why: str) -> None:
         writer.log.warning("directory-unreadable", path=_text(path), error=why)
@@ -528,7 +531,10 @@ def acquire(
             writer.log.warning(name, **event)
         progress.advance(done, res.nbytes)
 
-    work = batches(walk(sources, walk_error), writer.next_id, progress)
+    found = walk(sources, walk_error)
+    if skip:
+        found = (task for task in found if task[1] not in skip)
+    work = batches(found, writer.next_id, progress)
     with few_collections():
         for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):
             handle(result)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from manifest.keys import Signer
+    from manifest.resume import ResumePoint
 
 
 @dataclass
@@ -38,6 +39,7 @@ class CollectionRequest:
     host: str | None = None
     immutable: bool | None = None
     tsa_url: str | None = None
+    resume: Path | None = None  # an interrupted BUNDLE.incomplete to finish instead of a new one
 
 
 @dataclass
@@ -53,39 +55,81 @@ def _source_text(src: Source) -> str:
     return src.original.decode("utf-8", "surrogateescape")
 
 
-def run_collection(request: CollectionRequest, progress: ProgressSink | None = None) -> CollectionResult:
-    """Collect, seal and return the sealed bundle; an interrupted run stays `.incomplete`."""
-    writer = BundleWriter(
-        request.out_dir,
-        case=request.case,
-        signer=request.signer,
-        host=request.host,
+def _resume(request: CollectionRequest) -> ResumePoint:
+    from manifest.resume import resume
+
+    assert request.resume is not None
+    return resume(
+        request.resume,
+        request.signer,
         organization=request.organization,
         contact=request.contact,
         root=request.root,
         immutable=request.immutable,
+        sources=[_source_text(s) for s in request.sources],
+        case=request.case,
     )
+
+
+def _recount(writer: BundleWriter, stats: AcquireStats) -> None:
+    """Items by status, kind and collector over the whole of items.jsonl (kept and new)."""
+    from manifest.views import iter_items
+
+    writer.flush_items()
+    stats.items = 0
+    tables = {"status": stats.by_status, "kind": stats.by_kind, "collector": stats.by_collector}
+    for table in tables.values():
+        table.clear()
+    for item in iter_items(writer.items_path):
+        stats.items += 1
+        for key, table in tables.items():
+            value = str(item.get(key))
+            table[value] = table.get(value, 0) + 1
+
+
+def run_collection(request: CollectionRequest, progress: ProgressSink | None = None) -> CollectionResult:
+    """Collect, seal and return the sealed bundle; an interrupted run stays `.incomplete`."""
+    point = _resume(request) if request.resume is not None else None
+    if point is not None:
+        assert point.writer is not None
+        writer = point.writer
+    else:
+        writer = BundleWriter(
+            request.out_dir,
+            case=request.case,
+            signer=request.signer,
+            host=request.host,
+            organization=request.organization,
+            contact=request.contact,
+            root=request.root,
+            immutable=request.immutable,
+        )
     try:
-        writer.log.info(
-            "collection-started",
-            sources=[_source_text(s) for s in request.sources],
-            profile=request.profile,
-            root=str(request.root) if request.root else None,
-            pid=os.getpid(),
-            euid=os.geteuid(),
-        )
-        writer.custody.add(
-            "collection-started",
-            {
-                "sources": [_source_text(s) for s in request.sources][:1000],
-                "source_count": len(request.sources),
-                "profile": request.profile,
-                "root": str(request.root) if request.root else None,
-            },
-            request.reason,
-        )
+        sources = [_source_text(s) for s in request.sources]
+        if point is not None:
+            writer.custody.add("note", point.details(), "collection resumed after an interruption")
+        else:
+            writer.log.info(
+                "collection-started",
+                sources=sources,
+                profile=request.profile,
+                root=str(request.root) if request.root else None,
+                pid=os.getpid(),
+                euid=os.geteuid(),
+            )
+            writer.custody.add(
+                "collection-started",
+                {
+                    "sources": sources[:1000],
+                    "source_count": len(request.sources),
+                    "profile": request.profile,
+                    "root": str(request.root) if request.root else None,
+                    "host": writer.host,
+                },
+                request.reason,
+            )
         sections: list[str] = []
-        if request.volatile is not None:
+        if request.volatile is not None and (point is None or not point.volatile_done):
             sections = request.volatile(writer)
             writer.custody.add("volatile-captured", {"sections": sections})
         stats = acquire(
@@ -94,9 +138,13 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
             workers=request.workers,
             progress=progress,
             resolve_names=request.root is None,
+            skip=point.done if point is not None else None,
+            links=point.links if point is not None else None,
         )
-        stats.items += len(sections)  # volatile snapshots are items (and payload) too
-        if sections:
+        if point is not None:  # what the interrupted run had recorded counts as well
+            _recount(writer, stats)
+        elif sections:  # volatile snapshots are items (and payload) too
+            stats.items += len(sections)
             stats.by_status["ok"] = stats.by_status.get("ok", 0) + len(sections)
             stats.by_kind["volatile"] = len(sections)
             for name in sections:
@@ -122,7 +170,8 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
         writer.abort("interrupted")
         raise CollectionInterrupted(
             f"interrupted: nothing was sealed; the partial bundle is {writer.path}",
-            "a name ending in .incomplete was never sealed; run the collection again",
+            "a name ending in .incomplete was never sealed; to finish it, run the same command "
+            f"again with --resume '{writer.path}'",
         ) from exc
     except SealboxError as exc:
         writer.abort(exc.message)

@@ -148,6 +148,15 @@ def add_flags(fd: int, flags: int) -> str | None:
     return None
 
 
+def remove_flags(fd: int, flags: int) -> None:
+    """Clear inode flags (OSError if that is refused)."""
+    current = get_flags(fd)
+    if current & flags:
+        fcntl.ioctl(
+            fd, _FS_IOC_SETFLAGS, bytearray((current & ~flags).to_bytes(4, sys.byteorder) + b"\0" * 4)
+        )
+
+
 def _flag_problem(exc: OSError) -> str:
     if exc.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL):
         return "filesystem does not support inode flags"

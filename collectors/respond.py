@@ -151,6 +151,7 @@ def build_request(
     incident: dict[str, Any] | None = None,
     reason: str = "",
     workers: int | None = None,
+    resume: Path | None = None,
 ) -> Prepared:
     """Plan one run. Volatile state is the live host's: by default taken only when the root is `/`."""
     target = Target.at(root)
@@ -180,6 +181,7 @@ def build_request(
         profile=selection.profile.name,
         reason=reason,
         workers=workers,
+        resume=resume,
     )
     prepared = Prepared(target, selection, plan, sections, email_collectors, request)
     request.post.append(log_plan(prepared.describe()))

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
@@ -25,7 +26,7 @@ from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file
 from manifest.items import empty_item, item_line
 from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
-from manifest.views import ViewContext, ViewSet
+from manifest.views import VIEW_NAMES, ViewContext, ViewSet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,6 +60,21 @@ def _write_once(path: Path, data: bytes, mode: int = 0o444) -> None:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+def lock_bundle_dir(path: Path) -> int:
+    """Hold an exclusive lock on the bundle directory while writing it: a resume must never
+    work on a bundle that a running collection is still writing. Released when the process ends."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UsageError(
+            f"{path} is being written by another sealbox process",
+            "wait for it to finish or stop it first",
+        ) from None
+    return fd
 
 
 def _syncfs(path: Path) -> None:
@@ -120,10 +136,18 @@ class BundleWriter:
             raise BundleError(f"cannot create {self.path}: {exc.strerror}") from exc
         for sub in ("data/files", "data/volatile", "metadata", "custody", "keys"):
             (self.path / sub).mkdir(parents=True)
+        self._lock = lock_bundle_dir(self.path)
         self._ids = 0
         self._items = self._open("metadata/items.jsonl")
         self._manifest = self._open(bagit.MANIFEST)
         self._log_file = self._open("metadata/acquisition-log.jsonl")
+        self.custody = CustodyWriter(
+            self.path / CUSTODY, case=self.case, bundle=self.bundle_id, signer=signer
+        )
+        self._start_streams()
+
+    def _start_streams(self) -> None:
+        """The log, the payload counters and the views (workers render their fragments)."""
         self.log = structlog.wrap_logger(
             structlog.WriteLogger(self._log_file_text()),
             processors=[
@@ -132,17 +156,88 @@ class BundleWriter:
                 structlog.processors.JSONRenderer(sort_keys=True),
             ],
         ).bind(bundle=self.bundle_id, case=self.case)
-        self.custody = CustodyWriter(
-            self.path / CUSTODY, case=self.case, bundle=self.bundle_id, signer=signer
-        )
         self.payload_files = 0
         self.payload_bytes = 0
-        # Views stream beside items.jsonl (workers render the fragments); closed at seal.
         self.view_context = dataclasses.replace(ViewContext.from_writer(self), ended=None)
         self.views = ViewSet(self.view_context)
         self.views.open(self)
         self.sealed = False
         self.timestamp_error: str | None = None
+
+    @classmethod
+    def reopen(
+        cls,
+        path: Path,
+        *,
+        case: str,
+        bundle_id: str,
+        host: str,
+        started_ns: int,
+        signer: Signer,
+        custody_seq: int,
+        custody_prev: str,
+        lock: int,
+        organization: str = "",
+        contact: str = "",
+        root: Path | None = None,
+        immutable: bool | None = None,
+    ) -> BundleWriter:
+        """Continue an interrupted `.incomplete` bundle (see manifest/resume.py, which locks it,
+        cuts items.jsonl back to its last whole line and removes copies no item records). The
+        payload manifest and the views are written afresh from the items kept."""
+        self = cls.__new__(cls)
+        self.case = check_case_id(case)
+        self.signer = signer
+        self.host = host
+        self.started_ns = started_ns
+        self.bundle_id = bundle_id
+        self.name = path.name[: -len(INCOMPLETE)]
+        self.organization = organization or signer.identity.organization
+        self.contact = contact or signer.identity.name
+        self.root = root
+        self.extra_info = []
+        self.immutable = (
+            os.geteuid() == 0 and sys.platform.startswith("linux") if immutable is None else immutable
+        )
+        self.path = path
+        self.final_path = path.parent / self.name
+        if self.final_path.exists():
+            raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
+        self._lock = lock
+        self._ids = 0
+        self._items = os.fdopen(
+            os.open(path / "metadata/items.jsonl", os.O_WRONLY | os.O_APPEND), "ab", 1 << 20
+        )
+        for rel in (bagit.MANIFEST, *(f"metadata/{name}" for name in VIEW_NAMES)):
+            with contextlib.suppress(FileNotFoundError):
+                (path / rel).unlink()  # derived from items.jsonl: rewritten from the items kept
+        self._manifest = self._open(bagit.MANIFEST)
+        self._log_file = os.fdopen(
+            os.open(path / "metadata/acquisition-log.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+            "ab",
+            1 << 20,
+        )
+        self.custody = CustodyWriter.reopen(
+            path / CUSTODY, case=case, bundle=bundle_id, signer=signer, seq=custody_seq, prev=custody_prev
+        )
+        self._start_streams()
+        return self
+
+    def adopt_items(self, items: list[dict[str, Any]]) -> None:
+        """Items an interrupted run already recorded (already in items.jsonl): their manifest
+        lines and view fragments are written again, and ids continue after them."""
+        for start in range(0, len(items), 256):
+            chunk = items[start : start + 256]
+            manifest = b"".join(
+                f"{it['sha256']}  {it['stored_as']}\n".encode() for it in chunk if it.get("stored_as")
+            )
+            self._manifest.write(manifest)
+            self.views.append(self.views.render(chunk))
+        for it in items:
+            if it.get("stored_as"):
+                self.payload_files += 1
+                self.payload_bytes += it.get("size") or 0
+            self._ids = max(self._ids, int(it["id"]))
 
     # -- write-once files ----------------------------------------------------------
     def _open(self, rel: str) -> IO[bytes]:
@@ -206,6 +301,10 @@ class BundleWriter:
     def items_path(self) -> Path:
         return self.path / "metadata" / "items.jsonl"
 
+    def flush_items(self) -> None:
+        """Everything appended so far is in metadata/items.jsonl (for a pass over it)."""
+        self._items.flush()
+
     def finish_items(self) -> Path:
         """Close items.jsonl and the payload manifest: nothing more is acquired after this."""
         for f, rel in ((self._items, "metadata/items.jsonl"), (self._manifest, bagit.MANIFEST)):
@@ -261,6 +360,7 @@ class BundleWriter:
         finally:
             os.close(dir_fd)
         self.sealed = True
+        os.close(self._lock)
         return self.final_path
 
     def _timestamp(self, url: str, tagmanifest: bytes) -> None:
@@ -340,3 +440,5 @@ class BundleWriter:
             self.custody.close()
         with contextlib.suppress(Exception):
             self._log_file.close()
+        with contextlib.suppress(Exception):
+            os.close(self._lock)

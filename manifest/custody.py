@@ -101,6 +101,17 @@ class CustodyWriter:
         self.prev = GENESIS
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
 
+    @classmethod
+    def reopen(
+        cls, path: Path, *, case: str, bundle: str, signer: Signer, seq: int, prev: str
+    ) -> CustodyWriter:
+        """Continue the chain of an interrupted run: `seq` and `prev` are its last line's."""
+        self = cls.__new__(cls)
+        self.case, self.bundle, self.signer = case, bundle, signer
+        self.seq, self.prev = seq, prev
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        return self
+
     def add(self, event: str, details: dict[str, Any], reason: str = "") -> dict[str, Any]:
         self.seq += 1
         ev = make_event(

@@ -116,6 +116,11 @@ def print_summary(result: CollectionResult) -> None:
 @click.option("--since", metavar="DATE", help="Record files modified before DATE as skipped.")
 @click.option("--reason", default="", help="Why this collection is made (custody log).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Parallel workers (default: CPU count).")
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Finish the interrupted BUNDLE.incomplete of this same command instead of starting anew.",
+)
 @click.option("--tsa", "tsa_url", metavar="URL", help="RFC 3161 timestamp authority to stamp the seal.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.argument("paths", nargs=-1, required=True)
@@ -129,6 +134,7 @@ def collect(
     since: str | None,
     reason: str,
     workers: int | None,
+    resume: Path | None,
     tsa_url: str | None,
     as_json: bool,
     paths: tuple[str, ...],
@@ -143,6 +149,7 @@ def collect(
         sources=sources,
         reason=reason,
         workers=workers,
+        resume=resume,
         tsa_url=tsa_url,
     )
     result = run_with_progress(request, stderr_is_tty() and not as_json)

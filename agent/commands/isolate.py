@@ -36,8 +36,7 @@ def _emit(data: dict[str, Any], as_json: bool, text: str) -> None:
         click.echo(text.rstrip("\n"))
 
 
-def _custody(bundle: Path | None, key_ref: str | None, passphrase_file: Path | None
-             ) -> CustodyHook | None:
+def _custody(bundle: Path | None, key_ref: str | None, passphrase_file: Path | None) -> CustodyHook | None:
     """A hook appending signed events to `bundle`'s custody continuation, or None."""
     if bundle is None:
         if key_ref is not None or passphrase_file is not None:
@@ -56,7 +55,8 @@ def _custody(bundle: Path | None, key_ref: str | None, passphrase_file: Path | N
 def _with_bundle(f: Any) -> Any:
     f = key_options(f)
     return click.option(
-        "--bundle", type=click.Path(path_type=Path, file_okay=False, exists=True),
+        "--bundle",
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
         help="Append a signed custody event to this sealed bundle's continuation log.",
     )(f)
 
@@ -66,18 +66,21 @@ def _isolate_text(r: dict[str, Any]) -> str:
     for name, addrs in r["policy"]["names"].items():
         lines.append(f"resolved {name} -> {', '.join(addrs)}")
     for e in r["policy"]["allow"]:
-        lines.append(f"allowed: {e['network']}"
-                     + (f" port {e['port']}" if e["port"] else "")
-                     + (f"/{e['proto']}" if e["proto"] else ""))
+        lines.append(
+            f"allowed: {e['network']}"
+            + (f" port {e['port']}" if e["port"] else "")
+            + (f"/{e['proto']}" if e["proto"] else "")
+        )
     if r["policy"]["allow_dns"]:
         lines.append(f"allowed DNS to: {', '.join(r['policy']['resolvers'])}")
     lines.append("DHCP: " + ("allowed" if r["policy"]["dhcp"] else "blocked"))
     lines.append("forwarding: " + ("allowed" if r["policy"]["forward"] else "blocked"))
     for c in r["killed_connections"]:
         state = "killed" if c["killed"] else "COULD NOT KILL"
-        lines.append(f"{state}: {c['proto']} {c['local']}:{c['local_port']} -> "
-                     f"{c['peer']}:{c['peer_port']}"
-                     + (f" ({c['process']} pid {c['pid']})" if c.get("pid") else ""))
+        lines.append(
+            f"{state}: {c['proto']} {c['local']}:{c['local_port']} -> "
+            f"{c['peer']}:{c['peer_port']}" + (f" ({c['process']} pid {c['pid']})" if c.get("pid") else "")
+        )
     if not r["killed_connections"]:
         lines.append("no existing connection to a peer outside the allow-list")
     for other in r["other_firewalls"]:
@@ -94,39 +97,80 @@ def _isolate_text(r: dict[str, Any]) -> str:
 
 
 @click.command("isolate")
-@click.option("--allow", "allow", multiple=True, metavar="ADDR[/PREFIX][:PORT][/tcp|udp]",
-              help="Peer that stays reachable (repeatable); host names resolve to all A/AAAA.")
+@click.option(
+    "--allow",
+    "allow",
+    multiple=True,
+    metavar="ADDR[/PREFIX][:PORT][/tcp|udp]",
+    help="Peer that stays reachable (repeatable); host names resolve to all A/AAAA.",
+)
 @click.option("--allow-dns", is_flag=True, help="Allow DNS to the configured resolvers only.")
 @click.option("--no-dhcp", is_flag=True, help="Block DHCP (allowed by default).")
 @click.option("--allow-forward", is_flag=True, help="Do not block forwarding (containers, VMs).")
-@click.option("--check", "check", metavar="HOST:PORT",
-              help="Connect here after isolating (default: first allowed TCP peer).")
-@click.option("--check-timeout", type=float, default=5.0, show_default=True,
-              help="Seconds for --check and for resolving host names.")
+@click.option(
+    "--check",
+    "check",
+    metavar="HOST:PORT",
+    help="Connect here after isolating (default: first allowed TCP peer).",
+)
+@click.option(
+    "--check-timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds for --check and for resolving host names.",
+)
 @click.option("--no-rollback", is_flag=True, help="Keep isolation when --check fails.")
 @click.option("--expire", metavar="DURATION", help="Restore automatically after e.g. 30m, 2h.")
 @click.option("--persist", is_flag=True, help="Re-apply at boot until `sealbox restore`.")
 @click.option("--reason", default="", help="Why (recorded and logged).")
 @click.option("--case", "case", default="", metavar="ID", help="Case id (recorded).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
-@click.option("--platform", type=click.Choice(PLATFORMS), default=None,
-              help="With --dry-run: show the plan for another platform.")
-@click.option("--dry-run", is_flag=True,
-              help="Print the exact rules, validate them, change nothing.")
+@click.option(
+    "--platform",
+    type=click.Choice(PLATFORMS),
+    default=None,
+    help="With --dry-run: show the plan for another platform.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the exact rules, validate them, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_with_bundle
-def isolate_cmd(allow: tuple[str, ...], allow_dns: bool, no_dhcp: bool, allow_forward: bool,
-                check: str | None, check_timeout: float, no_rollback: bool, expire: str | None,
-                persist: bool, reason: str, case: str, backend: str, platform: str | None,
-                dry_run: bool, as_json: bool, bundle: Path | None, key_ref: str | None,
-                passphrase_file: Path | None) -> int:
+def isolate_cmd(
+    allow: tuple[str, ...],
+    allow_dns: bool,
+    no_dhcp: bool,
+    allow_forward: bool,
+    check: str | None,
+    check_timeout: float,
+    no_rollback: bool,
+    expire: str | None,
+    persist: bool,
+    reason: str,
+    case: str,
+    backend: str,
+    platform: str | None,
+    dry_run: bool,
+    as_json: bool,
+    bundle: Path | None,
+    key_ref: str | None,
+    passphrase_file: Path | None,
+) -> int:
     """Cut this host off the network except for the allow-listed peers."""
     _log_to_stderr()
     req = IsolateRequest(
-        allow=allow, allow_dns=allow_dns, dhcp=not no_dhcp, forward=allow_forward, check=check,
-        check_timeout=check_timeout, rollback=not no_rollback,
-        expire_seconds=parse_duration(expire) if expire else None, persist=persist,
-        reason=reason, case=case, backend=backend, resolve_timeout=check_timeout,
+        allow=allow,
+        allow_dns=allow_dns,
+        dhcp=not no_dhcp,
+        forward=allow_forward,
+        check=check,
+        check_timeout=check_timeout,
+        rollback=not no_rollback,
+        expire_seconds=parse_duration(expire) if expire else None,
+        persist=persist,
+        reason=reason,
+        case=case,
+        backend=backend,
+        resolve_timeout=check_timeout,
         custody_target={"bundle": str(bundle.resolve()), "key": key_ref} if bundle else None,
     )
     target = platform or _current_platform()
@@ -140,8 +184,12 @@ def isolate_cmd(allow: tuple[str, ...], allow_dns: bool, no_dhcp: bool, allow_fo
         return 0
     if dry_run:
         result = engine.dry_run(req)
-        _emit(result, as_json, result["ruleset"] + f"# sha256 {result['ruleset_sha256']}\n"
-              f"# {result['validated']}; nothing was changed")
+        _emit(
+            result,
+            as_json,
+            result["ruleset"] + f"# sha256 {result['ruleset_sha256']}\n"
+            f"# {result['validated']}; nothing was changed",
+        )
         return 0
     record = engine.isolate(req, _custody(bundle, key_ref, passphrase_file))
     shown = {k: v for k, v in record.items() if k not in ("snapshot_before", "applied_listing")}
@@ -153,8 +201,9 @@ def isolate_cmd(allow: tuple[str, ...], allow_dns: bool, no_dhcp: bool, allow_fo
 @click.option("--reason", default="", help="Why (recorded and logged).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_with_bundle
-def restore_cmd(reason: str, as_json: bool, bundle: Path | None, key_ref: str | None,
-                passphrase_file: Path | None) -> int:
+def restore_cmd(
+    reason: str, as_json: bool, bundle: Path | None, key_ref: str | None, passphrase_file: Path | None
+) -> int:
     """Remove sealbox's isolation rules (only those) and report drift since isolating."""
     _log_to_stderr()
     result = engine.restore(reason=reason, custody=_custody(bundle, key_ref, passphrase_file))
@@ -190,8 +239,10 @@ def status_cmd(as_json: bool) -> int:
     result = engine.status()
     lines = [result["status"]]
     if result.get("isolated_at"):
-        lines.append(f"since {result['isolated_at']} by {result['operator']['user']}"
-                     f" ({result['backend']}), reason: {result.get('reason') or '-'}")
+        lines.append(
+            f"since {result['isolated_at']} by {result['operator']['user']}"
+            f" ({result['backend']}), reason: {result.get('reason') or '-'}"
+        )
         lines.append(f"allowed: {', '.join(result['allow']) or 'nothing'}")
     lines += result["findings"]
     _emit(result, as_json, "\n".join(lines))

@@ -145,6 +145,11 @@ def _signer(key_ref: str | None, passphrase_file: Path | None, demo_key: bool) -
 @incident_options
 @click.option("--reason", default="", help="Why this collection is made (custody log).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Parallel workers (default: CPU count).")
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Finish the interrupted BUNDLE.incomplete of this same command instead of starting anew.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be collected, collect nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def respond(
@@ -161,6 +166,7 @@ def respond(
     demo_key: bool,
     reason: str,
     workers: int | None,
+    resume: Path | None,
     dry_run: bool,
     as_json: bool,
     **incident_kw: Any,
@@ -194,6 +200,7 @@ def respond(
         incident=incident,
         reason=reason or "sealbox respond",
         workers=workers,
+        resume=resume,
     )
     if dry_run:
         print_json(prepared.describe())

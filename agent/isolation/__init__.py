@@ -38,6 +38,14 @@ def platform_plan(platform: str, policy: Policy) -> Plan:
 
 
 __all__ = [
-    "IsolateRequest", "Plan", "Policy", "dry_run", "isolate", "parse_allow", "parse_duration",
-    "platform_plan", "restore", "status",
+    "IsolateRequest",
+    "Plan",
+    "Policy",
+    "dry_run",
+    "isolate",
+    "parse_allow",
+    "parse_duration",
+    "platform_plan",
+    "restore",
+    "status",
 ]

@@ -20,14 +20,22 @@ def have(tool: str) -> bool:
 
 
 def run(
-    argv: Sequence[str], *, input_text: str | None = None, check: bool = True,
+    argv: Sequence[str],
+    *,
+    input_text: str | None = None,
+    check: bool = True,
     timeout: float = TOOL_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     """Run a tool with a time limit; when `check`, a non-zero exit raises IsolationError."""
     try:
         proc = subprocess.run(
-            list(argv), input=input_text, capture_output=True, text=True, timeout=timeout,
-            check=False, errors="replace",
+            list(argv),
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            errors="replace",
         )
     except FileNotFoundError as exc:
         raise IsolationError(

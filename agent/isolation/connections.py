@@ -33,8 +33,7 @@ class Connection:
 
     def describe(self) -> str:
         who = f" ({self.process} pid {self.pid})" if self.pid else ""
-        return f"{self.proto} {_join(self.local, self.local_port)} -> " \
-            f"{_join(self.peer, self.peer_port)}{who}"
+        return f"{self.proto} {_join(self.local, self.local_port)} -> {_join(self.peer, self.peer_port)}{who}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,19 +67,23 @@ def list_connections() -> list[Connection]:
         if local is None or peer is None:
             continue
         m = _PROC_RE.search(line)
-        conns.append(Connection(
-            proto=parts[0], state=parts[1], local=str(local[0]), local_port=local[1],
-            peer=str(peer[0]), peer_port=peer[1],
-            process=m.group(1) if m else "", pid=int(m.group(2)) if m else None,
-        ))
+        conns.append(
+            Connection(
+                proto=parts[0],
+                state=parts[1],
+                local=str(local[0]),
+                local_port=local[1],
+                peer=str(peer[0]),
+                peer_port=peer[1],
+                process=m.group(1) if m else "",
+                pid=int(m.group(2)) if m else None,
+            )
+        )
     return conns
 
 
 def to_kill(policy: Policy, conns: list[Connection]) -> list[Connection]:
-    return [
-        c for c in conns
-        if not policy.permits(ipaddress.ip_address(c.peer), c.proto, c.peer_port)
-    ]
+    return [c for c in conns if not policy.permits(ipaddress.ip_address(c.peer), c.proto, c.peer_port)]
 
 
 def kill(conns: list[Connection]) -> list[dict[str, Any]]:
@@ -94,8 +97,24 @@ def kill(conns: list[Connection]) -> list[dict[str, Any]]:
 def _kill_one(c: Connection) -> bool:
     peers = [c.peer] if ":" in c.peer else [c.peer, f"::ffff:{c.peer}"]
     for peer in peers:
-        run(["ss", "-K", "-H", "-n", f"-{c.proto[0]}", "dst", peer, "dport", "=",
-             str(c.peer_port), "sport", "=", str(c.local_port)], check=False)
+        run(
+            [
+                "ss",
+                "-K",
+                "-H",
+                "-n",
+                f"-{c.proto[0]}",
+                "dst",
+                peer,
+                "dport",
+                "=",
+                str(c.peer_port),
+                "sport",
+                "=",
+                str(c.local_port),
+            ],
+            check=False,
+        )
     still = any(
         (x.proto, x.peer, x.peer_port, x.local_port) == (c.proto, c.peer, c.peer_port, c.local_port)
         for x in list_connections()

@@ -86,8 +86,7 @@ def make_backend(name: str) -> Backend:
         for candidate in (nft.NftBackend(), ipt.IptablesBackend()):
             if candidate.available():
                 return candidate
-        raise IsolationError("neither nft nor iptables-restore is installed",
-                             hint="install nftables")
+        raise IsolationError("neither nft nor iptables-restore is installed", hint="install nftables")
     raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -104,8 +103,14 @@ def build_policy(req: IsolateRequest) -> Policy:
     resolvers = read_resolvers() if req.allow_dns else ()
     if req.allow_dns and not resolvers:
         raise UsageError("--allow-dns: no name server is configured in /etc/resolv.conf")
-    return Policy(allow=entries, allow_dns=req.allow_dns, resolvers=resolvers, dhcp=req.dhcp,
-                  forward=req.forward, names=names)
+    return Policy(
+        allow=entries,
+        allow_dns=req.allow_dns,
+        resolvers=resolvers,
+        dhcp=req.dhcp,
+        forward=req.forward,
+        names=names,
+    )
 
 
 def _check_target(req: IsolateRequest, policy: Policy) -> tuple[str, int] | None:
@@ -132,9 +137,13 @@ def dry_run(req: IsolateRequest) -> dict[str, Any]:
     backend = make_backend(req.backend)
     ruleset = backend.render(policy)
     result: dict[str, Any] = {
-        "dry_run": True, "platform": "linux", "backend": backend.name,
-        "policy": policy.to_json(), "ruleset": ruleset,
-        "ruleset_sha256": nft.sha256_text(ruleset), "check_target": _check_target(req, policy),
+        "dry_run": True,
+        "platform": "linux",
+        "backend": backend.name,
+        "policy": policy.to_json(),
+        "ruleset": ruleset,
+        "ruleset_sha256": nft.sha256_text(ruleset),
+        "check_target": _check_target(req, policy),
     }
     if os.geteuid() != 0:
         result["validated"] = "not checked: the kernel check needs root"
@@ -161,8 +170,7 @@ def isolate(req: IsolateRequest, custody: CustodyHook | None = None) -> dict[str
     previous = state.load()
     if previous is not None:
         raise IsolationError(
-            f"an isolation is already on record ({state.state_path()}, "
-            f"since {previous.get('isolated_at')})",
+            f"an isolation is already on record ({state.state_path()}, since {previous.get('isolated_at')})",
             hint="run `sealbox isolation status`, or `sealbox restore` first",
         )
     target = _check_target(req, policy)
@@ -207,14 +215,14 @@ def isolate(req: IsolateRequest, custody: CustodyHook | None = None) -> dict[str
     _event(record, "isolate", custody, "network-isolated", req.reason)
     if target is not None:
         failure = check_connect(target[0], target[1], req.check_timeout)
-        record["check"] = {"target": f"{target[0]}:{target[1]}", "ok": failure is None,
-                           "error": failure}
+        record["check"] = {"target": f"{target[0]}:{target[1]}", "ok": failure is None, "error": failure}
         state.save(record)
         if failure is not None:
             where = f"{target[0]}:{target[1]}"
             if req.rollback:
-                restore(reason=f"rollback: --check {where} failed: {failure}", custody=custody,
-                        _action="rollback")
+                restore(
+                    reason=f"rollback: --check {where} failed: {failure}", custody=custody, _action="rollback"
+                )
                 raise IsolationError(
                     f"--check {where} failed ({failure}); isolation rolled back",
                     hint="fix the allow-list, or use --no-rollback to keep isolation anyway",
@@ -225,8 +233,11 @@ def isolate(req: IsolateRequest, custody: CustodyHook | None = None) -> dict[str
             )
     if req.expire_seconds:
         at = now_ns() + req.expire_seconds * 1_000_000_000
-        record["expire"] = {"at": rfc3339_ns(at), "at_ns": at,
-                            "helper_pid": persist.spawn_expiry(record["id"], at)}
+        record["expire"] = {
+            "at": rfc3339_ns(at),
+            "at_ns": at,
+            "helper_pid": persist.spawn_expiry(record["id"], at),
+        }
     if req.persist:
         kind = "nft" if backend.name == "nft" else "iptables"
         files = PERSIST_FILES[kind]
@@ -235,21 +246,32 @@ def isolate(req: IsolateRequest, custody: CustodyHook | None = None) -> dict[str
         else:
             parts = ipt.split(ruleset)
             contents = {files[0]: parts[4], files[1]: parts[6]}
-        base = str(state.state_dir() / "isolation.rules") if kind == "iptables" \
+        base = (
+            str(state.state_dir() / "isolation.rules")
+            if kind == "iptables"
             else str(state.state_dir() / files[0])
+        )
         record["persist"] = persist.install(backend.persist_command(base), contents)
         record["persist"]["files"] = files
     state.save(record)
     return record
 
 
-def _event(record: dict[str, Any], action: str, custody: CustodyHook | None, event: str,
-           reason: str, extra: dict[str, Any] | None = None) -> None:
+def _event(
+    record: dict[str, Any],
+    action: str,
+    custody: CustodyHook | None,
+    event: str,
+    reason: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
     details = {
         "backend": record.get("backend"),
         "ruleset_sha256": record.get("ruleset_sha256"),
-        "allow": [e["spec"] if e.get("host") is None else f"{e['spec']} -> {e['network']}"
-                  for e in record.get("policy", {}).get("allow", [])],
+        "allow": [
+            e["spec"] if e.get("host") is None else f"{e['spec']} -> {e['network']}"
+            for e in record.get("policy", {}).get("allow", [])
+        ],
         "killed_connections": [
             f"{c['proto']} {c['local']}:{c['local_port']} -> {c['peer']}:{c['peer_port']}"
             f"{'' if c['killed'] else ' (still open)'}"
@@ -259,8 +281,9 @@ def _event(record: dict[str, Any], action: str, custody: CustodyHook | None, eve
         **(extra or {}),
     }
     log.info(action, **details, reason=reason)
-    state.append_log({"time": rfc3339_ns(now_ns()), "action": action, "reason": reason,
-                      "operator": operator(), **details})
+    state.append_log(
+        {"time": rfc3339_ns(now_ns()), "action": action, "reason": reason, "operator": operator(), **details}
+    )
     if custody is not None:
         written = custody(event, details, reason)
         record.setdefault("custody", []).append(
@@ -269,10 +292,16 @@ def _event(record: dict[str, Any], action: str, custody: CustodyHook | None, eve
 
 
 def _diff(label: str, before: str, after: str) -> list[str]:
-    return list(difflib.unified_diff(
-        before.splitlines(), after.splitlines(), f"{label} before isolation", f"{label} now",
-        lineterm="", n=1,
-    ))
+    return list(
+        difflib.unified_diff(
+            before.splitlines(),
+            after.splitlines(),
+            f"{label} before isolation",
+            f"{label} now",
+            lineterm="",
+            n=1,
+        )
+    )
 
 
 def drift(snapshot: dict[str, Any], backend_name: str) -> list[dict[str, Any]]:
@@ -281,27 +310,27 @@ def drift(snapshot: dict[str, Any], backend_name: str) -> list[dict[str, Any]]:
     now_nft = nft.snapshot()
     before_text, after_text = snapshot.get("nft_text"), now_nft.get("nft_text")
     if before_text is not None and after_text is not None and before_text != after_text:
-        findings.append({"kind": "drift", "source": "nft list ruleset",
-                         "diff": _diff("nft", before_text, after_text)})
+        findings.append(
+            {"kind": "drift", "source": "nft list ruleset", "diff": _diff("nft", before_text, after_text)}
+        )
     variant = make_backend(backend_name) if backend_name.startswith("iptables") else None
     now_ipt = ipt.snapshot(variant if isinstance(variant, ipt.IptablesBackend) else None)
     for key in ("iptables_save", "ip6tables_save"):
         b = ipt.normalize_save(snapshot.get(key))
         a = ipt.normalize_save(now_ipt.get(key))
         if key in snapshot and key in now_ipt and a != b:
-            findings.append({"kind": "drift", "source": key.replace("_", "-"),
-                             "diff": _diff(key, b, a)})
+            findings.append({"kind": "drift", "source": key.replace("_", "-"), "diff": _diff(key, b, a)})
     return findings
 
 
-def restore(reason: str = "", custody: CustodyHook | None = None,
-            _action: str = "restore") -> dict[str, Any]:
+def restore(reason: str = "", custody: CustodyHook | None = None, _action: str = "restore") -> dict[str, Any]:
     """Remove only sealbox's rules, then report drift against the snapshot taken before."""
     require_root("restore")
     record = state.load()
     if record is None:
-        leftovers = [b.name for b in (nft.NftBackend(), ipt.IptablesBackend())
-                     if b.available() and b.present()]
+        leftovers = [
+            b.name for b in (nft.NftBackend(), ipt.IptablesBackend()) if b.available() and b.present()
+        ]
         if not leftovers:
             return {"restored": False, "message": "not isolated: nothing to restore"}
         raise IsolationError(
@@ -333,8 +362,14 @@ def restore(reason: str = "", custody: CustodyHook | None = None,
     }
     if not removed:
         result["note"] = "the rules were already gone (removed outside sealbox)"
-    _event(record, _action, custody, "network-restored", reason,
-           {"drift": [f["source"] for f in findings], "rules_removed": removed})
+    _event(
+        record,
+        _action,
+        custody,
+        "network-restored",
+        reason,
+        {"drift": [f["source"] for f in findings], "rules_removed": removed},
+    )
     state.clear()
     return result
 
@@ -348,21 +383,30 @@ def status() -> dict[str, Any]:
     except IsolationError as exc:
         return {"status": "unknown", "findings": [exc.message]}
     if record is None:
-        present = [b.name for b in (nft.NftBackend(), ipt.IptablesBackend())
-                   if b.available() and b.present()]
+        present = [b.name for b in (nft.NftBackend(), ipt.IptablesBackend()) if b.available() and b.present()]
         if present:
-            return {"status": "unknown", "findings": [
-                f"sealbox rules are loaded ({', '.join(present)}) but no isolation is on record"
-                f" at {state.state_path()}"]}
+            return {
+                "status": "unknown",
+                "findings": [
+                    f"sealbox rules are loaded ({', '.join(present)}) but no isolation is on record"
+                    f" at {state.state_path()}"
+                ],
+            }
         return {"status": "not isolated", "findings": []}
     backend = make_backend(record["backend"])
     base = {
-        "backend": backend.name, "isolation_id": record["id"],
-        "isolated_at": record.get("isolated_at"), "operator": record.get("operator"),
-        "reason": record.get("reason"), "case": record.get("case"),
-        "allow": [e["network"] + (f":{e['port']}" if e.get("port") else "")
-                  + (f"/{e['proto']}" if e.get("proto") else "")
-                  for e in record["policy"]["allow"]],
+        "backend": backend.name,
+        "isolation_id": record["id"],
+        "isolated_at": record.get("isolated_at"),
+        "operator": record.get("operator"),
+        "reason": record.get("reason"),
+        "case": record.get("case"),
+        "allow": [
+            e["network"]
+            + (f":{e['port']}" if e.get("port") else "")
+            + (f"/{e['proto']}" if e.get("proto") else "")
+            for e in record["policy"]["allow"]
+        ],
         "ruleset_sha256": record.get("ruleset_sha256"),
         "expire": (record.get("expire") or {}).get("at"),
         "persist": bool(record.get("persist")),
@@ -373,15 +417,20 @@ def status() -> dict[str, Any]:
     if live is None:
         chains = backend.chains_present()
         if chains:
-            return {**base, "status": "partial",
-                    "findings": [f"only part of sealbox's rules are loaded: {', '.join(chains)}"]}
-        return {**base, "status": "not isolated",
-                "findings": ["the isolation on record was removed outside sealbox"]}
+            return {
+                **base,
+                "status": "partial",
+                "findings": [f"only part of sealbox's rules are loaded: {', '.join(chains)}"],
+            }
+        return {
+            **base,
+            "status": "not isolated",
+            "findings": ["the isolation on record was removed outside sealbox"],
+        }
     if nft.sha256_text(live) != record.get("applied_listing_sha256"):
         chains = backend.chains_present()
         findings.append(
-            "the loaded rules differ from what was applied (chains present: "
-            f"{', '.join(chains) or 'none'})"
+            f"the loaded rules differ from what was applied (chains present: {', '.join(chains) or 'none'})"
         )
         findings += _diff("applied", record.get("applied_listing", ""), live)
         return {**base, "status": "partial", "findings": findings}
@@ -393,7 +442,8 @@ def status() -> dict[str, Any]:
 
 
 def expire_helper(
-    isolation_id: str, at_ns: int,
+    isolation_id: str,
+    at_ns: int,
     custody_for: Callable[[dict[str, Any]], CustodyHook | None] | None = None,
 ) -> dict[str, Any] | None:
     """Body of the detached `--expire` helper: sleep, then restore if still the same isolation.
@@ -409,6 +459,7 @@ def expire_helper(
     if target and custody_for is not None:
         hook = custody_for(target)
         if hook is None:
-            log.warning("expire-without-custody", bundle=target.get("bundle"),
-                        why="the key cannot be used unattended")
+            log.warning(
+                "expire-without-custody", bundle=target.get("bundle"), why="the key cannot be used unattended"
+            )
     return restore(reason="expired (--expire)", custody=hook, _action="expire")

@@ -38,10 +38,13 @@ def detect() -> list[str]:
         if not have(tool):
             continue
         out = run([tool], check=False).stdout
-        chains = sorted({
-            line.split()[0][1:] for line in out.splitlines()
-            if line.startswith(":") and (line.startswith((":DOCKER", ":ufw", ":f2b", ":KUBE")))
-        })
+        chains = sorted(
+            {
+                line.split()[0][1:]
+                for line in out.splitlines()
+                if line.startswith(":") and (line.startswith((":DOCKER", ":ufw", ":f2b", ":KUBE")))
+            }
+        )
         if chains:
             found.append(f"{tool}: chains {', '.join(chains)}")
     return found

@@ -19,8 +19,12 @@ if TYPE_CHECKING:
     from agent.isolation.model import AllowEntry, Policy
 
 CHAINS = {"INPUT": "SEALBOX-INPUT", "OUTPUT": "SEALBOX-OUTPUT", "FORWARD": "SEALBOX-FORWARD"}
-_ND_TYPES = ("router-solicitation", "router-advertisement", "neighbour-solicitation",
-             "neighbour-advertisement")
+_ND_TYPES = (
+    "router-solicitation",
+    "router-advertisement",
+    "neighbour-solicitation",
+    "neighbour-advertisement",
+)
 
 
 def ipv6_enabled() -> bool:
@@ -58,8 +62,7 @@ def render_family(policy: Policy, version: int) -> str:
             prefix = 32 if version == 4 else 128
             for proto in ("udp", "tcp"):
                 lines.append(
-                    f"-A {chain} {addr_opt} {r}/{prefix} -p {proto} -m {proto} {port_opt} 53"
-                    " -j ACCEPT"
+                    f"-A {chain} {addr_opt} {r}/{prefix} -p {proto} -m {proto} {port_opt} 53 -j ACCEPT"
                 )
         if policy.dhcp:
             client, server = (68, 67) if version == 4 else (546, 547)
@@ -68,8 +71,7 @@ def render_family(policy: Policy, version: int) -> str:
         if version == 6 and policy.needs_nd:
             for t in _ND_TYPES:
                 lines.append(
-                    f"-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255"
-                    " -j ACCEPT"
+                    f"-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255 -j ACCEPT"
                 )
         lines.append(f"-A {chain} -j DROP")
     if not policy.forward:
@@ -110,9 +112,7 @@ def normalize_save(text: str | None) -> str:
     kept = []
     for t in tables:
         body = t[1:-1]
-        trivial = all(
-            (ln.startswith(":") and ln.split()[1] == "ACCEPT") for ln in body
-        )
+        trivial = all((ln.startswith(":") and ln.split()[1] == "ACCEPT") for ln in body)
         if not trivial:
             kept.append("\n".join(t))
     return "\n".join(kept) + ("\n" if kept else "")
@@ -147,8 +147,8 @@ class IptablesBackend:
             return False
         if not have(self.tool(6, "restore")):
             raise IsolationError(
-                f"IPv6 is enabled but {self.tool(6, 'restore')} is missing; refusing to isolate"
-                " IPv4 only", hint="install ip6tables or use the nftables backend",
+                f"IPv6 is enabled but {self.tool(6, 'restore')} is missing; refusing to isolate IPv4 only",
+                hint="install ip6tables or use the nftables backend",
             )
         return True
 
@@ -186,8 +186,8 @@ class IptablesBackend:
             except IsolationError as exc:
                 self.remove()
                 raise IsolationError(
-                    f"IPv6 cannot be filtered ({exc.message}); IPv4 rules taken back out,"
-                    " isolation refused", hint="use the nftables backend",
+                    f"IPv6 cannot be filtered ({exc.message}); IPv4 rules taken back out, isolation refused",
+                    hint="use the nftables backend",
                 ) from exc
 
     def listing(self) -> str | None:
@@ -239,9 +239,13 @@ class IptablesBackend:
 
     def persist_command(self, ruleset_path: str) -> list[str]:
         # /proc files report size 0, so test for content with grep rather than `[ -s ]`.
-        return ["/bin/sh", "-c", f"{self.tool(4, 'restore')} --noflush < {ruleset_path}.v4"
-                f" && {{ ! grep -qs . /proc/net/if_inet6 || {self.tool(6, 'restore')} --noflush"
-                f" < {ruleset_path}.v6; }}"]
+        return [
+            "/bin/sh",
+            "-c",
+            f"{self.tool(4, 'restore')} --noflush < {ruleset_path}.v4"
+            f" && {{ ! grep -qs . /proc/net/if_inet6 || {self.tool(6, 'restore')} --noflush"
+            f" < {ruleset_path}.v6; }}",
+        ]
 
     def persist_text(self, ruleset: str) -> str:
         return ruleset

@@ -58,8 +58,11 @@ class AllowEntry:
         return self.port is None or self.port == peer_port
 
     def describe(self) -> str:
-        text = str(self.network if self.network.prefixlen != self.network.max_prefixlen
-                   else self.network.network_address)
+        text = str(
+            self.network
+            if self.network.prefixlen != self.network.max_prefixlen
+            else self.network.network_address
+        )
         if self.port is not None:
             text = f"[{text}]:{self.port}" if self.version == 6 else f"{text}:{self.port}"
         if self.proto:
@@ -68,15 +71,21 @@ class AllowEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "spec": self.spec, "host": self.host, "network": str(self.network),
-            "proto": self.proto, "port": self.port,
+            "spec": self.spec,
+            "host": self.host,
+            "network": str(self.network),
+            "proto": self.proto,
+            "port": self.port,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AllowEntry:
         return cls(
-            spec=data["spec"], network=ipaddress.ip_network(data["network"]),
-            proto=data.get("proto"), port=data.get("port"), host=data.get("host"),
+            spec=data["spec"],
+            network=ipaddress.ip_network(data["network"]),
+            proto=data.get("proto"),
+            port=data.get("port"),
+            host=data.get("host"),
         )
 
 

@@ -59,17 +59,13 @@ def render(policy: Policy) -> str:
     sets: list[str] = []
     for v, fam in ((4, "ipv4_addr"), (6, "ipv6_addr")):
         entries = policy.entries(v)
-        sets.append(
-            f"\tset peers{v} {{ type {fam}; flags interval;"
-            f"{_elements(_peer_elements(entries))} }}"
-        )
+        sets.append(f"\tset peers{v} {{ type {fam}; flags interval;{_elements(_peer_elements(entries))} }}")
         sets.append(
             f"\tset services{v} {{ type {fam} . inet_proto . inet_service; flags interval;"
             f"{_elements(_svc_elements(entries))} }}"
         )
         sets.append(
-            f"\tset resolvers{v} {{ type {fam};"
-            f"{_elements([str(r) for r in policy.resolvers_v(v)])} }}"
+            f"\tset resolvers{v} {{ type {fam};{_elements([str(r) for r in policy.resolvers_v(v)])} }}"
         )
 
     def direction(chain: str) -> list[str]:
@@ -202,6 +198,5 @@ def foreign_tables() -> list[str]:
         return []
     tables = [o["table"] for o in json.loads(proc.stdout).get("nftables", []) if "table" in o]
     return [
-        f"{t['family']} {t['name']}" for t in tables
-        if (t["family"], t["name"]) != (TABLE_FAMILY, TABLE_NAME)
+        f"{t['family']} {t['name']}" for t in tables if (t["family"], t["name"]) != (TABLE_FAMILY, TABLE_NAME)
     ]

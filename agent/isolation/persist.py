@@ -93,11 +93,24 @@ def uninstall(files: list[str]) -> list[str]:
 
 def spawn_expiry(isolation_id: str, at_ns: int) -> int:
     """Start a detached helper (in this network namespace) that restores at `at_ns`."""
-    argv = [sys.executable, "-m", "agent", "isolation", "expire-helper",
-            "--id", isolation_id, "--at", str(at_ns)]
+    argv = [
+        sys.executable,
+        "-m",
+        "agent",
+        "isolation",
+        "expire-helper",
+        "--id",
+        isolation_id,
+        "--at",
+        str(at_ns),
+    ]
     proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True,
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
     )
     return proc.pid
 

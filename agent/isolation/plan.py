@@ -20,8 +20,12 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "platform": self.platform, "shell": self.shell, "files": self.files,
-            "isolate": self.isolate, "status": self.status, "restore": self.restore,
+            "platform": self.platform,
+            "shell": self.shell,
+            "files": self.files,
+            "isolate": self.isolate,
+            "status": self.status,
+            "restore": self.restore,
             "notes": list(self.notes),
         }
 
@@ -31,7 +35,6 @@ class Plan:
         out += [f"# note: {n}" for n in self.notes]
         for name, text in self.files.items():
             out += [f"\n## file {name}", text.rstrip("\n")]
-        for title, script in (("isolate", self.isolate), ("status", self.status),
-                              ("restore", self.restore)):
+        for title, script in (("isolate", self.isolate), ("status", self.status), ("restore", self.restore)):
             out += [f"\n## {title}", script.rstrip("\n")]
         return "\n".join(out) + "\n"

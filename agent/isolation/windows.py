@@ -29,12 +29,23 @@ def _ps_quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _rule(name: str, direction: str, remote: str, proto: str | None = None,
-          remote_port: str | None = None, local_port: str | None = None,
-          extra: str = "") -> str:
+def _rule(
+    name: str,
+    direction: str,
+    remote: str,
+    proto: str | None = None,
+    remote_port: str | None = None,
+    local_port: str | None = None,
+    extra: str = "",
+) -> str:
     parts = [
-        "New-NetFirewallRule", f"-Group {_ps_quote(GROUP)}", f"-DisplayName {_ps_quote(name)}",
-        f"-Direction {direction}", "-Action Allow", "-Profile Any", f"-RemoteAddress {remote}",
+        "New-NetFirewallRule",
+        f"-Group {_ps_quote(GROUP)}",
+        f"-DisplayName {_ps_quote(name)}",
+        f"-Direction {direction}",
+        "-Action Allow",
+        "-Profile Any",
+        f"-RemoteAddress {remote}",
     ]
     if proto:
         parts.append(f"-Protocol {proto}")
@@ -51,12 +62,19 @@ def _entry_rules(e: AllowEntry) -> list[str]:
     # The firewall is stateful: an outbound allow also lets that flow's replies in. Inbound
     # rules are only added for whole-host entries (IT may open connections to this host).
     if e.port is None and e.proto is None:
-        return [_rule(f"sealbox allow {e.network} {d.lower()}", d, str(e.network))
-                for d in ("Outbound", "Inbound")]
+        return [
+            _rule(f"sealbox allow {e.network} {d.lower()}", d, str(e.network))
+            for d in ("Outbound", "Inbound")
+        ]
     port = str(e.port) if e.port is not None else None
     return [
-        _rule(f"sealbox allow {e.network} {proto}/{port or 'any'} outbound", "Outbound",
-              str(e.network), proto.upper(), remote_port=port)
+        _rule(
+            f"sealbox allow {e.network} {proto}/{port or 'any'} outbound",
+            "Outbound",
+            str(e.network),
+            proto.upper(),
+            remote_port=port,
+        )
         for proto in e.protocols()
     ]
 
@@ -68,8 +86,9 @@ def plan(policy: Policy) -> Plan:
         rules += _entry_rules(e)
     for r in policy.resolvers_v(4) + policy.resolvers_v(6):
         for proto in ("UDP", "TCP"):
-            rules.append(_rule(f"sealbox allow DNS {r} {proto.lower()}", "Outbound", str(r),
-                               proto, remote_port="53"))
+            rules.append(
+                _rule(f"sealbox allow DNS {r} {proto.lower()}", "Outbound", str(r), proto, remote_port="53")
+            )
     if policy.dhcp:
         rules.append(_rule("sealbox allow DHCPv4", "Outbound", "Any", "UDP", "67", "68"))
         rules.append(_rule("sealbox allow DHCPv4 reply", "Inbound", "Any", "UDP", "67", "68"))
@@ -77,64 +96,90 @@ def plan(policy: Policy) -> Plan:
         rules.append(_rule("sealbox allow DHCPv6 reply", "Inbound", "Any", "UDP", "547", "546"))
     if policy.needs_nd:
         for direction in ("Outbound", "Inbound"):
-            rules.append(_rule(
-                f"sealbox allow IPv6 neighbor discovery {direction.lower()}", direction,
-                "Any", "ICMPv6", extra="-IcmpType 133,134,135,136",
-            ))
-    isolate = "\n".join([
-        "$ErrorActionPreference = 'Stop'",
-        f"New-Item -ItemType Directory -Force -Path \"{STATE_DIR}\" | Out-Null",
-        "# 1. snapshot: the effective profiles and the full local policy",
-        "Get-NetFirewallProfile -PolicyStore ActiveStore | Select-Object Name,Enabled,"
-        "DefaultInboundAction,DefaultOutboundAction,AllowLocalFirewallRules | ConvertTo-Json |"
-        f" Set-Content -Encoding UTF8 \"{STATE_DIR}\\profiles-before.json\"",
-        f"netsh advfirewall export \"{STATE_DIR}\\firewall-before.wfw\" | Out-Null",
-        "# 2. refuse when Group Policy forbids local rules: ours would be ignored",
-        "if (Get-NetFirewallProfile -PolicyStore ActiveStore | Where-Object "
-        "{ $_.AllowLocalFirewallRules -eq 'False' }) { throw 'Group Policy ignores local "
-        "firewall rules (AllowLocalFirewallRules=False); isolate through GPO instead' }",
-        "# 3. allow rules for the allow-list (group sealbox)",
-        *rules,
-        "# 4. disable every other enabled allow rule in the local store, recording its name",
-        f"$others = Get-NetFirewallRule -PolicyStore PersistentStore -Action Allow -Enabled True |"
-        f" Where-Object {{ $_.Group -ne '{GROUP}' }}",
-        f"$others.Name | Set-Content -Encoding UTF8 \"{STATE_DIR}\\disabled-rules.txt\"",
-        "$others | Disable-NetFirewallRule",
-        "# 5. default-block policy on every profile (block rules would beat our allow rules)",
-        "Set-NetFirewallProfile -Profile Domain,Private,Public -Enabled True "
-        "-DefaultInboundAction Block -DefaultOutboundAction Block",
-        "# 6. existing connections: the firewall re-evaluates new packets only; report survivors",
-        "Get-NetTCPConnection -State Established | Select-Object LocalAddress,LocalPort,"
-        "RemoteAddress,RemotePort,OwningProcess | ConvertTo-Json |"
-        f" Set-Content -Encoding UTF8 \"{STATE_DIR}\\connections-at-isolation.json\"",
-    ]) + "\n"
-    status = "\n".join([
-        "# effective state, including Group Policy (ActiveStore)",
-        "$p = Get-NetFirewallProfile -PolicyStore ActiveStore",
-        "$blocked = -not ($p | Where-Object { -not $_.Enabled -or "
-        "$_.DefaultInboundAction -ne 'Block' -or $_.DefaultOutboundAction -ne 'Block' })",
-        f"$ours = @(Get-NetFirewallRule -PolicyStore ActiveStore -Group '{GROUP}')",
-        "$foreign = @(Get-NetFirewallRule -PolicyStore ActiveStore -Action Allow -Enabled True |"
-        f" Where-Object {{ $_.Group -ne '{GROUP}' }})",
-        f"if ($blocked -and $ours.Count -eq {len(rules)} -and $foreign.Count -eq 0) "
-        "{ 'isolated' } elseif ($ours.Count -gt 0 -or $blocked) { 'partial' } "
-        "else { 'not isolated' }",
-        "$foreign | Select-Object Name,DisplayName,PolicyStoreSource | Format-Table",
-    ]) + "\n"
-    restore = "\n".join([
-        "$ErrorActionPreference = 'Stop'",
-        f"Remove-NetFirewallRule -Group '{GROUP}' -ErrorAction SilentlyContinue",
-        f"$saved = Get-Content \"{STATE_DIR}\\profiles-before.json\" | ConvertFrom-Json",
-        "foreach ($p in $saved) { Set-NetFirewallProfile -Profile $p.Name "
-        "-Enabled $p.Enabled -DefaultInboundAction $p.DefaultInboundAction "
-        "-DefaultOutboundAction $p.DefaultOutboundAction }",
-        f"Get-Content \"{STATE_DIR}\\disabled-rules.txt\" | ForEach-Object "
-        "{ Enable-NetFirewallRule -Name $_ }",
-        "# drift: compare with the export taken before (never imported over others' changes)",
-        f"netsh advfirewall export \"{STATE_DIR}\\firewall-after.wfw\" | Out-Null",
-    ]) + "\n"
+            rules.append(
+                _rule(
+                    f"sealbox allow IPv6 neighbor discovery {direction.lower()}",
+                    direction,
+                    "Any",
+                    "ICMPv6",
+                    extra="-IcmpType 133,134,135,136",
+                )
+            )
+    isolate = (
+        "\n".join(
+            [
+                "$ErrorActionPreference = 'Stop'",
+                f'New-Item -ItemType Directory -Force -Path "{STATE_DIR}" | Out-Null',
+                "# 1. snapshot: the effective profiles and the full local policy",
+                "Get-NetFirewallProfile -PolicyStore ActiveStore | Select-Object Name,Enabled,"
+                "DefaultInboundAction,DefaultOutboundAction,AllowLocalFirewallRules | ConvertTo-Json |"
+                f' Set-Content -Encoding UTF8 "{STATE_DIR}\\profiles-before.json"',
+                f'netsh advfirewall export "{STATE_DIR}\\firewall-before.wfw" | Out-Null',
+                "# 2. refuse when Group Policy forbids local rules: ours would be ignored",
+                "if (Get-NetFirewallProfile -PolicyStore ActiveStore | Where-Object "
+                "{ $_.AllowLocalFirewallRules -eq 'False' }) { throw 'Group Policy ignores local "
+                "firewall rules (AllowLocalFirewallRules=False); isolate through GPO instead' }",
+                "# 3. allow rules for the allow-list (group sealbox)",
+                *rules,
+                "# 4. disable every other enabled allow rule in the local store, recording its name",
+                f"$others = Get-NetFirewallRule -PolicyStore PersistentStore -Action Allow -Enabled True |"
+                f" Where-Object {{ $_.Group -ne '{GROUP}' }}",
+                f'$others.Name | Set-Content -Encoding UTF8 "{STATE_DIR}\\disabled-rules.txt"',
+                "$others | Disable-NetFirewallRule",
+                "# 5. default-block policy on every profile (block rules would beat our allow rules)",
+                "Set-NetFirewallProfile -Profile Domain,Private,Public -Enabled True "
+                "-DefaultInboundAction Block -DefaultOutboundAction Block",
+                "# 6. existing connections: the firewall re-evaluates new packets only; report survivors",
+                "Get-NetTCPConnection -State Established | Select-Object LocalAddress,LocalPort,"
+                "RemoteAddress,RemotePort,OwningProcess | ConvertTo-Json |"
+                f' Set-Content -Encoding UTF8 "{STATE_DIR}\\connections-at-isolation.json"',
+            ]
+        )
+        + "\n"
+    )
+    status = (
+        "\n".join(
+            [
+                "# effective state, including Group Policy (ActiveStore)",
+                "$p = Get-NetFirewallProfile -PolicyStore ActiveStore",
+                "$blocked = -not ($p | Where-Object { -not $_.Enabled -or "
+                "$_.DefaultInboundAction -ne 'Block' -or $_.DefaultOutboundAction -ne 'Block' })",
+                f"$ours = @(Get-NetFirewallRule -PolicyStore ActiveStore -Group '{GROUP}')",
+                "$foreign = @(Get-NetFirewallRule -PolicyStore ActiveStore -Action Allow -Enabled True |"
+                f" Where-Object {{ $_.Group -ne '{GROUP}' }})",
+                f"if ($blocked -and $ours.Count -eq {len(rules)} -and $foreign.Count -eq 0) "
+                "{ 'isolated' } elseif ($ours.Count -gt 0 -or $blocked) { 'partial' } "
+                "else { 'not isolated' }",
+                "$foreign | Select-Object Name,DisplayName,PolicyStoreSource | Format-Table",
+            ]
+        )
+        + "\n"
+    )
+    restore = (
+        "\n".join(
+            [
+                "$ErrorActionPreference = 'Stop'",
+                f"Remove-NetFirewallRule -Group '{GROUP}' -ErrorAction SilentlyContinue",
+                f'$saved = Get-Content "{STATE_DIR}\\profiles-before.json" | ConvertFrom-Json',
+                "foreach ($p in $saved) { Set-NetFirewallProfile -Profile $p.Name "
+                "-Enabled $p.Enabled -DefaultInboundAction $p.DefaultInboundAction "
+                "-DefaultOutboundAction $p.DefaultOutboundAction }",
+                f'Get-Content "{STATE_DIR}\\disabled-rules.txt" | ForEach-Object '
+                "{ Enable-NetFirewallRule -Name $_ }",
+                "# drift: compare with the export taken before (never imported over others' changes)",
+                f'netsh advfirewall export "{STATE_DIR}\\firewall-after.wfw" | Out-Null',
+            ]
+        )
+        + "\n"
+    )
     return Plan(
-        platform="windows", shell="powershell", isolate=isolate, status=status, restore=restore,
-        notes=("run elevated; rules live in the firewall group 'sealbox'",
-               "isolation = default-block policy + allow rules, never block rules"),
+        platform="windows",
+        shell="powershell",
+        isolate=isolate,
+        status=status,
+        restore=restore,
+        notes=(
+            "run elevated; rules live in the firewall group 'sealbox'",
+            "isolation = default-block policy + allow rules, never block rules",
+        ),
     )

@@ -1,0 +1,259 @@
+"""Resuming an interrupted collection (SPEC §1: a `.incomplete` bundle "can be resumed").
+
+What an interrupted run left is checked before anything is added: the custody chain must be
+intact and started with the same key, every copy that items.jsonl records must still hash to its
+recorded digest. Then items.jsonl is cut back to its last whole line (a run killed mid-write
+leaves a torn one), copies that no item records are removed (they were in flight), and the
+payload manifest and views are written again from the items kept. Each of these steps is
+logged and counted in a custody `note`, so the resumed bundle says what happened to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from manifest.bundle import INCOMPLETE, BundleWriter, lock_bundle_dir
+from manifest.custody import CUSTODY, sha256_hex, verify_chain
+from manifest.errors import BundleError, UsageError
+from manifest.hashing import check_batch
+from manifest.items import parse_item
+from manifest.timefmt import parse_rfc3339_ns
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from manifest.keys import Signer
+
+_CHUNK = 4096
+
+
+@dataclass
+class Kept:
+    """What an interrupted run had already recorded, and what was cleaned up."""
+
+    done: set[bytes] = field(default_factory=set)  # original paths already acquired
+    links: dict[tuple[int, int], int] = field(default_factory=dict)  # (device, inode) -> first item
+    copies: dict[str, str] = field(default_factory=dict)  # stored path -> recorded sha256
+    kept_items: int = 0
+    torn_bytes: int = 0  # a torn last line cut from items.jsonl
+    whole_bytes: int = 0  # items.jsonl up to its last whole line
+    removed: list[str] = field(default_factory=list)  # copies no item recorded
+
+
+@dataclass
+class ResumePoint(Kept):
+    """An interrupted bundle, reopened for the rest of its collection."""
+
+    writer: BundleWriter | None = None
+    sources: list[str] = field(default_factory=list)  # as collection-started recorded them
+    volatile_done: bool = False
+
+    def details(self) -> dict[str, Any]:
+        """What the custody note and the acquisition log say about the resumption."""
+        return {
+            "resumed": True,
+            "items_kept": self.kept_items,
+            "torn_line_bytes_cut": self.torn_bytes,
+            "unrecorded_copies_removed": len(self.removed),
+        }
+
+
+def _original(item: dict[str, Any]) -> bytes:
+    b64 = item.get("source_path_b64")
+    return base64.b64decode(b64) if b64 else str(item.get("source_path") or "").encode()
+
+
+def _started_event(path: Path, signer: Signer) -> tuple[dict[str, Any], list[dict[str, Any]], bytes]:
+    findings, lines = verify_chain(path)
+    if findings:
+        first = findings[0]
+        raise BundleError(
+            f"cannot resume {path}: custody log {first.where}: {first.message}",
+            "the interrupted bundle cannot be trusted; start a new collection",
+        )
+    events = [line.event for line in lines if line.file == CUSTODY and line.event]
+    if not events or events[0].get("event") != "collection-started":
+        raise BundleError(f"cannot resume {path}: custody.jsonl does not start with collection-started")
+    if any(ev.get("event") in ("collection-completed", "sealed") for ev in events):
+        raise BundleError(
+            f"cannot resume {path}: the interrupted run had already finished collecting",
+            "start a new collection",
+        )
+    key = (events[0].get("actor") or {}).get("key")
+    if key != signer.fingerprint:
+        raise UsageError(f"{path} was started with key {key}", "resume it with that key (--key)")
+    last_raw = [line.raw for line in lines if line.file == CUSTODY][-1]
+    return events[0], events, last_raw
+
+
+def _read_items(path: Path, point: Kept) -> None:
+    """Whole, parseable lines of items.jsonl, and the size of a torn last line (cut later)."""
+    stored = point.copies
+    good_end = 0
+    last_id = 0
+    with (path / "metadata/items.jsonl").open("rb") as fh:
+        for raw in fh:
+            try:
+                if not raw.endswith(b"\n"):
+                    raise ValueError("torn")
+                item = parse_item(raw)
+                item_id = int(item["id"])
+            except (ValueError, KeyError, TypeError):
+                if fh.read(1):  # a bad line before the end is not an interruption: refuse
+                    raise BundleError(
+                        f"cannot resume {path}: metadata/items.jsonl line {point.kept_items + 1} is damaged",
+                        "the interrupted bundle cannot be trusted; start a new collection",
+                    ) from None
+                point.torn_bytes = len(raw)
+                break
+            if item_id <= last_id:
+                raise BundleError(f"cannot resume {path}: metadata/items.jsonl is out of order")
+            last_id = item_id
+            good_end += len(raw)
+            point.kept_items += 1
+            if item.get("stored_as"):
+                stored[str(item["stored_as"])] = str(item.get("sha256"))
+            if item.get("kind") == "volatile":
+                continue
+            point.done.add(_original(item))
+            if item.get("kind") == "file" and (item.get("nlink") or 0) > 1:
+                point.links.setdefault((item["device"], item["inode"]), item_id)
+    point.whole_bytes = good_end
+
+
+def _check_copies(path: Path, recorded: dict[str, str]) -> None:
+    entries = sorted(recorded.items())
+    base = str(path) + "/"
+    for start in range(0, len(entries), _CHUNK):
+        result = check_batch(base, entries[start : start + _CHUNK])
+        problem = (
+            [(rel, "missing") for rel in result.missing]
+            + [(rel, why) for rel, why, _size in result.unreadable]
+            + [(rel, "differs from its recorded sha256") for rel, _exp, _found in result.changed]
+        )
+        if problem:
+            rel, why = problem[0]
+            raise BundleError(
+                f"cannot resume {path}: the copy {rel} {why}",
+                "the interrupted bundle cannot be trusted; start a new collection",
+            )
+
+
+def _remove_unrecorded(path: Path, recorded: dict[str, str]) -> list[str]:
+    """Copies written by the interrupted run that no item records (in flight when it stopped)."""
+    from collectors.fsmeta import FS_IMMUTABLE_FL, remove_flags
+
+    removed: list[str] = []
+    for top in ("data/files", "data/volatile"):
+        for root, _dirs, files in os.walk(path / top):
+            for name in files:
+                full = Path(root) / name
+                rel = full.relative_to(path).as_posix()
+                if rel in recorded:
+                    continue
+                with contextlib.suppress(OSError):  # a symlink, or no flags: unlink decides
+                    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+                    try:
+                        remove_flags(fd, FS_IMMUTABLE_FL)
+                    finally:
+                        os.close(fd)
+                full.unlink()
+                removed.append(rel)
+    return removed
+
+
+def resume(
+    path: Path,
+    signer: Signer,
+    *,
+    organization: str = "",
+    contact: str = "",
+    root: Path | None = None,
+    immutable: bool | None = None,
+    sources: list[str] | None = None,
+    case: str | None = None,
+) -> ResumePoint:
+    """Check and reopen an interrupted bundle; the caller acquires what is missing and seals.
+    `sources` (as collection-started records them) must be the interrupted run's."""
+    if not path.is_dir() or not path.name.endswith(INCOMPLETE):
+        raise UsageError(
+            f"{path} is not an interrupted bundle (no directory ending in {INCOMPLETE})",
+            "give the BUNDLE.incomplete directory that the interrupted run named",
+        )
+    lock = lock_bundle_dir(path)  # refused while a collection is still writing it
+    try:
+        return _resume_locked(path, signer, lock, organization, contact, root, immutable, sources, case)
+    except BaseException:
+        os.close(lock)
+        raise
+
+
+def _resume_locked(
+    path: Path,
+    signer: Signer,
+    lock: int,
+    organization: str,
+    contact: str,
+    root: Path | None,
+    immutable: bool | None,
+    sources: list[str] | None,
+    case: str | None,
+) -> ResumePoint:
+    started, events, last_raw = _started_event(path, signer)
+    details = started.get("details") or {}
+    if case is not None and case != started.get("case"):
+        raise UsageError(f"{path} belongs to case {started.get('case')}, not {case}", "give the same --case")
+    point = ResumePoint(sources=list(details.get("sources") or []))
+    if sources is not None and sources[:1000] != point.sources:
+        shown = ", ".join(point.sources[:3]) + (", ..." if len(point.sources) > 3 else "")
+        raise UsageError(
+            f"{path} collected other sources ({shown})",
+            "resume with the same paths, profile and --root as the interrupted run",
+        )
+    point.volatile_done = any(ev.get("event") == "volatile-captured" for ev in events)
+    _read_items(path, point)
+    _check_copies(path, point.copies)
+    # Checked and trusted: only now is anything changed.
+    if point.torn_bytes:
+        os.truncate(path / "metadata/items.jsonl", point.whole_bytes)
+    point.removed = _remove_unrecorded(path, point.copies)
+    writer = BundleWriter.reopen(
+        path,
+        case=str(started.get("case")),
+        bundle_id=str(started.get("bundle")),
+        host=str(details.get("host") or started.get("host") or ""),
+        started_ns=parse_rfc3339_ns(str(started.get("time"))),
+        signer=signer,
+        custody_seq=int(events[-1]["seq"]),
+        custody_prev=sha256_hex(last_raw.rstrip(b"\n")),
+        lock=lock,
+        organization=organization,
+        contact=contact,
+        root=root,
+        immutable=immutable,
+    )
+    chunk: list[dict[str, Any]] = []
+    for item in _iter_items(path):
+        chunk.append(item)
+        if len(chunk) >= _CHUNK:
+            writer.adopt_items(chunk)
+            chunk = []
+    writer.adopt_items(chunk)
+    point.writer = writer
+    for rel in point.removed:
+        writer.log.warning("unrecorded-copy-removed", path=rel)
+    if point.torn_bytes:
+        writer.log.warning("torn-item-line-cut", bytes=point.torn_bytes)
+    writer.log.info("collection-resumed", **point.details())
+    return point
+
+
+def _iter_items(path: Path) -> Iterator[dict[str, Any]]:
+    with (path / "metadata/items.jsonl").open("rb") as fh:
+        for raw in fh:
+            yield parse_item(raw)

@@ -1,0 +1,164 @@
+"""Resuming an interrupted collection (SPEC §1): `collect --resume BUNDLE.incomplete`."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from agent.commands.collect import cli_sources
+from collectors.acquire import ProgressSink
+from collectors.collection import CollectionRequest, run_collection
+from manifest.errors import CollectionInterrupted
+from manifest.keys import KeyStore
+from tests.builders import collect, make_key, snapshot_times
+from tests.conftest import clear_flags
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+CASE = "C-RESUME"
+
+
+class StopAfter(ProgressSink):
+    """Ctrl-C (a real KeyboardInterrupt in the collecting process) once `limit` items are done."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.done = 0
+
+    def advance(self, files: int, nbytes: int) -> None:
+        self.done += files
+        if self.done >= self.limit:
+            raise KeyboardInterrupt
+
+
+def make_tree(root: Path) -> Path:
+    for d in range(12):
+        sub = root / f"dir{d:02d}" / "nested"
+        sub.mkdir(parents=True)
+        for i in range(60):
+            (sub / f"f{i:03d}.log").write_bytes(f"{d}/{i} ".encode() * (50 + i))
+    (root / "dir00/nested/f000.log").rename(root / "first.log")
+    os.link(root / "first.log", root / "dir11/nested/hardlink.log")
+    (root / "dir05/link").symlink_to("../first.log")
+    return root
+
+
+def interrupted(cli, src: Path, out: Path, after: int) -> Path:
+    """A bundle left `.incomplete` by an interrupt after `after` items, through the real code."""
+    signer = KeyStore(cli.home).load_signer(None)
+    request = CollectionRequest(
+        case=CASE, out_dir=out, signer=signer, sources=cli_sources((str(src),), (), None, None), workers=2
+    )
+    with pytest.raises(CollectionInterrupted):
+        run_collection(request, StopAfter(after))
+    (bundle,) = out.glob("*.incomplete")
+    return bundle
+
+
+def items(bundle: Path) -> list[dict]:
+    return [json.loads(line) for line in (bundle / "metadata/items.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def setup(cli, tmp_path):
+    make_key(cli)
+    src = make_tree(tmp_path / "src")
+    out = tmp_path / "out"
+    out.mkdir()
+    yield cli, src, out
+    clear_flags(out)
+
+
+def test_resume_finishes_an_interrupted_collection(setup, tmp_path):
+    cli, src, out = setup
+    before = snapshot_times(src)
+    bundle = interrupted(cli, src, out, after=300)
+    kept = items(bundle)
+    assert 300 <= len(kept) < 700
+    # What a run killed mid-write can leave: a torn last line and a copy no item records.
+    with (bundle / "metadata/items.jsonl").open("ab") as fh:
+        fh.write(b'{"acquired_end":"2026-')
+    stray = bundle / "data/files/stray-in-flight.log"
+    stray.write_bytes(b"copied, never recorded\n")
+
+    proc = cli("collect", "--case", CASE, "--out", out, "--resume", bundle, src)
+    assert proc.returncode == 0, proc.stderr
+    sealed = out / bundle.name.removesuffix(".incomplete")
+    assert proc.stdout.strip() == str(sealed) and not bundle.exists()
+    assert cli("verify", sealed).returncode == 0
+
+    fresh_out = tmp_path / "fresh"
+    fresh_out.mkdir()
+    fresh = collect(cli, fresh_out, src, case=CASE)
+    resumed_items, fresh_items = items(sealed), items(fresh)
+    assert [i["id"] for i in resumed_items] == [f"{n:08d}" for n in range(1, len(resumed_items) + 1)]
+    assert [i["source_path"] for i in resumed_items] == [i["source_path"] for i in fresh_items]
+    assert [i["sha256"] for i in resumed_items] == [i["sha256"] for i in fresh_items]
+    assert resumed_items[: len(kept)] == kept  # what was recorded before stays exactly as it was
+    assert any("hard link: shares inode" in (i["note"] or "") for i in resumed_items)
+    assert not (sealed / "data/files/stray-in-flight.log").exists()
+
+    events = [json.loads(line) for line in (sealed / "custody/custody.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["collection-started", "note", "collection-completed", "sealed"]
+    note = events[1]
+    assert note["reason"] == "collection resumed after an interruption"
+    assert note["details"]["items_kept"] == len(kept)
+    assert note["details"]["torn_line_bytes_cut"] == len(b'{"acquired_end":"2026-')
+    assert note["details"]["unrecorded_copies_removed"] >= 1
+    log = (sealed / "metadata/acquisition-log.jsonl").read_text()
+    assert '"collection-resumed"' in log and "stray-in-flight.log" in log
+    link = os.fsencode(src / "dir05/link")  # readlink moves a symlink's own atime (no O_NOATIME)
+    after = snapshot_times(src)
+    assert after[link][1:] == before[link][1:]
+    assert {k: v for k, v in after.items() if k != link} == {k: v for k, v in before.items() if k != link}
+
+
+def one_line(proc, code: int, text: str) -> None:
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
+    assert text in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_resume_refuses_what_it_cannot_trust_and_changes_nothing(setup, tmp_path):
+    cli, src, out = setup
+    bundle = interrupted(cli, src, out, after=200)
+    with (bundle / "metadata/items.jsonl").open("ab") as fh:
+        fh.write(b'{"torn')
+    recorded = next(i for i in items_lines(bundle) if i.get("stored_as"))
+    copy = bundle / recorded["stored_as"]
+    state = {p: p.read_bytes() for p in (bundle / "metadata").iterdir()}
+
+    resume = ("collect", "--case", CASE, "--out", out, "--resume", bundle)
+    one_line(cli(*resume, tmp_path), 2, "collected other sources")
+    one_line(cli("collect", "--case", "C-OTHER", "--out", out, "--resume", bundle, src), 2, "belongs to case")
+    other = type(cli)(tmp_path / "other-home")
+    make_key(other, name="Bob Other")
+    one_line(other(*resume, src), 2, "was started with key")
+    fd = os.open(bundle, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a collection still running would hold it
+        one_line(cli(*resume, src), 2, "being written by another sealbox process")
+    finally:
+        os.close(fd)
+    clear_flags(copy)
+    os.chmod(copy, 0o644)
+    copy.write_bytes(b"X" + copy.read_bytes()[1:])
+    one_line(cli(*resume, src), 1, "differs from its recorded sha256")
+    assert {p: p.read_bytes() for p in (bundle / "metadata").iterdir()} == state  # nothing changed
+    sealed = collect(cli, out, src, case=CASE)
+    one_line(cli(*resume[:-1], sealed, src), 2, "not an interrupted bundle")
+
+
+def items_lines(bundle: Path) -> list[dict]:
+    out = []
+    for line in (bundle / "metadata/items.jsonl").read_bytes().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            break
+    return out
