@@ -162,3 +162,32 @@ def items_lines(bundle: Path) -> list[dict]:
         except ValueError:
             break
     return out
+
+
+def test_respond_resumes_on_a_fixture_root(cli, tmp_path, monkeypatch):
+    """`respond --resume`: the interrupted plan is finished; the items are exactly a fresh run's."""
+    import collectors.acquire
+    from collectors.artifacts import Catalog
+    from collectors.respond import build_request
+    from tests.fixtures_layouts import build_linux_root
+
+    make_key(cli)
+    root, expected = build_linux_root(tmp_path / "fixture")
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(collectors.acquire, "BATCH_FILES", 4)  # small batches: stop part way
+    prepared = build_request(
+        Catalog.load(), case=CASE, out_dir=out, signer=KeyStore(cli.home).load_signer(None), root=root
+    )
+    with pytest.raises(CollectionInterrupted):
+        run_collection(prepared.request, StopAfter(8))
+    (bundle,) = out.glob("*.incomplete")
+    assert 8 <= len(items(bundle)) < len(expected)
+    args = ("respond", "--case", CASE, "--root", root, "--out", out, "--no-prompt", "--json")
+    proc = cli(*args, "--resume", bundle)
+    assert proc.returncode == 0, proc.stderr
+    sealed = out / bundle.name.removesuffix(".incomplete")
+    assert json.loads(proc.stdout)["bundle"] == str(sealed)
+    assert {i["source_path"] for i in items(sealed) if i["kind"] != "volatile"} == set(expected)
+    assert cli("verify", sealed).returncode == 0
+    clear_flags(out)

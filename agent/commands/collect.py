@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from agent.commands.common import key_options, load_signer, print_json, stderr_is_tty
+from agent.commands.common import key_options, load_signer, print_json, run_options, stderr_is_tty
 from agent.progress import RichProgress
 from collectors.acquire import ProgressSink, Source
 from collectors.collection import CollectionRequest, CollectionResult, run_collection
@@ -114,13 +114,7 @@ def print_summary(result: CollectionResult) -> None:
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths or names matching GLOB.")
 @click.option("--max-file-size", metavar="N", help="Record larger files as skipped (e.g. 100M).")
 @click.option("--since", metavar="DATE", help="Record files modified before DATE as skipped.")
-@click.option("--reason", default="", help="Why this collection is made (custody log).")
-@click.option("--workers", type=click.IntRange(1, 64), help="Parallel workers (default: CPU count).")
-@click.option(
-    "--resume",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Finish the interrupted BUNDLE.incomplete of this same command instead of starting anew.",
-)
+@run_options
 @click.option("--tsa", "tsa_url", metavar="URL", help="RFC 3161 timestamp authority to stamp the seal.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.argument("paths", nargs=-1, required=True)

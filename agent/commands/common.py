@@ -31,6 +31,19 @@ def key_options(func: F) -> F:
     )(func)
 
 
+def run_options(func: F) -> F:
+    """`--reason`, `--workers` and `--resume` for the commands that run a collection."""
+    func = click.option(
+        "--resume",
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help="Finish the interrupted BUNDLE.incomplete of this same command instead of starting anew.",
+    )(func)
+    func = click.option(
+        "--workers", type=click.IntRange(1, 64), help="Parallel workers (default: CPU count)."
+    )(func)
+    return click.option("--reason", default="", help="Why this collection is made (custody log).")(func)
+
+
 def load_signer(key_ref: str | None, passphrase_file: Path | None) -> Signer:
     env = os.environ.get("SEALBOX_PASSPHRASE_FILE")
     path = passphrase_file or (Path(env) if env else None)

@@ -13,7 +13,7 @@ import click
 
 from agent.commands.artifacts import artifacts_dir_option
 from agent.commands.collect import parse_since, parse_size, run_with_progress, summary
-from agent.commands.common import key_options, load_signer, print_json, stderr_is_tty
+from agent.commands.common import key_options, load_signer, print_json, run_options, stderr_is_tty
 from collectors import incident as incident_mod
 from collectors.artifacts import Catalog
 from collectors.next_steps import next_steps, render
@@ -143,13 +143,7 @@ def _signer(key_ref: str | None, passphrase_file: Path | None, demo_key: bool) -
 @key_options
 @click.option("--demo-key", is_flag=True, help=f"Sign with a generated '{DEMO_KEY_NAME}'.")
 @incident_options
-@click.option("--reason", default="", help="Why this collection is made (custody log).")
-@click.option("--workers", type=click.IntRange(1, 64), help="Parallel workers (default: CPU count).")
-@click.option(
-    "--resume",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Finish the interrupted BUNDLE.incomplete of this same command instead of starting anew.",
-)
+@run_options
 @click.option("--dry-run", is_flag=True, help="Show what would be collected, collect nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def respond(
