@@ -40,6 +40,10 @@ class CollectionRequest:
     immutable: bool | None = None
     tsa_url: str | None = None
     resume: Path | None = None  # an interrupted BUNDLE.incomplete to finish instead of a new one
+    # Read the files from a private mount namespace with the sources' mounts noatime, so that
+    # not even a symlink's atime moves (collectors/mountns.py). It changes this whole process,
+    # so the commands ask for it; a library caller decides for itself.
+    private_mounts: bool = False
 
 
 @dataclass
@@ -69,6 +73,16 @@ def _resume(request: CollectionRequest) -> ResumePoint:
         sources=[_source_text(s) for s in request.sources],
         case=request.case,
     )
+
+
+def _enter_private_mounts(writer: BundleWriter, sources: list[Source]) -> None:
+    from collectors.mountns import enter_noatime_namespace
+
+    points, problem = enter_noatime_namespace([s.path for s in sources])
+    if problem:
+        writer.log.warning("noatime-mounts-unavailable", reason=problem, noatime_mounts=points)
+    else:
+        writer.log.info("noatime-mounts", noatime_mounts=points)
 
 
 def _recount(writer: BundleWriter, stats: AcquireStats) -> None:
@@ -132,6 +146,8 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
         if request.volatile is not None and (point is None or not point.volatile_done):
             sections = request.volatile(writer)
             writer.custody.add("volatile-captured", {"sections": sections})
+        if request.private_mounts:
+            _enter_private_mounts(writer, request.sources)
         stats = acquire(
             writer,
             request.sources,

@@ -152,6 +152,7 @@ def build_request(
     reason: str = "",
     workers: int | None = None,
     resume: Path | None = None,
+    private_mounts: bool = False,
 ) -> Prepared:
     """Plan one run. Volatile state is the live host's: by default taken only when the root is `/`."""
     target = Target.at(root)
@@ -182,6 +183,7 @@ def build_request(
         reason=reason,
         workers=workers,
         resume=resume,
+        private_mounts=private_mounts,
     )
     prepared = Prepared(target, selection, plan, sections, email_collectors, request)
     request.post.append(log_plan(prepared.describe()))

@@ -29,7 +29,8 @@ def require(condition: bool, why: str) -> None:
 
 
 def require_tool(name: str) -> str:
-    path = shutil.which(name)
+    """A command on PATH, or installed beside this Python (the venv's bin, not always on PATH)."""
+    path = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
     require(path is not None, f"{name} is not installed")
     return path or name
 

@@ -145,6 +145,7 @@ def collect(
         workers=workers,
         resume=resume,
         tsa_url=tsa_url,
+        private_mounts=True,
     )
     result = run_with_progress(request, stderr_is_tty() and not as_json)
     warn_timestamp(result)

@@ -195,6 +195,7 @@ def respond(
         reason=reason or "sealbox respond",
         workers=workers,
         resume=resume,
+        private_mounts=True,
     )
     if dry_run:
         print_json(prepared.describe())
