@@ -99,7 +99,12 @@ def verify_bundle(
         set(trusted or ()) | store.trusted_fingerprints() | {k.identity.fingerprint for k in store.own_keys()}
     )
     if path.name.endswith(INCOMPLETE):
-        report.add("bundle-incomplete", path.name, "never sealed: the name still ends in .incomplete")
+        report.add(
+            "bundle-incomplete",
+            path.name,
+            "never sealed: the name still ends in .incomplete "
+            "(to finish it, run the interrupted command again with --resume)",
+        )
     _check_declarations(path, report)
     tagmanifest = _check_tagmanifest(path, report)
     _check_signatures(path, tagmanifest, trusted_fps, report)
