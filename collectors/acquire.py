@@ -28,6 +28,7 @@ from manifest.errors import BundleError
 from manifest.items import empty_item, item_line
 from manifest.parallel import few_collections, ordered_map
 from manifest.pathenc import stored_path
+from manifest.spool import Spool, Spooled
 from manifest.timefmt import rfc3339_ns
 from manifest.views import ViewContext, ViewSet
 
@@ -202,6 +203,7 @@ class WorkerConfig:
     immutable: bool
     resolve_names: bool
     views: ViewContext | None = None
+    spool: Spool | None = None  # where batch output goes when workers are separate processes
 
 
 @dataclass
@@ -213,7 +215,8 @@ class BatchResult:
     counts: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (status, kind, collector)
     links: list[tuple[int, int, int]] = field(default_factory=list)  # (id, device, inode)
     events: list[dict[str, Any]] = field(default_factory=list)
-    views: list[bytes] = field(default_factory=list)  # one blob per view, for these items
+    views: list[bytes] = field(default_factory=list)  # the view parts for these items
+    spooled: Spooled | None = None  # instead of lines, manifest and views: where they are in the spool
 
 
 class Acquirer:
@@ -254,6 +257,10 @@ class Acquirer:
             result.views = self.views.render(items)
         result.lines = b"".join(lines)
         result.manifest = b"".join(manifest)
+        if self.config.spool is not None:
+            result.spooled = self.config.spool.put([result.lines, result.manifest, *result.views])
+            result.lines = result.manifest = b""
+            result.views = []
         return result
 
     def _names(self, uid: int, gid: int) -> tuple[str | None, str | None]:
@@ -502,21 +509,31 @@ def acquire(
     `skip`: original paths already acquired (a resumed run); `links`: their hard links."""
     progress = progress or ProgressSink()
     stats = AcquireStats()
-    config = WorkerConfig(
-        os.fsencode(writer.path), sources, writer.immutable, resolve_names, writer.view_context
-    )
     workers = max(1, workers or os.cpu_count() or 1)
+    spool = Spool(writer.path) if workers > 1 else None
+    config = WorkerConfig(
+        os.fsencode(writer.path), sources, writer.immutable, resolve_names, writer.view_context, spool
+    )
     first_link: dict[tuple[int, int], int] = dict(links or {})
 
     def walk_error(path: bytes, why: str) -> None:
         writer.log.warning("directory-unreadable", path=_text(path), error=why)
 
     def handle(res: BatchResult) -> None:
-        lines = res.lines
-        if res.links:
-            lines = _note_links(lines, res.links, first_link)
-        writer.append_items(lines, res.manifest, res.files, res.nbytes)
-        writer.append_views(res.views)
+        if res.spooled is not None:
+            assert spool is not None
+            ranges = res.spooled.ranges()
+            if res.links:  # rare: the notes need the lines themselves
+                res.lines, res.manifest = spool.read(*ranges[0]), spool.read(*ranges[1])
+            else:
+                writer.append_items_from(spool, ranges[0], ranges[1], res.files, res.nbytes)
+            writer.views.append_from(spool, ranges[2:])
+            spool.release(res.spooled)
+        if res.lines:
+            lines = _note_links(res.lines, res.links, first_link) if res.links else res.lines
+            writer.append_items(lines, res.manifest, res.files, res.nbytes)
+        if res.views:
+            writer.append_views(res.views)
         done = 0
         for (status, kind, collector), n in res.counts.items():
             done += n
@@ -535,9 +552,13 @@ def acquire(
     if skip:
         found = (task for task in found if task[1] not in skip)
     work = batches(found, writer.next_id, progress)
-    with few_collections():
-        for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):
-            handle(result)
+    try:
+        with few_collections():
+            for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):
+                handle(result)
+    finally:
+        if spool is not None:
+            spool.close()
     return stats
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from manifest.keys import Signer
+    from manifest.spool import Spool
 
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INCOMPLETE = ".incomplete"
@@ -60,6 +61,13 @@ def _write_once(path: Path, data: bytes, mode: int = 0o444) -> None:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+def _open_at_end(path: Path) -> int:
+    """For appending without O_APPEND, which copy_file_range(2) refuses as a target."""
+    fd = os.open(path, os.O_WRONLY)
+    os.lseek(fd, 0, os.SEEK_END)
+    return fd
 
 
 def lock_bundle_dir(path: Path) -> int:
@@ -205,9 +213,7 @@ class BundleWriter:
             raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
         self._lock = lock
         self._ids = 0
-        self._items = os.fdopen(
-            os.open(path / "metadata/items.jsonl", os.O_WRONLY | os.O_APPEND), "ab", 1 << 20
-        )
+        self._items = os.fdopen(_open_at_end(path / "metadata/items.jsonl"), "wb", 1 << 20)
         for rel in (bagit.MANIFEST, *(f"metadata/{name}" for name in VIEW_NAMES)):
             with contextlib.suppress(FileNotFoundError):
                 (path / rel).unlink()  # derived from items.jsonl: rewritten from the items kept
@@ -255,6 +261,17 @@ class BundleWriter:
         """Items in id order, with the manifest lines of those that have a payload copy."""
         self._items.write(lines)
         self._manifest.write(manifest_lines)
+        self.payload_files += files
+        self.payload_bytes += nbytes
+
+    def append_items_from(
+        self, spool: Spool, lines: tuple[int, int], manifest_lines: tuple[int, int], files: int, nbytes: int
+    ) -> None:
+        """`append_items`, for lines a worker put in the spool: copied in the kernel."""
+        for out, (offset, length) in ((self._items, lines), (self._manifest, manifest_lines)):
+            if length:
+                out.flush()
+                spool.copy(offset, length, out.fileno())
         self.payload_files += files
         self.payload_bytes += nbytes
 

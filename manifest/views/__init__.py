@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import IO
 
+    from manifest.spool import Spool
+    from manifest.views.case_jsonld import CaseView
+
 
 @dataclass(frozen=True)
 class ViewContext:
@@ -90,12 +93,13 @@ class View(Protocol):
         """The same as `fragment`, for an item `plain_file` accepts: one template, no escaping."""
         ...
 
-    def add(self, out: IO[bytes], blob: bytes) -> None: ...
-
     def end(self, out: IO[bytes]) -> None: ...
 
 
 VIEW_NAMES = ("bodyfile.txt", "dfxml.xml", "case.jsonld")
+# What `ViewSet.render` returns for a batch: the bodyfile lines, the DFXML fileobjects, the CASE
+# nodes and the CASE refs (they go to the action's result list, written last).
+PARTS = 4
 
 
 class ViewSet:
@@ -108,12 +112,13 @@ class ViewSet:
         from manifest.views.dfxml import DfxmlView
 
         self.ctx = ctx
-        self.views: list[View] = [BodyfileView(), DfxmlView(ctx), CaseView(ctx)]
+        self._case: CaseView = CaseView(ctx)
+        self.views: list[View] = [BodyfileView(), DfxmlView(ctx), self._case]
         self._stack: contextlib.ExitStack | None = None
         self._outs: list[IO[bytes]] = []
 
     def render(self, items: Iterable[dict[str, Any]]) -> list[bytes]:
-        """One blob per view for these items (volatile snapshots have no file metadata)."""
+        """The parts these items add, in PARTS order (volatile snapshots have no file metadata)."""
         body: list[bytes] = []
         dfxml: list[bytes] = []
         case: list[bytes] = []
@@ -134,7 +139,8 @@ class ViewSet:
             body.append(bodyfile_view.fragment(item))
             dfxml.append(dfxml_view.fragment(item))
             case.append(case_view.fragment(item))
-        return [b"".join(body), b"".join(dfxml), b"".join(case)]
+        nodes, refs = self._case.split(b"".join(case))
+        return [b"".join(body), b"".join(dfxml), nodes, refs]
 
     def open(self, writer: MetadataWriter) -> None:
         self._stack = contextlib.ExitStack()
@@ -142,12 +148,22 @@ class ViewSet:
         for view, out in zip(self.views, self._outs, strict=True):
             view.begin(out)
 
-    def append(self, blobs: list[bytes]) -> None:
-        if not blobs:
+    def append(self, parts: list[bytes]) -> None:
+        """Parts from `render`, in id order."""
+        if not parts:
             return
-        for view, out, blob in zip(self.views, self._outs, blobs, strict=True):
-            if blob:
-                view.add(out, blob)
+        body, dfxml, nodes, refs = parts
+        self._outs[0].write(body)
+        self._outs[1].write(dfxml)
+        self._case.add(self._outs[2], nodes, refs)
+
+    def append_from(self, spool: Spool, ranges: list[tuple[int, int]]) -> None:
+        """`append`, for parts a worker put in the spool: copied in the kernel, never read here."""
+        for out, (offset, length) in zip(self._outs, ranges[:3], strict=True):
+            if length:
+                out.flush()
+                spool.copy(offset, length, out.fileno())
+        self._case.add_refs_from(spool, *ranges[3])
 
     def close(self) -> None:
         for view, out in zip(self.views, self._outs, strict=True):

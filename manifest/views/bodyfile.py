@@ -87,8 +87,5 @@ class BodyfileView:
         text = line(item)
         return b"" if text is None else text.encode("utf-8") + b"\n"
 
-    def add(self, out: IO[bytes], blob: bytes) -> None:
-        out.write(blob)
-
     def end(self, out: IO[bytes]) -> None:
         """Nor a footer."""

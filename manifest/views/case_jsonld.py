@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import uuid
@@ -19,6 +20,7 @@ from manifest.timefmt import now_rfc3339
 from manifest.views import text_for_view
 
 if TYPE_CHECKING:
+    from manifest.spool import Spool
     from manifest.views import ViewContext
 
 CONTEXT = {
@@ -166,12 +168,29 @@ class CaseView:
         uid = _item_uuid(self.ctx.bundle_id, item["id"])
         return f'{_plain_file_node(item, uid)}\0{{"@id":"kb:File-{uid}"}}\0'.encode()
 
-    def add(self, out: IO[bytes], blob: bytes) -> None:
-        assert self.spool is not None
+    @staticmethod
+    def split(blob: bytes) -> tuple[bytes, bytes]:
+        """Joined fragments -> (the nodes, each after `,\n`; their `@id` refs, comma-separated)."""
         parts = blob.split(b"\0")
-        nodes, refs = parts[0:-1:2], parts[1::2]
-        out.write(b"".join(b",\n" + node for node in nodes))
-        self.spool.write((b"" if self.first else b",") + b",".join(refs))
+        return b"".join(b",\n" + node for node in parts[0:-1:2]), b",".join(parts[1::2])
+
+    def add(self, out: IO[bytes], nodes: bytes, refs: bytes) -> None:
+        assert self.spool is not None
+        out.write(nodes)
+        if refs:
+            self.spool.write((b"" if self.first else b",") + refs)
+            self.first = False
+
+    def add_refs_from(self, spool: Spool, offset: int, length: int) -> None:
+        """`add`'s refs, copied from a worker's spool (see manifest/spool.py)."""
+        assert self.spool is not None
+        if not length:
+            return
+        if not self.first:
+            self.spool.write(b",")
+        self.spool.flush()
+        spool.copy(offset, length, self.spool.fileno())
+        self.spool.seek(0, os.SEEK_END)  # the buffered file learns where the copy ended
         self.first = False
 
     def end(self, out: IO[bytes]) -> None:

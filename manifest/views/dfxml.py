@@ -114,8 +114,5 @@ class DfxmlView:
             f'<hashdigest type="sha256">{item["sha256"]}</hashdigest></fileobject>\n'
         ).encode()
 
-    def add(self, out: IO[bytes], blob: bytes) -> None:
-        out.write(blob)
-
     def end(self, out: IO[bytes]) -> None:
         out.write(b"</dfxml>\n")
