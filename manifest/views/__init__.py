@@ -97,9 +97,6 @@ class View(Protocol):
 
 
 VIEW_NAMES = ("bodyfile.txt", "dfxml.xml", "case.jsonld")
-# What `ViewSet.render` returns for a batch: the bodyfile lines, the DFXML fileobjects, the CASE
-# nodes and the CASE refs (they go to the action's result list, written last).
-PARTS = 4
 
 
 class ViewSet:
@@ -118,7 +115,8 @@ class ViewSet:
         self._outs: list[IO[bytes]] = []
 
     def render(self, items: Iterable[dict[str, Any]]) -> list[bytes]:
-        """The parts these items add, in PARTS order (volatile snapshots have no file metadata)."""
+        """The parts these items add: bodyfile lines, DFXML fileobjects, CASE nodes and CASE refs
+        (for the action's result list, written last). Volatile snapshots have no file metadata."""
         body: list[bytes] = []
         dfxml: list[bytes] = []
         case: list[bytes] = []
