@@ -117,7 +117,10 @@ def _read_items(path: Path, point: Kept) -> None:
             good_end += len(raw)
             point.kept_items += 1
             if item.get("stored_as"):
-                stored[str(item["stored_as"])] = str(item.get("sha256"))
+                rel = str(item["stored_as"])
+                if not rel.startswith("data/") or "/../" in f"/{rel}/":
+                    raise BundleError(f"cannot resume {path}: item {item_id} names a copy outside data/")
+                stored[rel] = str(item.get("sha256"))
             if item.get("kind") == "volatile":
                 continue
             point.done.add(_original(item))
