@@ -191,3 +191,13 @@ def test_respond_resumes_on_a_fixture_root(cli, tmp_path, monkeypatch):
     assert {i["source_path"] for i in items(sealed) if i["kind"] != "volatile"} == set(expected)
     assert cli("verify", sealed).returncode == 0
     clear_flags(out)
+
+
+def test_resume_refuses_a_copy_path_outside_data(setup):
+    cli, src, out = setup
+    bundle = interrupted(cli, src, out, after=50)
+    last = items(bundle)[-1]
+    planted = {**last, "id": f"{int(last['id']) + 1:08d}", "stored_as": "data/../../outside.log"}
+    with (bundle / "metadata/items.jsonl").open("a") as fh:
+        fh.write(json.dumps(planted, sort_keys=True, separators=(",", ":")) + "\n")
+    one_line(cli("collect", "--case", CASE, "--out", out, "--resume", bundle, src), 1, "outside data/")
