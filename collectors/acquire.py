@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from collectors.fsmeta import FS_IMMUTABLE_FL, FlagSetter, Meta, StatReader
 from collectors.readonly import open_noatime
+from manifest.bagit import manifest_line
 from manifest.errors import BundleError
 from manifest.items import empty_item, item_line
 from manifest.parallel import few_collections, ordered_map
@@ -247,7 +248,7 @@ class Acquirer:
             if item["kind"] == "file" and item["nlink"] and item["nlink"] > 1:
                 result.links.append((task[0], item["device"], item["inode"]))
             if item["stored_as"]:
-                manifest.append(f"{item['sha256']}  {item['stored_as']}\n".encode())
+                manifest.append(manifest_line(item["sha256"], item["stored_as"]))
                 result.files += 1
                 result.nbytes += item["size"] or 0
             key = (item["status"], item["kind"], item["collector"])

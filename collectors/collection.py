@@ -87,7 +87,7 @@ def _enter_private_mounts(writer: BundleWriter, sources: list[Source]) -> None:
 
 def _recount(writer: BundleWriter, stats: AcquireStats) -> None:
     """Items by status, kind and collector over the whole of items.jsonl (kept and new)."""
-    from manifest.views import iter_items
+    from manifest.items import iter_items
 
     writer.flush_items()
     stats.items = 0

@@ -43,6 +43,11 @@ def parse_bag_info(data: bytes) -> dict[str, str]:
     return info
 
 
+def manifest_line(digest: str, rel: str) -> bytes:
+    """One manifest line, `<sha256>  <path>`: what `sha256sum` writes and `sha256sum -c` reads."""
+    return f"{digest}  {rel}\n".encode()
+
+
 _LINE = re.compile(r"([0-9a-f]{64})  (.+)")
 _LINES = re.compile(r"^([0-9a-f]{64})  (.+)$", re.MULTILINE)
 

@@ -63,6 +63,11 @@ def _write_once(path: Path, data: bytes, mode: int = 0o444) -> None:
         os.close(fd)
 
 
+def _immutable_default() -> bool:
+    """The immutable flag is set where it can be: as root on Linux."""
+    return os.geteuid() == 0 and sys.platform.startswith("linux")
+
+
 def _open_at_end(path: Path) -> int:
     """For appending without O_APPEND, which copy_file_range(2) refuses as a target."""
     fd = os.open(path, os.O_WRONLY)
@@ -114,19 +119,12 @@ class BundleWriter:
         immutable: bool | None = None,
         extra_info: list[tuple[str, str]] | None = None,
     ) -> None:
-        self.case = check_case_id(case)
-        self.signer = signer
-        self.host = host or socket.gethostname()
-        self.started_ns = now_ns()
-        self.bundle_id = str(uuid.uuid4())
-        self.name = f"{self.case}_{safe_host(self.host)}_{compact_utc(self.started_ns)}"
-        self.organization = organization or signer.identity.organization
-        self.contact = contact or signer.identity.name
-        self.root = root
+        host = host or socket.gethostname()
+        started = now_ns()
+        name = f"{check_case_id(case)}_{safe_host(host)}_{compact_utc(started)}"
+        self._identity(case, str(uuid.uuid4()), host, started, name, signer, organization, contact, root)
         self.extra_info = extra_info or []
-        self.immutable = (
-            os.geteuid() == 0 and sys.platform.startswith("linux") if immutable is None else immutable
-        )
+        self.immutable = _immutable_default() if immutable is None else immutable
         if not out_dir.is_dir():
             raise UsageError(
                 f"output directory {out_dir} does not exist", "create it or choose another --out"
@@ -153,6 +151,29 @@ class BundleWriter:
             self.path / CUSTODY, case=self.case, bundle=self.bundle_id, signer=signer
         )
         self._start_streams()
+
+    def _identity(
+        self,
+        case: str,
+        bundle_id: str,
+        host: str,
+        started_ns: int,
+        name: str,
+        signer: Signer,
+        organization: str,
+        contact: str,
+        root: Path | None,
+    ) -> None:
+        """Who and what the bundle is: the same for a new bundle and a resumed one."""
+        self.case = check_case_id(case)
+        self.bundle_id = bundle_id
+        self.host = host
+        self.started_ns = started_ns
+        self.name = name
+        self.signer = signer
+        self.organization = organization or signer.identity.organization
+        self.contact = contact or signer.identity.name
+        self.root = root
 
     def _start_streams(self) -> None:
         """The log, the payload counters and the views (workers render their fragments)."""
@@ -194,19 +215,10 @@ class BundleWriter:
         cuts items.jsonl back to its last whole line and removes copies no item records). The
         payload manifest and the views are written afresh from the items kept."""
         self = cls.__new__(cls)
-        self.case = check_case_id(case)
-        self.signer = signer
-        self.host = host
-        self.started_ns = started_ns
-        self.bundle_id = bundle_id
-        self.name = path.name[: -len(INCOMPLETE)]
-        self.organization = organization or signer.identity.organization
-        self.contact = contact or signer.identity.name
-        self.root = root
+        name = path.name[: -len(INCOMPLETE)]
+        self._identity(case, bundle_id, host, started_ns, name, signer, organization, contact, root)
         self.extra_info = []
-        self.immutable = (
-            os.geteuid() == 0 and sys.platform.startswith("linux") if immutable is None else immutable
-        )
+        self.immutable = _immutable_default() if immutable is None else immutable
         self.path = path
         self.final_path = path.parent / self.name
         if self.final_path.exists():
@@ -235,7 +247,7 @@ class BundleWriter:
         for start in range(0, len(items), 256):
             chunk = items[start : start + 256]
             manifest = b"".join(
-                f"{it['sha256']}  {it['stored_as']}\n".encode() for it in chunk if it.get("stored_as")
+                bagit.manifest_line(it["sha256"], it["stored_as"]) for it in chunk if it.get("stored_as")
             )
             self._manifest.write(manifest)
             self.views.append(self.views.render(chunk))
@@ -297,7 +309,7 @@ class BundleWriter:
             acquired_start=rfc3339_ns(start),
             acquired_end=rfc3339_ns(now_ns()),
         )
-        self.append_items(item_line(item), f"{digest}  {rel}\n".encode(), 1, len(body))
+        self.append_items(item_line(item), bagit.manifest_line(digest, rel), 1, len(body))
         return item
 
     @contextlib.contextmanager
@@ -361,8 +373,9 @@ class BundleWriter:
         self._log_file.close()
         (self.path / "metadata/acquisition-log.jsonl").chmod(0o444)
         _syncfs(self.path)
-        tag_lines = "".join(f"{sha256_file(self.path / rel)}  {rel}\n" for rel in bagit.tag_files(self.path))
-        tagmanifest = tag_lines.encode()
+        tagmanifest = b"".join(
+            bagit.manifest_line(sha256_file(self.path / rel), rel) for rel in bagit.tag_files(self.path)
+        )
         _write_once(self.path / bagit.TAGMANIFEST, tagmanifest)
         _write_once(self.path / bagit.SIG, self.signer.sign(tagmanifest))
         comment = f"sealbox bundle {self.bundle_id} case {self.case}"

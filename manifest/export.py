@@ -43,10 +43,6 @@ def package_paths(package: Path) -> tuple[Path, Path, Path]:
     )
 
 
-def sha256_line(digest: str, name: str) -> bytes:
-    return f"{digest}  {name}\n".encode()
-
-
 def verify_txt(bundle_dir: Path, report: VerifyReport, package_name: str, exporter_fp: str) -> bytes:
     """The commands of SPEC §6 written out for this bundle, so no one needs sealbox to check it."""
     name = bundle_dir.name
@@ -191,7 +187,7 @@ def export_bundle(
         if partial.exists():
             partial.unlink()
     digest = sha256_file(package)
-    sha_bytes = sha256_line(digest, package.name)
+    sha_bytes = bagit.manifest_line(digest, package.name)
     _new_file(sha_path, sha_bytes)
     _new_file(sig_path, signer.sign(sha_bytes))
     _new_file(pub_path, public_pem(signer.public))

@@ -7,6 +7,7 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from collectors.readonly import open_noatime
 
@@ -16,21 +17,41 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _buffer: bytearray | None = None
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes, with one reusable buffer per process."""
+def _digest(fd: int, size: int) -> str:
+    """Hex SHA-256 of an open file, read with this process's one reusable buffer; a file no
+    bigger than the buffer whose size is known takes a single read."""
     global _buffer
     if _buffer is None:
         _buffer = bytearray(_BUF)
     buf = _buffer
     view = memoryview(buf)
-    h = hashlib.sha256()
+    n = os.readv(fd, [buf])
+    if n < _BUF and n >= size:
+        return hashlib.sha256(view[:n]).hexdigest()
+    h = hashlib.sha256(view[:n])
+    while n := os.readv(fd, [buf]):
+        h.update(view[:n])
+    return h.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
     fd = open_noatime(os.fsencode(path))
     try:
-        while n := os.readv(fd, [buf]):
-            h.update(view[:n])
+        return _digest(fd, os.fstat(fd).st_size)
     finally:
         os.close(fd)
-    return h.hexdigest()
+
+
+class Problem(NamedTuple):
+    """A payload file that did not check out: `unreadable` (detail = why) or `changed`
+    (detail = expected digest, found = actual)."""
+
+    kind: str
+    rel: str
+    detail: str
+    found: str | None = None
+    size: int = 0  # bytes on disk, for Payload-Oxum
 
 
 @dataclass
@@ -40,19 +61,12 @@ class BatchCheck:
     files: int = 0  # regular files found and read
     nbytes: int = 0
     missing: list[str] = field(default_factory=list)
-    unreadable: list[tuple[str, str, int]] = field(default_factory=list)  # (rel, why, size on disk)
-    changed: list[tuple[str, str, str]] = field(default_factory=list)  # (rel, expected, found)
-    order: list[tuple[str, int]] = field(default_factory=list)  # (kind, index) of unreadable/changed
+    problems: list[Problem] = field(default_factory=list)  # in manifest order
 
 
 def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
     """Hash each bag-relative file under `base` and compare it with its expected digest.
-    Never follows a symlink; a file is read once, in one call when it is small."""
-    global _buffer
-    if _buffer is None:
-        _buffer = bytearray(_BUF)
-    buf = _buffer
-    view = memoryview(buf)
+    Never follows a symlink."""
     out = BatchCheck()
     for rel, expected in entries:
         try:
@@ -61,10 +75,8 @@ def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
             out.missing.append(rel)
             continue
         except OSError as exc:
-            size = lstat_size(base + rel)
             why = "a symlink, not a file" if exc.errno == errno.ELOOP else (exc.strerror or str(exc)).lower()
-            out.order.append(("unreadable", len(out.unreadable)))
-            out.unreadable.append((rel, why, size))
+            out.problems.append(Problem("unreadable", rel, why, size=lstat_size(base + rel)))
             continue
         try:
             st = os.fstat(fd)
@@ -72,28 +84,18 @@ def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
                 out.missing.append(rel)
                 continue
             if not stat.S_ISREG(st.st_mode):
-                out.order.append(("unreadable", len(out.unreadable)))
-                out.unreadable.append((rel, "not a regular file", 0))
+                out.problems.append(Problem("unreadable", rel, "not a regular file"))
                 continue
-            n = os.readv(fd, [buf])
-            if n < _BUF and n >= st.st_size:  # the whole file in one read (files in a bag do not grow)
-                found = hashlib.sha256(view[:n]).hexdigest()
-            else:
-                h = hashlib.sha256(view[:n])
-                while n := os.readv(fd, [buf]):
-                    h.update(view[:n])
-                found = h.hexdigest()
+            found = _digest(fd, st.st_size)  # files in a sealed bag do not grow
         except OSError as exc:
-            out.order.append(("unreadable", len(out.unreadable)))
-            out.unreadable.append((rel, (exc.strerror or str(exc)).lower(), 0))
+            out.problems.append(Problem("unreadable", rel, (exc.strerror or str(exc)).lower()))
             continue
         finally:
             os.close(fd)
         out.files += 1
         out.nbytes += st.st_size
         if found != expected:
-            out.order.append(("changed", len(out.changed)))
-            out.changed.append((rel, expected, found))
+            out.problems.append(Problem("changed", rel, expected, found))
     return out
 
 

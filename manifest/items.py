@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 FIELDS = tuple(
     sorted(
@@ -62,5 +66,17 @@ def item_line(item: dict[str, Any]) -> bytes:
 
 
 def parse_item(line: bytes) -> Any:
-    """One line of items.jsonl back to its object (ValueError if it is not JSON)."""
-    return orjson.loads(line)
+    """One line of items.jsonl back to its object (ValueError if it is not JSON). A line orjson
+    refuses but JSON allows (an escaped lone surrogate) is read by the standard library."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
+def iter_items(items_path: Path) -> Iterator[dict[str, Any]]:
+    """Items one at a time, in file order (items.jsonl is sorted by id); memory stays flat."""
+    with items_path.open("rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                yield parse_item(raw)

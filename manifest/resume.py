@@ -21,12 +21,10 @@ from manifest.bundle import INCOMPLETE, BundleWriter, lock_bundle_dir
 from manifest.custody import CUSTODY, sha256_hex, verify_chain
 from manifest.errors import BundleError, UsageError
 from manifest.hashing import check_batch
-from manifest.items import parse_item
+from manifest.items import iter_items, parse_item
 from manifest.timefmt import parse_rfc3339_ns
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from manifest.keys import Signer
 
 _CHUNK = 4096
@@ -134,11 +132,10 @@ def _check_copies(path: Path, recorded: dict[str, str]) -> None:
     base = str(path) + "/"
     for start in range(0, len(entries), _CHUNK):
         result = check_batch(base, entries[start : start + _CHUNK])
-        problem = (
-            [(rel, "missing") for rel in result.missing]
-            + [(rel, why) for rel, why, _size in result.unreadable]
-            + [(rel, "differs from its recorded sha256") for rel, _exp, _found in result.changed]
-        )
+        problem = [(rel, "is missing") for rel in result.missing] + [
+            (p.rel, p.detail if p.kind == "unreadable" else "differs from its recorded sha256")
+            for p in result.problems
+        ]
         if problem:
             rel, why = problem[0]
             raise BundleError(
@@ -190,58 +187,32 @@ def resume(
         )
     lock = lock_bundle_dir(path)  # refused while a collection is still writing it
     try:
-        return _resume_locked(path, signer, lock, organization, contact, root, immutable, sources, case)
+        point, started, events, last_raw = _trusted_point(path, signer, sources, case)
+        # Checked and trusted: only now is anything changed.
+        if point.torn_bytes:
+            os.truncate(path / "metadata/items.jsonl", point.whole_bytes)
+        point.removed = _remove_unrecorded(path, point.copies)
+        details = started.get("details") or {}
+        writer = BundleWriter.reopen(
+            path,
+            case=str(started.get("case")),
+            bundle_id=str(started.get("bundle")),
+            host=str(details.get("host") or started.get("host") or ""),
+            started_ns=parse_rfc3339_ns(str(started.get("time"))),
+            signer=signer,
+            custody_seq=int(events[-1]["seq"]),
+            custody_prev=sha256_hex(last_raw),
+            lock=lock,
+            organization=organization,
+            contact=contact,
+            root=root,
+            immutable=immutable,
+        )
     except BaseException:
         os.close(lock)
         raise
-
-
-def _resume_locked(
-    path: Path,
-    signer: Signer,
-    lock: int,
-    organization: str,
-    contact: str,
-    root: Path | None,
-    immutable: bool | None,
-    sources: list[str] | None,
-    case: str | None,
-) -> ResumePoint:
-    started, events, last_raw = _started_event(path, signer)
-    details = started.get("details") or {}
-    if case is not None and case != started.get("case"):
-        raise UsageError(f"{path} belongs to case {started.get('case')}, not {case}", "give the same --case")
-    point = ResumePoint(sources=list(details.get("sources") or []))
-    if sources is not None and sources[:1000] != point.sources:
-        shown = ", ".join(point.sources[:3]) + (", ..." if len(point.sources) > 3 else "")
-        raise UsageError(
-            f"{path} collected other sources ({shown})",
-            "resume with the same paths, profile and --root as the interrupted run",
-        )
-    point.volatile_done = any(ev.get("event") == "volatile-captured" for ev in events)
-    _read_items(path, point)
-    _check_copies(path, point.copies)
-    # Checked and trusted: only now is anything changed.
-    if point.torn_bytes:
-        os.truncate(path / "metadata/items.jsonl", point.whole_bytes)
-    point.removed = _remove_unrecorded(path, point.copies)
-    writer = BundleWriter.reopen(
-        path,
-        case=str(started.get("case")),
-        bundle_id=str(started.get("bundle")),
-        host=str(details.get("host") or started.get("host") or ""),
-        started_ns=parse_rfc3339_ns(str(started.get("time"))),
-        signer=signer,
-        custody_seq=int(events[-1]["seq"]),
-        custody_prev=sha256_hex(last_raw.rstrip(b"\n")),
-        lock=lock,
-        organization=organization,
-        contact=contact,
-        root=root,
-        immutable=immutable,
-    )
     chunk: list[dict[str, Any]] = []
-    for item in _iter_items(path):
+    for item in iter_items(path / "metadata/items.jsonl"):
         chunk.append(item)
         if len(chunk) >= _CHUNK:
             writer.adopt_items(chunk)
@@ -256,7 +227,23 @@ def _resume_locked(
     return point
 
 
-def _iter_items(path: Path) -> Iterator[dict[str, Any]]:
-    with (path / "metadata/items.jsonl").open("rb") as fh:
-        for raw in fh:
-            yield parse_item(raw)
+def _trusted_point(
+    path: Path, signer: Signer, sources: list[str] | None, case: str | None
+) -> tuple[ResumePoint, dict[str, Any], list[dict[str, Any]], bytes]:
+    """Every check, before anything is changed: the chain, the key, the case, the sources, the
+    items and each recorded copy."""
+    started, events, last_raw = _started_event(path, signer)
+    details = started.get("details") or {}
+    if case is not None and case != started.get("case"):
+        raise UsageError(f"{path} belongs to case {started.get('case')}, not {case}", "give the same --case")
+    point = ResumePoint(sources=list(details.get("sources") or []))
+    if sources is not None and sources[:1000] != point.sources:
+        shown = ", ".join(point.sources[:3]) + (", ..." if len(point.sources) > 3 else "")
+        raise UsageError(
+            f"{path} collected other sources ({shown})",
+            "resume with the same paths, profile and --root as the interrupted run",
+        )
+    point.volatile_done = any(ev.get("event") == "volatile-captured" for ev in events)
+    _read_items(path, point)
+    _check_copies(path, point.copies)
+    return point, started, events, last_raw

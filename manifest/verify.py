@@ -297,11 +297,11 @@ def _check_payload_and_items(path: Path, report: VerifyReport, workers: int | No
     report.payload_files = sum(batch.files for batch in checked)
     report.payload_bytes = sum(batch.nbytes for batch in checked)
     unlisted = [base + rel for rel in on_disk - manifest.keys()]
-    disk_files = report.payload_files + len(unlisted) + sum(len(b.unreadable) for b in checked)
+    problems = [problem for batch in checked for problem in batch.problems]
+    unreadable = [p for p in problems if p.kind == "unreadable"]
+    disk_files = report.payload_files + len(unlisted) + len(unreadable)
     disk_bytes = (
-        report.payload_bytes
-        + sum(lstat_size(full) for full in unlisted)
-        + sum(size for b in checked for _rel, _why, size in b.unreadable)
+        report.payload_bytes + sum(lstat_size(full) for full in unlisted) + sum(p.size for p in unreadable)
     )
     oxum = report.info.get("Payload-Oxum")
     if oxum and oxum != f"{disk_bytes}.{disk_files}":
@@ -312,16 +312,17 @@ def _check_payload_and_items(path: Path, report: VerifyReport, workers: int | No
             oxum,
             f"{disk_bytes}.{disk_files}",
         )
-    for batch in checked:
-        for kind, index in batch.order:
-            if kind == "unreadable":
-                rel, why, _size = batch.unreadable[index]
-                report.add("payload-unreadable", rel, why)
-            else:
-                rel, expected, found = batch.changed[index]
-                report.add(
-                    "payload-changed", rel, "content differs from manifest-sha256.txt", expected, found
-                )
+    for problem in problems:
+        if problem.kind == "unreadable":
+            report.add("payload-unreadable", problem.rel, problem.detail)
+        else:
+            report.add(
+                "payload-changed",
+                problem.rel,
+                "content differs from manifest-sha256.txt",
+                problem.detail,
+                problem.found,
+            )
     report.findings.extend(items_findings)
     report.items = items_count
 

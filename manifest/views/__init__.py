@@ -7,7 +7,6 @@ pass (or two for CASE), so memory does not grow with the number of items.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shlex
 import socket
@@ -16,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from manifest import TOOL_NAME, __version__
+from manifest.items import iter_items
 from manifest.timefmt import now_rfc3339, rfc3339_ns
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
     from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import IO
@@ -69,14 +69,6 @@ class MetadataWriter(Protocol):
     """The part of the bundle writer the views need: a write-once binary file under metadata/."""
 
     def open_metadata(self, name: str) -> AbstractContextManager[IO[bytes]]: ...
-
-
-def iter_items(items_path: Path) -> Iterator[dict[str, Any]]:
-    """Items one at a time, in file order (items.jsonl is sorted by id)."""
-    with items_path.open("rb") as fh:
-        for raw in fh:
-            if raw.strip():
-                yield json.loads(raw)
 
 
 class View(Protocol):
