@@ -8,6 +8,7 @@ import pty
 import select
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -198,3 +199,20 @@ def test_item_line_is_sorted_compact_utf8_json() -> None:
     assert item_line(record) == expected.encode()
     record["inode"] = 2**70  # beyond 64 bits: still written, exactly
     assert json.loads(item_line(record))["inode"] == 2**70
+
+
+def test_collection_writes_nothing_to_the_hosts_temp_directory(signer, tmp_path, out_dir, monkeypatch):
+    # Scratch files on the examined host's own disk could overwrite deleted data that is evidence:
+    # with no usable temp directory at all, a collection must still work.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-temp-dir"))
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(600):
+        (src / f"f{i}").write_text(str(i))
+    result = run_collection(CollectionRequest("C-TMP", out_dir, signer, [source(src)], workers=2))
+    assert result.stats.files == 600
+    assert not (tmp_path / "no-such-temp-dir").exists()
+    graph = json.loads((result.bundle / "metadata/case.jsonld").read_text())["@graph"]
+    action = next(n for n in graph if n["@type"] == "case-investigation:InvestigativeAction")
+    assert len(action["action:result"]) == 601
+    clear_flags(result.bundle)

@@ -94,7 +94,7 @@ class DirWriter:
     """Stand-in for the bundle writer: write-once files under metadata/."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = self.path = root
         (root / "metadata").mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager

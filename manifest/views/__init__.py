@@ -66,7 +66,10 @@ class ViewContext:
 
 
 class MetadataWriter(Protocol):
-    """The part of the bundle writer the views need: a write-once binary file under metadata/."""
+    """The part of the bundle writer the views need: a write-once binary file under metadata/,
+    and the bundle directory (`path`) for scratch files."""
+
+    path: Path
 
     def open_metadata(self, name: str) -> AbstractContextManager[IO[bytes]]: ...
 
@@ -133,6 +136,9 @@ class ViewSet:
         return [b"".join(body), b"".join(dfxml), nodes, refs]
 
     def open(self, writer: MetadataWriter) -> None:
+        # Scratch goes on the output medium, never in the examined host's /tmp: writing there
+        # could overwrite deleted data that is itself evidence.
+        self._case.scratch_dir = writer.path
         self._stack = contextlib.ExitStack()
         self._outs = [self._stack.enter_context(writer.open_metadata(v.name)) for v in self.views]
         for view, out in zip(self.views, self._outs, strict=True):

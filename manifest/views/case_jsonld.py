@@ -20,6 +20,8 @@ from manifest.timefmt import now_rfc3339
 from manifest.views import text_for_view
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from manifest.spool import Spool
     from manifest.views import ViewContext
 
@@ -138,11 +140,12 @@ class CaseView:
         self.tool_id = _iri("Tool", ctx.tool, ctx.version)
         self.performer_id = _iri("Person", ctx.performer_key or ctx.performer_name or "unknown")
         self.spool: IO[bytes] | None = None
+        self.scratch_dir: Path | None = None  # where the spool of ids goes (ViewSet.open sets it)
         self.first = True
 
     def begin(self, out: IO[bytes]) -> None:
         ctx = self.ctx
-        self.spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in end()
+        self.spool = tempfile.TemporaryFile(dir=self.scratch_dir)  # noqa: SIM115 - closed in end()
         out.write(b'{"@context":' + _dump(CONTEXT) + b',"@graph":[\n')
         tool = {
             "@id": self.tool_id,
