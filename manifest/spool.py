@@ -47,7 +47,6 @@ class Spool:
             self.fd, name = tempfile.mkstemp(dir=directory, prefix=".spool-")
             Path(name).unlink()
         self._end = multiprocessing.get_context("fork").Value("q", 0)
-        self._kernel_copy = True
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         self._fallocate = getattr(libc, "fallocate", None)
         if self._fallocate is not None:
@@ -77,8 +76,10 @@ class Spool:
         return b"".join(chunks)
 
     def copy(self, offset: int, length: int, out_fd: int) -> None:
-        """Main side: append the range to `out_fd` (at its file position)."""
-        while length > 0 and self._kernel_copy:
+        """Main side: append the range to `out_fd` (at its file position). A target the kernel
+        cannot copy to (another filesystem, say) gets the bytes through this process instead;
+        that says nothing about the other targets, so each copy tries the kernel first."""
+        while length > 0:
             try:
                 n = os.copy_file_range(self.fd, out_fd, length, offset)
             except OSError as exc:
@@ -86,7 +87,6 @@ class Spool:
                     raise
                 n = 0
             if n == 0:
-                self._kernel_copy = False
                 break
             offset, length = offset + n, length - n
         if length > 0:
