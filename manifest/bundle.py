@@ -23,7 +23,7 @@ import structlog
 from manifest import TOOL_NAME, __version__, bagit
 from manifest.custody import CONTINUATION, CUSTODY, CustodyWriter
 from manifest.errors import BundleError, UsageError
-from manifest.hashing import sha256_file
+from manifest.hashing import sha256_file, sha256_files
 from manifest.items import empty_item, item_line
 from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
 from manifest.views import VIEW_NAMES, ViewContext, ViewSet
@@ -373,9 +373,9 @@ class BundleWriter:
         self._log_file.close()
         (self.path / "metadata/acquisition-log.jsonl").chmod(0o444)
         _syncfs(self.path)
-        tagmanifest = b"".join(
-            bagit.manifest_line(sha256_file(self.path / rel), rel) for rel in bagit.tag_files(self.path)
-        )
+        tags = bagit.tag_files(self.path)
+        digests = sha256_files([self.path / rel for rel in tags])
+        tagmanifest = b"".join(bagit.manifest_line(d, rel) for d, rel in zip(digests, tags, strict=True))
         _write_once(self.path / bagit.TAGMANIFEST, tagmanifest)
         _write_once(self.path / bagit.SIG, self.signer.sign(tagmanifest))
         comment = f"sealbox bundle {self.bundle_id} case {self.case}"

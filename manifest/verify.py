@@ -13,7 +13,7 @@ from manifest import bagit
 from manifest.custody import CUSTODY, ChainLine, verify_chain
 from manifest.errors import NotABundleError
 from manifest.findings import Finding
-from manifest.hashing import BatchCheck, check_batch, lstat_size, sha256_file
+from manifest.hashing import BatchCheck, check_batch, lstat_size, sha256_file, sha256_files
 from manifest.items import parse_item
 from manifest.keys import KeyStore, fingerprint, load_public_pem, verify_signature
 from manifest.minisign import verify_prehashed
@@ -167,14 +167,15 @@ def _check_tagmanifest(path: Path, report: VerifyReport) -> bytes | None:
     entries = _read_manifest(path, bagit.TAGMANIFEST, report)
     if entries is None:
         return None
+    present = [rel for rel in entries if (path / rel).is_file()]
+    found = dict(zip(present, sha256_files([path / rel for rel in present]), strict=True))
     for rel, digest in entries.items():
-        file = path / rel
-        if not file.is_file():
+        if rel not in found:
             report.add("tag-file-missing", rel, "listed in tagmanifest-sha256.txt but missing")
-            continue
-        found = sha256_file(file)
-        if found != digest:
-            report.add("tag-file-changed", rel, "content differs from tagmanifest-sha256.txt", digest, found)
+        elif found[rel] != digest:
+            report.add(
+                "tag-file-changed", rel, "content differs from tagmanifest-sha256.txt", digest, found[rel]
+            )
     for rel in bagit.tag_files(path):
         if rel not in entries:
             report.add("tag-file-unlisted", rel, "tag file not listed in tagmanifest-sha256.txt")
