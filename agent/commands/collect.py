@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from agent.commands.common import key_options, load_signer, print_json, run_options, stderr_is_tty
-from agent.progress import RichProgress
 from collectors.acquire import ProgressSink, Source
 from collectors.collection import CollectionRequest, CollectionResult, run_collection
 from manifest.errors import UsageError
@@ -63,7 +62,12 @@ def cli_sources(
 
 
 def run_with_progress(request: CollectionRequest, show: bool) -> CollectionResult:
-    ctx = RichProgress(request.sources) if show else contextlib.nullcontext(ProgressSink())
+    if show:  # rich is loaded only to draw: a run with no terminal starts sooner without it
+        from agent.progress import RichProgress
+
+        ctx: contextlib.AbstractContextManager[ProgressSink] = RichProgress(request.sources)
+    else:
+        ctx = contextlib.nullcontext(ProgressSink())
     with ctx as progress:
         return run_collection(request, progress)
 
