@@ -8,6 +8,7 @@ Memory stays flat: a bounded window of batches is in flight and results stream t
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import fnmatch
 import grp
@@ -35,6 +36,7 @@ from manifest.views import ViewContext, ViewSet
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from manifest.bundle import BundleWriter
 
@@ -107,9 +109,11 @@ def _is_utf8(data: bytes) -> bool:
 def walk(
     sources: list[Source],
     on_error: Callable[[bytes, str], None] | None = None,
+    skip: Skip | None = None,
 ) -> Iterator[tuple[bytes, bytes, int, int]]:
     """Yield (path, original, source index, size hint) depth-first in sorted order, never
-    following symlinks and listing directories with O_NOATIME so not even their atime moves."""
+    following symlinks and listing directories with O_NOATIME so not even their atime moves.
+    Directories `skip` names (sealbox's own output) are left out, wherever they appear."""
     listed: set[bytes] = set()
     for index, src in enumerate(sources):
         excluded = src.excluder()
@@ -142,6 +146,8 @@ def walk(
                 if src.excludes and excluded(_text(orig), _text(name)):
                     continue
                 path = prefix + name
+                if is_dir and skip is not None and skip.matches(path, name):
+                    continue
                 yield path, orig, index, size
                 if is_dir and (src.max_depth is None or depth < src.max_depth):
                     subdirs.append((path, orig, depth + 1))
@@ -151,6 +157,34 @@ def walk(
 def _covered(path: bytes, listed: set[bytes]) -> bool:
     probe = path.rstrip(b"/") + b"/"
     return any(probe.startswith(d) for d in listed)
+
+
+class Skip:
+    """Directories never to collect (sealbox's own output), told apart by identity (device,
+    inode) rather than by path, so no other path to them (a bind mount, a symlinked --out) lets
+    them in. Their names only preselect: one set lookup per directory walked."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.ids: set[tuple[int, int]] = set()
+        self.names: set[bytes] = set()
+        for path in paths:
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                self.ids.add((st.st_dev, st.st_ino))
+                self.names.add(os.fsencode(path.resolve().name))
+        self.skipped: list[bytes] = []
+
+    def matches(self, path: bytes, name: bytes) -> bool:
+        if name not in self.names:
+            return False
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        if (st.st_dev, st.st_ino) not in self.ids:
+            return False
+        self.skipped.append(path)
+        return True
 
 
 def _list_dir(path: bytes) -> list[tuple[bytes, bool, int]]:
@@ -549,7 +583,10 @@ def acquire(
             writer.log.warning(name, **event)
         progress.advance(done, res.nbytes)
 
-    found = walk(sources, walk_error)
+    # The bundle being written, and the --out directory holding it, are never evidence of the
+    # host: an --out inside a source would otherwise collect the bundle into itself.
+    own = Skip([writer.path, writer.path.parent])
+    found = walk(sources, walk_error, own)
     if skip:
         found = (task for task in found if task[1] not in skip)
     work = batches(found, writer.next_id, progress)
@@ -560,6 +597,8 @@ def acquire(
     finally:
         if spool is not None:
             spool.close()
+    if own.skipped:
+        writer.log.info("output-not-collected", paths=[_text(p) for p in own.skipped])
     return stats
 
 

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import glob
 import json
 import os
 from dataclasses import dataclass
@@ -22,7 +20,6 @@ from manifest.errors import UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from collectors.acquire import Source
     from collectors.artifacts import Artifact, Catalog, Selection
     from manifest.bundle import BundleWriter
     from manifest.keys import Signer
@@ -119,24 +116,6 @@ def _mail_items(items_path: Path, collectors: set[str]) -> list[dict[str, Any]]:
     return found
 
 
-def _exclude_output(sources: list[Source], out_dir: Path, target: Target) -> list[Source]:
-    """Never collect the bundle being written (an --out under /var/log would read itself)."""
-    out = os.fsencode(out_dir.resolve())
-    fixed = []
-    for src in sources:
-        base = src.path.rstrip(b"/") + b"/"
-        if (out + b"/").startswith(base) and not src.windows:
-            rel = (
-                out[len(target.root.rstrip(b"/")) :]
-                if out.startswith(target.root.rstrip(b"/") + b"/")
-                else out
-            )
-            pattern = glob.escape(rel.decode("utf-8", "replace"))
-            src = dataclasses.replace(src, excludes=(*src.excludes, pattern))
-        fixed.append(src)
-    return fixed
-
-
 def build_request(
     catalog: Catalog,
     *,
@@ -170,12 +149,11 @@ def build_request(
         elif sections:
             plan.matched[art.name] = [f"volatile:{s}" for s in sections]
     email_collectors = {a.collector for a in selection.artifacts if a.kind == "email"}
-    sources = _exclude_output(plan.sources, out_dir, target)
     request = CollectionRequest(
         case=case,
         out_dir=out_dir,
         signer=signer,
-        sources=sources,
+        sources=plan.sources,
         root=None if target.live else Path(os.fsdecode(target.root)),
         volatile=capture_volatile(sections) if sections else None,
         incident=incident,

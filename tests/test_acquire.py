@@ -216,3 +216,25 @@ def test_collection_writes_nothing_to_the_hosts_temp_directory(signer, tmp_path,
     action = next(n for n in graph if n["@type"] == "case-investigation:InvestigativeAction")
     assert len(action["action:result"]) == 601
     clear_flags(result.bundle)
+
+
+@pytest.mark.parametrize("where", ["inside", "top"])
+def test_output_under_a_source_is_never_collected(signer, tmp_path, where):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub/keep.txt").write_text("evidence\n")
+    out = src / "sub/evidence" if where == "inside" else src
+    out.mkdir(exist_ok=True)
+    (tmp_path / "alias").symlink_to(out)  # another path to the same --out: identity, not names, decides
+    result = run_collection(CollectionRequest("C-OWN", tmp_path / "alias", signer, [source(src)], workers=2))
+    try:
+        paths = set(items(result.bundle))
+        assert str(src / "sub/keep.txt") in paths
+        bundle_name = result.bundle.name + ".incomplete"
+        assert not [p for p in paths if bundle_name in p or "/evidence" in p]
+        log = [json.loads(x) for x in (result.bundle / "metadata/acquisition-log.jsonl").read_text().splitlines()]
+        (event,) = [e for e in log if e["event"] == "output-not-collected"]
+        skipped = str(out / bundle_name) if where == "top" else str(out)
+        assert event["paths"] == [skipped]
+    finally:
+        clear_flags(result.bundle)
