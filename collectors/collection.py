@@ -53,6 +53,24 @@ class CollectionResult:
     stats: AcquireStats
     volatile_sections: list[str]
     timestamp_error: str | None = None
+    shared_filesystem: list[str] = field(default_factory=list)  # sources on the output's filesystem
+
+
+def sources_on_output_filesystem(out_dir: Path, sources: list[Source]) -> list[str]:
+    """Sources on the filesystem the bundle is written to. Writing there can overwrite deleted
+    data on it (free blocks that may hold evidence), so responders are warned and it is logged."""
+    try:
+        out_dev = out_dir.stat().st_dev
+    except OSError:
+        return []
+    same = []
+    for src in sources:
+        try:
+            if os.lstat(src.path).st_dev == out_dev:
+                same.append(_source_text(src))
+        except OSError:
+            continue  # a missing source is recorded as an error item
+    return same
 
 
 def _source_text(src: Source) -> str:
@@ -142,6 +160,9 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
                 },
                 request.reason,
             )
+        shared = sources_on_output_filesystem(request.out_dir, request.sources)
+        if shared:
+            writer.log.warning("output-on-source-filesystem", out=str(request.out_dir), sources=shared[:1000])
         sections: list[str] = []
         if request.volatile is not None and (point is None or not point.volatile_done):
             sections = request.volatile(writer)
@@ -200,4 +221,4 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
             f"collection failed: {exc.strerror or exc} ({exc.filename or ''}); "
             f"partial bundle left at {writer.path}"
         ) from exc
-    return CollectionResult(bundle, writer.bundle_id, stats, sections, writer.timestamp_error)
+    return CollectionResult(bundle, writer.bundle_id, stats, sections, writer.timestamp_error, shared)

@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,10 @@ def items(bundle: Path) -> dict[str, dict]:
         item = json.loads(line)
         out[item["source_path"]] = item
     return out
+
+
+def log_events(bundle: Path) -> list[dict]:
+    return [json.loads(x) for x in (bundle / "metadata/acquisition-log.jsonl").read_text().splitlines()]
 
 
 def source(path: Path, **kw) -> Source:
@@ -180,7 +185,8 @@ def test_progress_bar_on_a_terminal_and_silence_otherwise(cli, tmp_path):
             text=True,
         )
         assert quiet.returncode == 0
-        assert quiet.stderr.splitlines()[0].startswith("sealed:")  # no progress bar in a pipe
+        said = [x for x in quiet.stderr.splitlines() if not x.startswith("warning:")]
+        assert said[0].startswith("sealed:")  # no progress bar in a pipe
         assert "\x1b[" not in quiet.stderr
     finally:
         clear_flags(out)
@@ -232,9 +238,32 @@ def test_output_under_a_source_is_never_collected(signer, tmp_path, where):
         assert str(src / "sub/keep.txt") in paths
         bundle_name = result.bundle.name + ".incomplete"
         assert not [p for p in paths if bundle_name in p or "/evidence" in p]
-        log = [json.loads(x) for x in (result.bundle / "metadata/acquisition-log.jsonl").read_text().splitlines()]
-        (event,) = [e for e in log if e["event"] == "output-not-collected"]
+        (event,) = [e for e in log_events(result.bundle) if e["event"] == "output-not-collected"]
         skipped = str(out / bundle_name) if where == "top" else str(out)
         assert event["paths"] == [skipped]
     finally:
         clear_flags(result.bundle)
+
+
+def test_output_on_a_sources_filesystem_is_warned_about_and_logged(cli, tmp_path, out_dir):
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    proc = cli("collect", "--case", "C-FS", "--out", out_dir, src, check=True)
+    (warning,) = [x for x in proc.stderr.splitlines() if x.startswith("warning:")]
+    assert f"the bundle was written to the filesystem of {src}," in warning
+    log = log_events(Path(proc.stdout.strip()))
+    (event,) = [e for e in log if e["event"] == "output-on-source-filesystem"]
+    assert event["sources"] == [str(src)]
+
+    other = Path(tempfile.mkdtemp(dir="/dev/shm"))  # tmpfs: another filesystem than tmp_path's
+    assert other.stat().st_dev != src.stat().st_dev
+    try:
+        proc = cli("collect", "--case", "C-FS", "--out", other, src, check=True)
+        assert "warning:" not in proc.stderr
+        events = [e["event"] for e in log_events(Path(proc.stdout.strip()))]
+        assert "output-on-source-filesystem" not in events
+    finally:
+        clear_flags(other)
+        shutil.rmtree(other)

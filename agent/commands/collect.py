@@ -86,7 +86,16 @@ def summary(result: CollectionResult) -> dict[str, object]:
     }
 
 
-def warn_timestamp(result: CollectionResult) -> None:
+def warn(result: CollectionResult) -> None:
+    """What the responder should know about a run that still sealed."""
+    if result.shared_filesystem:
+        first, rest = result.shared_filesystem[0], len(result.shared_filesystem) - 1
+        more = f" and {rest} more" if rest else ""
+        click.echo(
+            f"warning: the bundle was written to the filesystem of {first}{more}, which can overwrite "
+            "deleted data on it (next time use removable media or a network share for --out)",
+            err=True,
+        )
     if result.timestamp_error:
         click.echo(
             f"warning: sealed without a trusted timestamp: {result.timestamp_error} "
@@ -152,7 +161,7 @@ def collect(
         private_mounts=True,
     )
     result = run_with_progress(request, stderr_is_tty() and not as_json)
-    warn_timestamp(result)
+    warn(result)
     if as_json:
         print_json({**summary(result), "timestamp_error": result.timestamp_error})
     else:

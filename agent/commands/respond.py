@@ -12,7 +12,13 @@ from typing import Any
 import click
 
 from agent.commands.artifacts import artifacts_dir_option
-from agent.commands.collect import parse_since, parse_size, run_with_progress, summary
+from agent.commands.collect import (
+    parse_since,
+    parse_size,
+    run_with_progress,
+    summary,
+    warn,
+)
 from agent.commands.common import key_options, load_signer, print_json, run_options, stderr_is_tty
 from collectors import incident as incident_mod
 from collectors.artifacts import Catalog
@@ -204,6 +210,7 @@ def respond(
     if is_demo:
         click.echo(f"WARNING: signing with the {DEMO_KEY_NAME}; make your own key for real cases", err=True)
     result = run_with_progress(prepared.request, stderr_is_tty() and not as_json)
+    warn(result)
     report = verify_bundle(result.bundle, {signer.fingerprint})
     steps = next_steps(result.bundle, case, incident, report.ok)
     append_event(
