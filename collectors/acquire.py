@@ -146,10 +146,13 @@ def walk(
                 if src.excludes and excluded(_text(orig), _text(name)):
                     continue
                 path = prefix + name
-                if is_dir and skip is not None and skip.matches(path, name):
+                if not is_dir:
+                    yield path, orig, index, size
                     continue
-                yield path, orig, index, size
-                if is_dir and (src.max_depth is None or depth < src.max_depth):
+                if skip is not None and skip.matches(path):
+                    continue
+                yield path, orig, index, 0
+                if src.max_depth is None or depth < src.max_depth:
                     subdirs.append((path, orig, depth + 1))
             stack.extend(reversed(subdirs))
 
@@ -161,22 +164,18 @@ def _covered(path: bytes, listed: set[bytes]) -> bool:
 
 class Skip:
     """Directories never to collect (sealbox's own output), told apart by identity (device,
-    inode) rather than by path, so no other path to them (a bind mount, a symlinked --out) lets
-    them in. Their names only preselect: one set lookup per directory walked."""
+    inode) rather than by path, so another path to them (a symlinked --out, a bind mount) does
+    not let them in. One lstat per directory walked: directories are few next to files."""
 
     def __init__(self, paths: list[Path]) -> None:
         self.ids: set[tuple[int, int]] = set()
-        self.names: set[bytes] = set()
         for path in paths:
             with contextlib.suppress(OSError):
                 st = path.stat()
                 self.ids.add((st.st_dev, st.st_ino))
-                self.names.add(os.fsencode(path.resolve().name))
         self.skipped: list[bytes] = []
 
-    def matches(self, path: bytes, name: bytes) -> bool:
-        if name not in self.names:
-            return False
+    def matches(self, path: bytes) -> bool:
         try:
             st = os.lstat(path)
         except OSError:

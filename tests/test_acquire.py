@@ -18,9 +18,10 @@ import pytest
 
 from collectors.acquire import ProgressSink, Source
 from collectors.collection import CollectionRequest, run_collection
+from collectors.mountns import enter_noatime_namespace
 from manifest.keys import KeyStore
 from tests.builders import make_key
-from tests.conftest import REPO, clear_flags
+from tests.conftest import REPO, clear_flags, require_root
 
 
 @pytest.fixture
@@ -267,3 +268,27 @@ def test_output_on_a_sources_filesystem_is_warned_about_and_logged(cli, tmp_path
     finally:
         clear_flags(other)
         shutil.rmtree(other)
+
+
+def test_output_bind_mounted_under_another_name_is_not_collected(signer, tmp_path):
+    require_root()  # a bind mount, in a mount namespace of a child process: the machine's stays as is
+    src = tmp_path / "src"
+    (src / "seen-as").mkdir(parents=True)
+    (src / "keep.txt").write_text("evidence\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _points, problem = enter_noatime_namespace([os.fsencode(src)])
+            subprocess.run(["mount", "--bind", str(out), str(src / "seen-as")], check=True)
+            result = run_collection(CollectionRequest("C-BIND", out, signer, [source(src)], workers=2))
+            paths = set(items(result.bundle))
+            clear_flags(result.bundle)
+            if problem is None and str(src / "keep.txt") in paths and str(src / "seen-as") not in paths:
+                code = 0
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert not list((src / "seen-as").iterdir())  # the bind mount never reached this namespace
