@@ -46,6 +46,7 @@ BUFFER = 1 << 20
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW
 
 
@@ -89,8 +90,12 @@ class ProgressSink:
         """Items were acquired."""
 
 
-# A task is a plain tuple (cheap to pickle): id, path, original, source index, size hint.
-Task = tuple[int, bytes, bytes, int, int]
+DirId = tuple[int, int]  # a directory's identity: device, inode
+# What the walk finds: path, original, source index, size hint, and the identity of the directory
+# it was listed from (None for a source itself). A task adds the item id in front. Plain tuples:
+# cheap to pickle.
+Found = tuple[bytes, bytes, int, int, DirId | None]
+Task = tuple[int, bytes, bytes, int, int, DirId | None]
 
 
 def _text(path: bytes) -> str:
@@ -110,10 +115,10 @@ def walk(
     sources: list[Source],
     on_error: Callable[[bytes, str], None] | None = None,
     skip: Skip | None = None,
-) -> Iterator[tuple[bytes, bytes, int, int]]:
-    """Yield (path, original, source index, size hint) depth-first in sorted order, never
-    following symlinks and listing directories with O_NOATIME so not even their atime moves.
-    Directories `skip` names (sealbox's own output) are left out, wherever they appear."""
+) -> Iterator[Found]:
+    """Yield (path, original, source index, size hint, listed from) depth-first in sorted order,
+    never following symlinks and listing directories with O_NOATIME so not even their atime
+    moves. Directories `skip` names (sealbox's own output) are left out, wherever they appear."""
     listed: set[bytes] = set()
     for index, src in enumerate(sources):
         excluded = src.excluder()
@@ -122,9 +127,9 @@ def walk(
         try:
             top = os.lstat(src.path)
         except OSError:
-            yield src.path, src.original, index, 0  # the worker records the error
+            yield src.path, src.original, index, 0, None  # the worker records the error
             continue
-        yield src.path, src.original, index, top.st_size if stat.S_ISREG(top.st_mode) else 0
+        yield src.path, src.original, index, top.st_size if stat.S_ISREG(top.st_mode) else 0, None
         if not stat.S_ISDIR(top.st_mode) or src.max_depth == 0:
             continue
         listed.add(src.path.rstrip(b"/") + b"/")
@@ -132,7 +137,7 @@ def walk(
         while stack:
             dpath, dorig, depth = stack.pop()
             try:
-                entries = _list_dir(dpath)
+                listed_from, entries = _list_dir(dpath)
             except OSError as exc:
                 if on_error:
                     on_error(dpath, exc.strerror or str(exc))
@@ -147,11 +152,11 @@ def walk(
                     continue
                 path = prefix + name
                 if not is_dir:
-                    yield path, orig, index, size
+                    yield path, orig, index, size, listed_from
                     continue
                 if skip is not None and skip.matches(path):
                     continue
-                yield path, orig, index, 0
+                yield path, orig, index, 0, listed_from
                 if src.max_depth is None or depth < src.max_depth:
                     subdirs.append((path, orig, depth + 1))
             stack.extend(reversed(subdirs))
@@ -186,9 +191,11 @@ class Skip:
         return True
 
 
-def _list_dir(path: bytes) -> list[tuple[bytes, bool, int]]:
+def _list_dir(path: bytes) -> tuple[DirId, list[tuple[bytes, bool, int]]]:
+    """The directory's identity, and its (name, is a directory, size of a file) sorted by name."""
     fd = open_noatime(path, _O_DIRECTORY | _O_NOFOLLOW)
     try:
+        st = os.fstat(fd)
         out = []
         with os.scandir(fd) as it:
             for entry in it:
@@ -204,21 +211,21 @@ def _list_dir(path: bytes) -> list[tuple[bytes, bool, int]]:
     finally:
         os.close(fd)
     out.sort()
-    return out
+    return (st.st_dev, st.st_ino), out
 
 
 def batches(
-    tasks: Iterator[tuple[bytes, bytes, int, int]], next_id: Callable[[], int], progress: ProgressSink
+    tasks: Iterator[Found], next_id: Callable[[], int], progress: ProgressSink
 ) -> Iterator[list[Task]]:
     """Group tasks so each batch is a fair share of work: many small files or one big one."""
     batch: list[Task] = []
     size = 0
-    for path, orig, index, hint in tasks:
+    for path, orig, index, hint, listed_from in tasks:
         if hint >= BATCH_BYTES and batch:
             progress.add_total(len(batch), size)
             yield batch
             batch, size = [], 0
-        batch.append((next_id(), path, orig, index, hint))
+        batch.append((next_id(), path, orig, index, hint, listed_from))
         size += hint
         if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
             progress.add_total(len(batch), size)
@@ -268,8 +275,22 @@ class Acquirer:
         self.immutable_problem: str | None = None
         self.flags = FlagSetter(FS_IMMUTABLE_FL) if config.immutable else None
         self.views = ViewSet(config.views) if config.views is not None else None
+        # This batch's open directories: sources' (by path and the identity the walk listed)
+        # and copies'. A batch comes from one or a few directories, so each opens once.
+        self.dirs: dict[tuple[bytes, DirId | None], int | OSError] = {}
+        self.out_dirs: dict[bytes, int] = {}
 
     def run(self, batch: list[Task]) -> BatchResult:
+        try:
+            return self._run(batch)
+        finally:
+            for fd in [*self.dirs.values(), *self.out_dirs.values()]:
+                if isinstance(fd, int):
+                    os.close(fd)
+            self.dirs.clear()
+            self.out_dirs.clear()
+
+    def _run(self, batch: list[Task]) -> BatchResult:
         result = BatchResult()
         lines: list[bytes] = []
         manifest: list[bytes] = []
@@ -318,8 +339,32 @@ class Acquirer:
             self.groups[gid] = group
         return user, group
 
+    def _in_dir(self, path: bytes, listed_from: DirId | None) -> tuple[int | None, bytes]:
+        """(directory fd, name) that reach `path` through the very directory the walk listed:
+        a directory swapped since for another, or for a symlink, is noticed, not followed."""
+        parent, _, name = path.rpartition(b"/")
+        if not name:
+            return None, path  # "/" itself: nothing above it to pin
+        key = (parent or b"/", listed_from)
+        got = self.dirs.get(key)
+        if got is None:
+            try:
+                got = os.open(key[0], _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
+                st = os.fstat(got)
+                if listed_from is not None and (st.st_dev, st.st_ino) != listed_from:
+                    os.close(got)
+                    got = OSError(errno.ESTALE, "its directory was replaced after listing (not followed)")
+            except OSError as exc:
+                if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                    exc = OSError(exc.errno, "its directory was replaced by a non-directory (not followed)")
+                got = exc
+            self.dirs[key] = got
+        if isinstance(got, OSError):
+            raise got
+        return got, name
+
     def acquire_one(self, task: Task, result: BatchResult) -> dict[str, Any]:
-        item_id, path, original, index, _hint = task
+        item_id, path, original, index, _hint, listed_from = task
         src = self.config.sources[index]
         item = empty_item()  # every field, in sorted order; filled by plain stores (hot path)
         item["id"] = f"{item_id:08d}"
@@ -332,7 +377,8 @@ class Acquirer:
             item["source_path_b64"] = base64.b64encode(original).decode()
         item["acquired_start"] = rfc3339_ns(time.time_ns())
         try:
-            meta = self.stat.lstat(path)
+            dir_fd, name = self._in_dir(path, listed_from)
+            meta = self.stat.lstat(name, dir_fd)
         except OSError as exc:
             item.update(kind="file", status="error", error=_reason(exc))
             item["acquired_end"] = rfc3339_ns(time.time_ns())
@@ -345,10 +391,10 @@ class Acquirer:
                 item["status"] = "skipped"
                 item["note"] = skip
             else:
-                self._copy(path, original, meta, item, result)
+                self._copy(dir_fd, name, original, meta, item, result)
         elif kind == "symlink":
             try:
-                target = os.readlink(path)
+                target = os.readlink(name, dir_fd=dir_fd)
                 item["link_target"] = _text(target)
                 if not _is_utf8(target):
                     item["link_target_b64"] = base64.b64encode(target).decode()
@@ -365,12 +411,12 @@ class Acquirer:
             return f"modified {rfc3339_ns(meta.mtime_ns)}, before --since {rfc3339_ns(src.since_ns)}"
         return None
 
-    def _open_source(self, path: bytes, result: BatchResult) -> int:
+    def _open_source(self, dir_fd: int | None, name: bytes, original: bytes, result: BatchResult) -> int:
         # O_NONBLOCK: if a fifo was swapped in after lstat, open must not hang on it.
         flags = os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK
         if self.noatime:
             try:
-                return os.open(path, flags | _O_NOATIME)
+                return os.open(name, flags | _O_NOATIME, dir_fd=dir_fd)
             except PermissionError as exc:
                 if exc.errno != errno.EPERM:
                     raise
@@ -378,18 +424,24 @@ class Acquirer:
                 result.events.append(
                     {
                         "event": "noatime-not-permitted",
-                        "path": _text(path),
+                        "path": _text(original),
                         "detail": "O_NOATIME needs file ownership or CAP_FOWNER; reading "
                         "without it from now on in this worker",
                     }
                 )
-        return os.open(path, flags)
+        return os.open(name, flags, dir_fd=dir_fd)
 
     def _copy(
-        self, path: bytes, original: bytes, before: Meta, item: dict[str, Any], result: BatchResult
+        self,
+        dir_fd: int | None,
+        name: bytes,
+        original: bytes,
+        before: Meta,
+        item: dict[str, Any],
+        result: BatchResult,
     ) -> None:
         try:
-            fd = self._open_source(path, result)
+            fd = self._open_source(dir_fd, name, original, result)
         except OSError as exc:
             item["status"] = "error"
             item["error"] = _reason(exc)
@@ -443,11 +495,14 @@ class Acquirer:
             os.close(fd)
 
     def _create(self, dest: bytes) -> int:
-        parent = dest.rsplit(b"/", 1)[0]
-        if parent not in self.made_dirs:
-            os.makedirs(parent, exist_ok=True)
-            self.made_dirs.add(parent)
-        return os.open(dest, _CREATE, 0o444)
+        parent, _, name = dest.rpartition(b"/")
+        dir_fd = self.out_dirs.get(parent)
+        if dir_fd is None:
+            if parent not in self.made_dirs:
+                os.makedirs(parent, exist_ok=True)
+                self.made_dirs.add(parent)
+            dir_fd = self.out_dirs[parent] = os.open(parent, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
+        return os.open(name, _CREATE, 0o444, dir_fd=dir_fd)
 
     def _pump(self, fd: int, out: int, expected: int) -> tuple[str, int]:
         buf, view = self.buf, self.view

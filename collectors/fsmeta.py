@@ -118,10 +118,11 @@ class StatReader:
             os.makedev(f[24], f[25]),
         )
 
-    def lstat(self, path: bytes) -> Meta:
+    def lstat(self, path: bytes, dir_fd: int | None = None) -> Meta:
+        """Not following a symlink; a relative `path` is looked up in `dir_fd`."""
         if _statx is None:
-            return _from_stat(os.lstat(path))
-        return self._call(_AT_FDCWD, path, _AT_SYMLINK_NOFOLLOW)
+            return _from_stat(os.stat(path, dir_fd=dir_fd, follow_symlinks=False))
+        return self._call(_AT_FDCWD if dir_fd is None else dir_fd, path, _AT_SYMLINK_NOFOLLOW)
 
     def fstat(self, fd: int) -> Meta:
         if _statx is None:

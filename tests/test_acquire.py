@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors.acquire import ProgressSink, Source
+from collectors.acquire import Acquirer, ProgressSink, Source, WorkerConfig, batches, walk
 from collectors.collection import CollectionRequest, run_collection
 from collectors.mountns import enter_noatime_namespace
 from manifest.keys import KeyStore
@@ -292,3 +292,35 @@ def test_output_bind_mounted_under_another_name_is_not_collected(signer, tmp_pat
             os._exit(code)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     assert not list((src / "seen-as").iterdir())  # the bind mount never reached this namespace
+
+
+@pytest.mark.parametrize("swap", ["symlink", "directory"])
+def test_a_directory_swapped_after_listing_is_not_followed(tmp_path, swap):
+    # Malware on the host could swap a directory between the walk and the copy; the copy must not
+    # then come from elsewhere under the listed path.
+    src = tmp_path / "src"
+    (src / "logs").mkdir(parents=True)
+    (src / "logs/auth.log").write_text("the real log\n")
+    (src / "top.txt").write_text("top\n")
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "auth.log").write_text("planted\n")
+    ids = iter(range(1, 100))
+    (batch,) = batches(walk([source(src)]), lambda: next(ids), ProgressSink())
+    (src / "logs").rename(tmp_path / "moved-away")
+    if swap == "symlink":
+        (src / "logs").symlink_to(decoy)
+    else:
+        decoy.rename(src / "logs")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    acquirer = Acquirer(WorkerConfig(os.fsencode(bundle), [source(src)], False, True))
+    lines = acquirer.run(batch).lines.splitlines()
+    found = {i["source_path"]: i for i in map(json.loads, lines)}
+    log = found[str(src / "logs/auth.log")]
+    assert log["status"] == "error"
+    assert "replaced" in log["error"] and "not followed" in log["error"]
+    assert log["stored_as"] is None
+    assert found[str(src / "top.txt")]["status"] == "ok"
+    copies = [p.read_text() for p in bundle.rglob("*") if p.is_file()]
+    assert copies == ["top\n"]
