@@ -133,16 +133,16 @@ def walk(
         if not stat.S_ISDIR(top.st_mode) or src.max_depth == 0:
             continue
         listed.add(src.path.rstrip(b"/") + b"/")
-        stack: list[tuple[bytes, bytes, int]] = [(src.path, src.original, 1)]
+        stack: list[tuple[bytes, bytes, int, DirId | None]] = [(src.path, src.original, 1, None)]
         while stack:
-            dpath, dorig, depth = stack.pop()
+            dpath, dorig, depth, listed_in = stack.pop()
             try:
-                listed_from, entries = _list_dir(dpath)
+                listed_from, entries = _list_dir(dpath, listed_in)
             except OSError as exc:
                 if on_error:
                     on_error(dpath, exc.strerror or str(exc))
                 continue
-            subdirs: list[tuple[bytes, bytes, int]] = []
+            subdirs: list[tuple[bytes, bytes, int, DirId | None]] = []
             prefix = dpath.rstrip(b"/") + b"/"
             sep = b"\\" if src.windows else b"/"
             oprefix = dorig if dorig.endswith(sep) else dorig + sep
@@ -158,7 +158,7 @@ def walk(
                     continue
                 yield path, orig, index, 0, listed_from
                 if src.max_depth is None or depth < src.max_depth:
-                    subdirs.append((path, orig, depth + 1))
+                    subdirs.append((path, orig, depth + 1, listed_from))
             stack.extend(reversed(subdirs))
 
 
@@ -191,9 +191,41 @@ class Skip:
         return True
 
 
-def _list_dir(path: bytes) -> tuple[DirId, list[tuple[bytes, bool, int]]]:
-    """The directory's identity, and its (name, is a directory, size of a file) sorted by name."""
-    fd = open_noatime(path, _O_DIRECTORY | _O_NOFOLLOW)
+def open_listed_dir(path: bytes, listed: DirId | None) -> int:
+    """An O_PATH fd of directory `path`, checked to be the very directory the walk listed (whose
+    identity is `listed`, when known). One swapped since, for another or for a symlink, raises
+    OSError saying so, and is not followed."""
+    try:
+        fd = os.open(path, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+            raise OSError(exc.errno, "a directory was replaced by a non-directory (not followed)") from None
+        raise
+    if listed is not None:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != listed:
+            os.close(fd)
+            raise OSError(errno.ESTALE, "a directory was replaced after listing (not followed)")
+    return fd
+
+
+def _list_dir(path: bytes, listed_in: DirId | None) -> tuple[DirId, list[tuple[bytes, bool, int]]]:
+    """The directory's identity, and its (name, is a directory, size of a file) sorted by name.
+    It is opened through the directory it was listed in, so each level of the walk is pinned to
+    the one above it."""
+    parent, _, name = path.rpartition(b"/")
+    if listed_in is None or not name:
+        fd = open_noatime(path, _O_DIRECTORY | _O_NOFOLLOW)
+    else:
+        parent_fd = open_listed_dir(parent or b"/", listed_in)
+        try:
+            fd = open_noatime(name, _O_DIRECTORY | _O_NOFOLLOW, dir_fd=parent_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise OSError(exc.errno, "replaced by a non-directory after listing (not followed)") from None
+            raise
+        finally:
+            os.close(parent_fd)
     try:
         st = os.fstat(fd)
         out = []
@@ -349,14 +381,8 @@ class Acquirer:
         got = self.dirs.get(key)
         if got is None:
             try:
-                got = os.open(key[0], _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
-                st = os.fstat(got)
-                if listed_from is not None and (st.st_dev, st.st_ino) != listed_from:
-                    os.close(got)
-                    got = OSError(errno.ESTALE, "its directory was replaced after listing (not followed)")
+                got = open_listed_dir(key[0], listed_from)
             except OSError as exc:
-                if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-                    exc = OSError(exc.errno, "its directory was replaced by a non-directory (not followed)")
                 got = exc
             self.dirs[key] = got
         if isinstance(got, OSError):

@@ -14,16 +14,16 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def open_noatime(path: bytes | str, flags: int = 0) -> int:
+def open_noatime(path: bytes | str, flags: int = 0, dir_fd: int | None = None) -> int:
     """An fd opened read-only with O_NOATIME; plain read-only when the kernel refuses it (EPERM:
     not the owner and no CAP_FOWNER) — the file is still never written."""
     base = os.O_RDONLY | _CLOEXEC | flags
     if _NOATIME:
         try:
-            return os.open(path, base | _NOATIME)
+            return os.open(path, base | _NOATIME, dir_fd=dir_fd)
         except PermissionError:
             pass
-    return os.open(path, base)
+    return os.open(path, base, dir_fd=dir_fd)
 
 
 @contextmanager

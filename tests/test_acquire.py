@@ -324,3 +324,22 @@ def test_a_directory_swapped_after_listing_is_not_followed(tmp_path, swap):
     assert found[str(src / "top.txt")]["status"] == "ok"
     copies = [p.read_text() for p in bundle.rglob("*") if p.is_file()]
     assert copies == ["top\n"]
+
+
+def test_the_walk_does_not_descend_through_a_directory_swapped_after_listing(tmp_path):
+    src = tmp_path / "src"
+    (src / "a/b").mkdir(parents=True)
+    (src / "a/b/real.txt").write_text("real\n")
+    (tmp_path / "decoy/b").mkdir(parents=True)
+    (tmp_path / "decoy/b/planted.txt").write_text("planted\n")
+    errors: list[tuple[bytes, str]] = []
+    found = walk([source(src)], lambda path, why: errors.append((path, why)))
+    seen = []
+    for path, *_ in found:
+        seen.append(path)
+        if path == os.fsencode(src / "a/b"):  # a is listed, b not yet: swap a for a symlink
+            (src / "a").rename(tmp_path / "moved-away")
+            (src / "a").symlink_to(tmp_path / "decoy")
+    assert os.fsencode(src / "a/b/planted.txt") not in seen
+    why = "a directory was replaced by a non-directory (not followed)"
+    assert errors == [(os.fsencode(src / "a/b"), why)]
