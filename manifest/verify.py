@@ -89,6 +89,8 @@ def verify_bundle(
     tsa_ca: Path | None = None,
 ) -> VerifyReport:
     """Check a bundle against every rule of SPEC §6 and return all findings."""
+    if not path.exists():
+        raise NotABundleError(f"{path} does not exist", "give the bundle directory")
     if not path.is_dir():
         raise NotABundleError(f"{path} is not a directory", "give the bundle directory")
     if not (path / "bagit.txt").is_file() and not (path / "metadata/items.jsonl").is_file():

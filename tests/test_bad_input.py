@@ -35,6 +35,12 @@ def test_path_that_does_not_exist(cli, out_dir):
     assert list(out_dir.iterdir()) == []
 
 
+def test_verify_names_a_bundle_that_is_not_there(cli, tmp_path):
+    one_line_error(cli("verify", tmp_path / "no-such-bundle"), 2, "no-such-bundle does not exist")
+    (tmp_path / "a-file").write_text("x")
+    one_line_error(cli("verify", tmp_path / "a-file"), 2, "a-file is not a directory")
+
+
 def test_output_directory_missing_or_a_file(cli, tmp_path):
     make_key(cli)
     src = tmp_path / "f"
