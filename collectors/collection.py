@@ -139,7 +139,7 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
     try:
         sources = [_source_text(s) for s in request.sources]
         if point is not None:
-            writer.custody.add("note", point.details(), "collection resumed after an interruption")
+            writer.custody.add("note", point.details(), point.reason)
         else:
             writer.log.info(
                 "collection-started",
@@ -164,20 +164,23 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
         if shared:
             writer.log.warning("output-on-source-filesystem", out=str(request.out_dir), sources=shared[:1000])
         sections: list[str] = []
+        completed = point is not None and point.completed  # only the sealing is left to do
         if request.volatile is not None and (point is None or not point.volatile_done):
             sections = request.volatile(writer)
             writer.custody.add("volatile-captured", {"sections": sections})
-        if request.private_mounts:
+        if request.private_mounts and not completed:
             _enter_private_mounts(writer, request.sources)
-        stats = acquire(
-            writer,
-            request.sources,
-            workers=request.workers,
-            progress=progress,
-            resolve_names=request.root is None,
-            skip=point.done if point is not None else None,
-            links=point.links if point is not None else None,
-        )
+        stats = AcquireStats()
+        if not completed:
+            stats = acquire(
+                writer,
+                request.sources,
+                workers=request.workers,
+                progress=progress,
+                resolve_names=request.root is None,
+                skip=point.done if point is not None else None,
+                links=point.links if point is not None else None,
+            )
         if point is not None:  # what the interrupted run had recorded counts as well
             _recount(writer, stats)
         elif sections:  # volatile snapshots are items (and payload) too
@@ -200,8 +203,9 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
             "by_status": stats.by_status,
             "by_kind": stats.by_kind,
         }
-        writer.log.info("collection-completed", **counts)
-        writer.custody.add("collection-completed", counts)
+        if not completed:
+            writer.log.info("collection-completed", **counts)
+            writer.custody.add("collection-completed", counts)
         bundle = writer.seal(counts, tsa_url=request.tsa_url)
     except KeyboardInterrupt as exc:
         writer.abort("interrupted")

@@ -26,7 +26,7 @@ from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file, sha256_files
 from manifest.items import empty_item, item_line
 from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
-from manifest.views import VIEW_NAMES, ViewContext, ViewSet
+from manifest.views import ViewContext, ViewSet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -225,13 +225,22 @@ class BundleWriter:
             raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
         self._lock = lock
         self._ids = 0
-        self._items = os.fdopen(_open_at_end(path / "metadata/items.jsonl"), "wb", 1 << 20)
-        for rel in (bagit.MANIFEST, *(f"metadata/{name}" for name in VIEW_NAMES)):
+        items = path / "metadata/items.jsonl"
+        items.chmod(0o644)  # read-only already if the run had finished collecting
+        self._items = os.fdopen(_open_at_end(items), "wb", 1 << 20)
+        # Everything else in metadata/ (the views, an email index, incident.json) is derived from
+        # items.jsonl or the command, and is written again; so is the payload manifest.
+        keep = {"items.jsonl", "acquisition-log.jsonl"}
+        derived = [f"metadata/{p.name}" for p in (path / "metadata").iterdir() if p.name not in keep]
+        for rel in (bagit.MANIFEST, *derived):
             with contextlib.suppress(FileNotFoundError):
-                (path / rel).unlink()  # derived from items.jsonl: rewritten from the items kept
+                (path / rel).unlink()
         self._manifest = self._open(bagit.MANIFEST)
+        log = path / "metadata/acquisition-log.jsonl"
+        with contextlib.suppress(FileNotFoundError):
+            log.chmod(0o644)
         self._log_file = os.fdopen(
-            os.open(path / "metadata/acquisition-log.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+            os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
             "ab",
             1 << 20,
         )

@@ -6,6 +6,10 @@ recorded digest. Then items.jsonl is cut back to its last whole line (a run kill
 leaves a torn one), copies that no item records are removed (they were in flight), and the
 payload manifest and views are written again from the items kept. Each of these steps is
 logged and counted in a custody `note`, so the resumed bundle says what happened to it.
+
+A run that had finished collecting (`collection-completed` is in custody) and stopped while
+sealing is sealed without collecting anything again; one whose `sealed` event is already in
+custody is refused.
 """
 
 from __future__ import annotations
@@ -50,15 +54,23 @@ class ResumePoint(Kept):
     writer: BundleWriter | None = None
     sources: list[str] = field(default_factory=list)  # as collection-started recorded them
     volatile_done: bool = False
+    completed: bool = False  # the run had finished collecting and stopped while sealing
 
     def details(self) -> dict[str, Any]:
         """What the custody note and the acquisition log say about the resumption."""
         return {
             "resumed": True,
+            "stage": "sealing" if self.completed else "collecting",
             "items_kept": self.kept_items,
             "torn_line_bytes_cut": self.torn_bytes,
             "unrecorded_copies_removed": len(self.removed),
         }
+
+    @property
+    def reason(self) -> str:
+        """The custody note's reason."""
+        stage = "sealing" if self.completed else "collection"
+        return f"{stage} resumed after an interruption"
 
 
 def _original(item: dict[str, Any]) -> bytes:
@@ -77,9 +89,9 @@ def _started_event(path: Path, signer: Signer) -> tuple[dict[str, Any], list[dic
     events = [line.event for line in lines if line.file == CUSTODY and line.event]
     if not events or events[0].get("event") != "collection-started":
         raise BundleError(f"cannot resume {path}: custody.jsonl does not start with collection-started")
-    if any(ev.get("event") in ("collection-completed", "sealed") for ev in events):
+    if any(ev.get("event") == "sealed" for ev in events):
         raise BundleError(
-            f"cannot resume {path}: the interrupted run had already finished collecting",
+            f"cannot resume {path}: the interrupted run had already recorded its seal in custody",
             "start a new collection",
         )
     key = (events[0].get("actor") or {}).get("key")
@@ -89,8 +101,9 @@ def _started_event(path: Path, signer: Signer) -> tuple[dict[str, Any], list[dic
     return events[0], events, last_raw
 
 
-def _read_items(path: Path, point: Kept) -> None:
-    """Whole, parseable lines of items.jsonl, and the size of a torn last line (cut later)."""
+def _read_items(path: Path, point: Kept, finished: bool) -> None:
+    """Whole, parseable lines of items.jsonl, and the size of a torn last line (cut later). A
+    `finished` items.jsonl (the run had completed collecting) can have no torn line."""
     stored = point.copies
     good_end = 0
     last_id = 0
@@ -102,7 +115,7 @@ def _read_items(path: Path, point: Kept) -> None:
                 item = parse_item(raw)
                 item_id = int(item["id"])
             except (ValueError, KeyError, TypeError):
-                if fh.read(1):  # a bad line before the end is not an interruption: refuse
+                if fh.read(1) or finished:  # not an interruption mid-write: refuse
                     raise BundleError(
                         f"cannot resume {path}: metadata/items.jsonl line {point.kept_items + 1} is damaged",
                         "the interrupted bundle cannot be trusted; start a new collection",
@@ -244,6 +257,7 @@ def _trusted_point(
             "resume with the same paths, profile and --root as the interrupted run",
         )
     point.volatile_done = any(ev.get("event") == "volatile-captured" for ev in events)
-    _read_items(path, point)
+    point.completed = any(ev.get("event") == "collection-completed" for ev in events)
+    _read_items(path, point, point.completed)
     _check_copies(path, point.copies)
     return point, started, events, last_raw

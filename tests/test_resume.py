@@ -201,3 +201,52 @@ def test_resume_refuses_a_copy_path_outside_data(setup):
     with (bundle / "metadata/items.jsonl").open("a") as fh:
         fh.write(json.dumps(planted, sort_keys=True, separators=(",", ":")) + "\n")
     one_line(cli("collect", "--case", CASE, "--out", out, "--resume", bundle, src), 1, "outside data/")
+
+
+def test_resume_seals_a_run_interrupted_while_sealing(setup, tmp_path, monkeypatch):
+    cli, src, out = setup
+    from manifest.views import ViewSet
+
+    finish_views = ViewSet.close
+
+    def interrupt_after_views(self: ViewSet) -> None:  # collection-completed is in custody by now
+        finish_views(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ViewSet, "close", interrupt_after_views)
+    bundle = interrupted(cli, src, out, after=10**9)
+    monkeypatch.undo()
+    kept = (bundle / "metadata/items.jsonl").read_bytes()
+    (tmp_path / "src/appeared-later.log").write_text("not part of the finished collection\n")
+
+    proc = cli("collect", "--case", CASE, "--out", out, "--resume", bundle, src)
+    assert proc.returncode == 0, proc.stderr
+    sealed = out / bundle.name.removesuffix(".incomplete")
+    assert cli("verify", sealed).returncode == 0
+    assert (sealed / "metadata/items.jsonl").read_bytes() == kept  # nothing collected again
+    events = [json.loads(line) for line in (sealed / "custody/custody.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["collection-started", "collection-completed", "note", "sealed"]
+    assert events[2]["reason"] == "sealing resumed after an interruption"
+    assert events[2]["details"]["stage"] == "sealing"
+
+
+def test_resume_after_an_interrupted_post_step_writes_its_output_again(setup):
+    cli, src, out = setup
+    signer = KeyStore(cli.home).load_signer(None)
+    sources = cli_sources((str(src),), (), None, None)
+    calls = []
+
+    def index(writer, _items: Path) -> None:  # like respond's email index: a derived metadata file
+        writer.write_metadata("index.json", b'{"partial": true}')
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    first = CollectionRequest(CASE, out, signer, sources, workers=2, post=[index])
+    with pytest.raises(CollectionInterrupted):
+        run_collection(first)
+    (bundle,) = out.glob("*.incomplete")
+    again = CollectionRequest(CASE, out, signer, sources, workers=2, post=[index], resume=bundle)
+    sealed = run_collection(again).bundle
+    assert (sealed / "metadata/index.json").read_bytes() == b'{"partial": true}'
+    assert cli("verify", sealed).returncode == 0
