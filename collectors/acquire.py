@@ -118,7 +118,7 @@ def walk(
 ) -> Iterator[Found]:
     """Yield (path, original, source index, size hint, listed from) depth-first in sorted order,
     never following symlinks and listing directories with O_NOATIME so not even their atime
-    moves. Directories `skip` names (sealbox's own output) are left out, wherever they appear."""
+    moves. Directories `skip` matches (sealbox's own output) are left out, wherever they appear."""
     listed: set[bytes] = set()
     for index, src in enumerate(sources):
         excluded = src.excluder()
@@ -173,7 +173,7 @@ class Skip:
     not let them in. One lstat per directory walked: directories are few next to files."""
 
     def __init__(self, paths: list[Path]) -> None:
-        self.ids: set[tuple[int, int]] = set()
+        self.ids: set[DirId] = set()
         for path in paths:
             with contextlib.suppress(OSError):
                 st = path.stat()
