@@ -33,6 +33,14 @@ _EXE_HASH_LIMIT = 512 * 1024 * 1024
 _CMD_TIMEOUT = 5
 
 
+def _system_path() -> str:
+    """Where system commands are taken from: the system's own directories, never the caller's
+    PATH, which an intruder (or a user's ~/bin) could have put a look-alike first on."""
+    if sys.platform == "win32":
+        return os.path.join(os.environ.get("SYSTEMROOT", r"C:\Windows"), "System32")  # noqa: PTH118
+    return "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def _err(exc: BaseException) -> str:
     if isinstance(exc, psutil.AccessDenied):
         return "access denied"
@@ -85,21 +93,32 @@ class _Fields:
 
 
 def _run(argv: list[str]) -> dict[str, Any]:
-    """Output of a read-only system command, or why there is none."""
-    exe = shutil.which(argv[0])
+    """Output of a read-only system command from the system's own directories, with the program
+    that ran and its SHA-256 (so a trojaned tool can be told later), or why there is none."""
+    exe = shutil.which(argv[0], path=_system_path())
     if exe is None:
-        return {"command": argv, "error": f"{argv[0]} not installed"}
+        return {"command": argv, "error": f"{argv[0]} not installed in {_system_path()}"}
+    digest: str | None = None
+    why: str | None = None
+    try:
+        digest = _sha256_file(exe, {})
+    except (OSError, ValueError) as exc:
+        why = _err(exc)
     try:
         proc = subprocess.run(
             [exe, *argv[1:]], capture_output=True, timeout=_CMD_TIMEOUT, check=False, stdin=subprocess.DEVNULL
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"command": argv, "error": _err(exc)}
+        return {"command": argv, "executable": exe, "error": _err(exc)}
     out: dict[str, Any] = {
         "command": argv,
+        "executable": exe,
+        "executable_sha256": digest,
         "exit_code": proc.returncode,
         "lines": proc.stdout.decode("utf-8", "replace").splitlines(),
     }
+    if why:
+        out["executable_sha256_error"] = why
     if proc.stderr:
         out["stderr"] = proc.stderr.decode("utf-8", "replace").strip()
     return out

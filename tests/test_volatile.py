@@ -15,6 +15,7 @@ import pytest
 
 from collectors import volatile
 from collectors.artifacts import VOLATILE_SECTIONS
+from tests.conftest import require_tool
 
 
 def _no_floats(value: Any, where: str = "") -> None:
@@ -151,3 +152,17 @@ def test_exe_hash_does_not_change_the_executable_atime(tmp_path) -> None:
     after = exe.stat()
     assert digest == hashlib.sha256(b"#!/bin/sh\nexit 0\n").hexdigest()
     assert (after.st_atime_ns, after.st_ctime_ns) == (before.st_atime_ns, before.st_ctime_ns)
+
+
+def test_system_commands_come_from_the_system_not_from_path(tmp_path, monkeypatch) -> None:
+    require_tool("ip")
+    fake = tmp_path / "ip"
+    fake.write_text("#!/bin/sh\necho planted\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")  # a look-alike first on PATH
+    out = volatile._run(["ip", "neigh", "show"])
+    assert out["executable"] in ("/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip")
+    assert out["executable_sha256"] == hashlib.sha256(Path(out["executable"]).read_bytes()).hexdigest()
+    assert "planted" not in out["lines"]
+    missing = volatile._run(["no-such-tool-anywhere"])
+    assert "not installed in /usr/sbin:/usr/bin:/sbin:/bin" in missing["error"]
