@@ -32,8 +32,16 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def _leave(_signum: int, _frame: object) -> None:
+    raise SystemExit(1)
+
+
 def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    # Pool.terminate() stops workers with SIGTERM. Leaving through Python releases a lock this
+    # worker holds (the result queue's, while it puts a result); dying with it held would leave
+    # the parent's terminate() waiting for that lock for good.
+    signal.signal(signal.SIGTERM, _leave)
     gc.set_threshold(*FEW_COLLECTIONS)
     if initializer is not None:
         initializer(*initargs)
