@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from manifest.bundle import BundleWriter
+    from manifest.previous import PreviousBundle
 
 BATCH_FILES = 256
 BATCH_BYTES = 32 << 20
@@ -277,6 +278,7 @@ class WorkerConfig:
     resolve_names: bool
     views: ViewContext | None = None
     spool: Spool | None = None  # where batch output goes when workers are separate processes
+    previous: PreviousBundle | None = None  # a follow-up collection copies only what changed since
 
 
 @dataclass
@@ -412,7 +414,8 @@ class Acquirer:
         _fill_meta(item, meta, self._names(meta.uid, meta.gid))
         kind = item["kind"] = meta.kind
         if kind == "file":
-            skip = self._skip_reason(meta, src) if src.max_file_size is not None or src.since_ns else None
+            limited = src.max_file_size is not None or src.since_ns or self.config.previous
+            skip = self._skip_reason(meta, src, original) if limited else None
             if skip:
                 item["status"] = "skipped"
                 item["note"] = skip
@@ -429,8 +432,12 @@ class Acquirer:
         item["acquired_end"] = rfc3339_ns(time.time_ns())
         return item
 
-    @staticmethod
-    def _skip_reason(meta: Meta, src: Source) -> str | None:
+    def _skip_reason(self, meta: Meta, src: Source, original: bytes) -> str | None:
+        if self.config.previous is not None:
+            state = (meta.size, meta.mtime_ns, meta.ctime_ns, meta.inode, meta.device)
+            unchanged = self.config.previous.unchanged(original, state)
+            if unchanged:
+                return unchanged
         if src.max_file_size is not None and meta.size > src.max_file_size:
             return f"size {meta.size} bytes exceeds the limit of {src.max_file_size} bytes"
         if src.since_ns is not None and meta.mtime_ns < src.since_ns:
@@ -619,15 +626,23 @@ def acquire(
     resolve_names: bool = True,
     skip: set[bytes] | None = None,
     links: dict[tuple[int, int], int] | None = None,
+    previous: PreviousBundle | None = None,
 ) -> AcquireStats:
     """Acquire every source into the bundle; items and manifest lines stream out in id order.
-    `skip`: original paths already acquired (a resumed run); `links`: their hard links."""
+    `skip`: original paths already acquired (a resumed run); `links`: their hard links;
+    `previous`: the bundle a follow-up collection builds on (unchanged files are not copied)."""
     progress = progress or ProgressSink()
     stats = AcquireStats()
     workers = max(1, workers or os.cpu_count() or 1)
     spool = Spool(writer.path) if workers > 1 else None
     config = WorkerConfig(
-        os.fsencode(writer.path), sources, writer.immutable, resolve_names, writer.view_context, spool
+        os.fsencode(writer.path),
+        sources,
+        writer.immutable,
+        resolve_names,
+        writer.view_context,
+        spool,
+        previous,
     )
     first_link: dict[tuple[int, int], int] = dict(links or {})
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from collectors.acquire import AcquireStats, ProgressSink, Source, acquire
 from manifest.bundle import BundleWriter
 from manifest.errors import BundleError, CollectionInterrupted, SealboxError
+from manifest.previous import PREVIOUS_FIELD, PreviousBundle, load_previous
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,6 +41,7 @@ class CollectionRequest:
     immutable: bool | None = None
     tsa_url: str | None = None
     resume: Path | None = None  # an interrupted BUNDLE.incomplete to finish instead of a new one
+    previous: Path | None = None  # a sealed bundle this one follows up: only what changed is copied
     # Read the files from a private mount namespace with the sources' mounts noatime, so that
     # not even a symlink's atime moves (collectors/mountns.py). It changes this whole process,
     # so the commands ask for it; a library caller decides for itself.
@@ -77,7 +79,7 @@ def _source_text(src: Source) -> str:
     return src.original.decode("utf-8", "surrogateescape")
 
 
-def _resume(request: CollectionRequest) -> ResumePoint:
+def _resume(request: CollectionRequest, previous: PreviousBundle | None) -> ResumePoint:
     from manifest.resume import resume
 
     assert request.resume is not None
@@ -90,6 +92,7 @@ def _resume(request: CollectionRequest) -> ResumePoint:
         immutable=request.immutable,
         sources=[_source_text(s) for s in request.sources],
         case=request.case,
+        previous=previous.tagmanifest_sha256 if previous is not None else None,
     )
 
 
@@ -121,7 +124,8 @@ def _recount(writer: BundleWriter, stats: AcquireStats) -> None:
 
 def run_collection(request: CollectionRequest, progress: ProgressSink | None = None) -> CollectionResult:
     """Collect, seal and return the sealed bundle; an interrupted run stays `.incomplete`."""
-    point = _resume(request) if request.resume is not None else None
+    previous = load_previous(request.previous) if request.previous is not None else None
+    point = _resume(request, previous) if request.resume is not None else None
     if point is not None:
         assert point.writer is not None
         writer = point.writer
@@ -137,6 +141,8 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
             immutable=request.immutable,
         )
     try:
+        if previous is not None:
+            writer.extra_info.append((PREVIOUS_FIELD, previous.tagmanifest_sha256))
         sources = [_source_text(s) for s in request.sources]
         if point is not None:
             writer.custody.add("note", point.details(), point.reason)
@@ -157,6 +163,11 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
                     "profile": request.profile,
                     "root": str(request.root) if request.root else None,
                     "host": writer.host,
+                    "previous": (
+                        {"bundle": previous.name, "tagmanifest_sha256": previous.tagmanifest_sha256}
+                        if previous is not None
+                        else None
+                    ),
                 },
                 request.reason,
             )
@@ -180,6 +191,7 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
                 resolve_names=request.root is None,
                 skip=point.done if point is not None else None,
                 links=point.links if point is not None else None,
+                previous=previous,
             )
         if point is not None:  # what the interrupted run had recorded counts as well
             _recount(writer, stats)

@@ -131,6 +131,7 @@ def build_request(
     reason: str = "",
     workers: int | None = None,
     resume: Path | None = None,
+    previous: Path | None = None,
     private_mounts: bool = False,
 ) -> Prepared:
     """Plan one run. Volatile state is the live host's: by default taken only when the root is `/`."""
@@ -161,6 +162,7 @@ def build_request(
         reason=reason,
         workers=workers,
         resume=resume,
+        previous=previous,
         private_mounts=private_mounts,
     )
     prepared = Prepared(target, selection, plan, sections, email_collectors, request)

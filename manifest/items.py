@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -80,3 +81,9 @@ def iter_items(items_path: Path) -> Iterator[dict[str, Any]]:
         for raw in fh:
             if raw.strip():
                 yield parse_item(raw)
+
+
+def original_path(item: dict[str, Any]) -> bytes:
+    """The exact bytes of an item's original path (`source_path_b64` when they are not UTF-8)."""
+    b64 = item.get("source_path_b64")
+    return base64.b64decode(b64) if b64 else str(item.get("source_path") or "").encode()

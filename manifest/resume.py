@@ -14,7 +14,6 @@ custody is refused.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from manifest.bundle import INCOMPLETE, BundleWriter, lock_bundle_dir
 from manifest.custody import CUSTODY, sha256_hex, verify_chain
 from manifest.errors import BundleError, UsageError
 from manifest.hashing import check_batch
-from manifest.items import iter_items, parse_item
+from manifest.items import iter_items, original_path, parse_item
 from manifest.timefmt import parse_rfc3339_ns
 
 if TYPE_CHECKING:
@@ -71,11 +70,6 @@ class ResumePoint(Kept):
         """The custody note's reason."""
         stage = "sealing" if self.completed else "collection"
         return f"{stage} resumed after an interruption"
-
-
-def _original(item: dict[str, Any]) -> bytes:
-    b64 = item.get("source_path_b64")
-    return base64.b64decode(b64) if b64 else str(item.get("source_path") or "").encode()
 
 
 def _started_event(path: Path, signer: Signer) -> tuple[dict[str, Any], list[dict[str, Any]], bytes]:
@@ -134,7 +128,7 @@ def _read_items(path: Path, point: Kept, finished: bool) -> None:
                 stored[rel] = str(item.get("sha256"))
             if item.get("kind") == "volatile":
                 continue
-            point.done.add(_original(item))
+            point.done.add(original_path(item))
             if item.get("kind") == "file" and (item.get("nlink") or 0) > 1:
                 point.links.setdefault((item["device"], item["inode"]), item_id)
     point.whole_bytes = good_end
@@ -190,6 +184,7 @@ def resume(
     immutable: bool | None = None,
     sources: list[str] | None = None,
     case: str | None = None,
+    previous: str | None = None,
 ) -> ResumePoint:
     """Check and reopen an interrupted bundle; the caller acquires what is missing and seals.
     `sources` (as collection-started records them) must be the interrupted run's."""
@@ -200,7 +195,7 @@ def resume(
         )
     lock = lock_bundle_dir(path)  # refused while a collection is still writing it
     try:
-        point, started, events, last_raw = _trusted_point(path, signer, sources, case)
+        point, started, events, last_raw = _trusted_point(path, signer, sources, case, previous)
         # Checked and trusted: only now is anything changed.
         if point.torn_bytes:
             os.truncate(path / "metadata/items.jsonl", point.whole_bytes)
@@ -241,10 +236,10 @@ def resume(
 
 
 def _trusted_point(
-    path: Path, signer: Signer, sources: list[str] | None, case: str | None
+    path: Path, signer: Signer, sources: list[str] | None, case: str | None, previous: str | None
 ) -> tuple[ResumePoint, dict[str, Any], list[dict[str, Any]], bytes]:
     """Every check, before anything is changed: the chain, the key, the case, the sources, the
-    items and each recorded copy."""
+    previous bundle it follows up, the items and each recorded copy."""
     started, events, last_raw = _started_event(path, signer)
     details = started.get("details") or {}
     if case is not None and case != started.get("case"):
@@ -255,6 +250,12 @@ def _trusted_point(
         raise UsageError(
             f"{path} collected other sources ({shown})",
             "resume with the same paths, profile and --root as the interrupted run",
+        )
+    follows = (details.get("previous") or {}).get("tagmanifest_sha256")
+    if follows != previous:
+        raise UsageError(
+            f"{path} was started {'with --previous' if follows else 'without --previous'}",
+            "resume with the same --previous as the interrupted run",
         )
     point.volatile_done = any(ev.get("event") == "volatile-captured" for ev in events)
     point.completed = any(ev.get("event") == "collection-completed" for ev in events)

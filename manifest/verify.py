@@ -6,6 +6,7 @@ Every check runs and every problem becomes a Finding naming the exact file, line
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from manifest.items import parse_item
 from manifest.keys import KeyStore, fingerprint, load_public_pem, verify_signature
 from manifest.minisign import verify_prehashed
 from manifest.parallel import BackgroundMap, few_collections
+from manifest.previous import PREVIOUS_FIELD, tagmanifest_digest
 from manifest.timefmt import now_rfc3339
 from manifest.timestamp import timestamp_findings
 
@@ -87,8 +89,10 @@ def verify_bundle(
     store: KeyStore | None = None,
     workers: int | None = None,
     tsa_ca: Path | None = None,
+    previous: Path | None = None,
 ) -> VerifyReport:
-    """Check a bundle against every rule of SPEC §6 and return all findings."""
+    """Check a bundle against every rule of SPEC §6 and return all findings; with `previous`,
+    also that the bundle follows up that one (its Sealbox-Previous-Bundle)."""
     if not path.exists():
         raise NotABundleError(f"{path} does not exist", "give the bundle directory")
     if not path.is_dir():
@@ -113,7 +117,29 @@ def verify_bundle(
     _check_payload_and_items(path, report, workers)
     _check_custody(path, report, trusted_fps)
     report.findings.extend(timestamp_findings(path, tsa_ca))
+    if previous is not None:
+        _check_previous(report, previous)
     return report
+
+
+def _check_previous(report: VerifyReport, previous: Path) -> None:
+    try:
+        expected = tagmanifest_digest(previous)
+    except OSError as exc:
+        raise NotABundleError(
+            f"--previous {previous}: cannot read its {bagit.TAGMANIFEST}: {exc.strerror}"
+        ) from None
+    found = report.info.get(PREVIOUS_FIELD)
+    if found is None:
+        report.add("previous-bundle-unlinked", "bag-info.txt", f"no {PREVIOUS_FIELD}: not a follow-up bundle")
+    elif found != expected:
+        report.add(
+            "previous-bundle-mismatch",
+            "bag-info.txt",
+            f"{PREVIOUS_FIELD} is not the SHA-256 of {previous.name}/{bagit.TAGMANIFEST}",
+            expected,
+            found,
+        )
 
 
 def _check_declarations(path: Path, report: VerifyReport) -> None:
@@ -136,6 +162,9 @@ def _check_declarations(path: Path, report: VerifyReport) -> None:
     ):
         if label not in report.info:
             report.add("bag-info-field-missing", "bag-info.txt", f"field {label} is missing")
+    link = report.info.get(PREVIOUS_FIELD)
+    if link is not None and not re.fullmatch("[0-9a-f]{64}", link):
+        report.add("bag-info-field-invalid", "bag-info.txt", f"{PREVIOUS_FIELD} is not a SHA-256 in hex")
     if report.info.get("Sealbox-Format", "1") != "1":
         report.add(
             "format-unsupported",

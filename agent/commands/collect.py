@@ -142,6 +142,7 @@ def collect(
     reason: str,
     workers: int | None,
     resume: Path | None,
+    previous: Path | None,
     tsa_url: str | None,
     as_json: bool,
     paths: tuple[str, ...],
@@ -157,6 +158,7 @@ def collect(
         reason=reason,
         workers=workers,
         resume=resume,
+        previous=previous,
         tsa_url=tsa_url,
         private_mounts=True,
     )

@@ -32,7 +32,12 @@ def key_options(func: F) -> F:
 
 
 def run_options(func: F) -> F:
-    """`--reason`, `--workers` and `--resume` for the commands that run a collection."""
+    """`--reason`, `--workers`, `--resume` and `--previous` for the commands that run a collection."""
+    func = click.option(
+        "--previous",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="A sealed bundle of the same sources: copy only what is new or changed since (follow-up).",
+    )(func)
     func = click.option(
         "--resume",
         type=click.Path(path_type=Path, file_okay=False, exists=True),

@@ -167,6 +167,7 @@ def respond(
     reason: str,
     workers: int | None,
     resume: Path | None,
+    previous: Path | None,
     dry_run: bool,
     as_json: bool,
     **incident_kw: Any,
@@ -201,6 +202,7 @@ def respond(
         reason=reason or "sealbox respond",
         workers=workers,
         resume=resume,
+        previous=previous,
         private_mounts=True,
     )
     if dry_run:

@@ -55,11 +55,23 @@ def print_report(report: VerifyReport) -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="CA certificates of the timestamp authority: also check the .tsr signature.",
 )
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also check that BUNDLE follows up this earlier bundle (Sealbox-Previous-Bundle).",
+)
 def verify(
-    bundle: Path, trust: tuple[str, ...], as_json: bool, workers: int | None, tsa_ca: Path | None
+    bundle: Path,
+    trust: tuple[str, ...],
+    as_json: bool,
+    workers: int | None,
+    tsa_ca: Path | None,
+    previous: Path | None,
 ) -> int:
     """Verify BUNDLE: bag, hashes, signatures, trust, items, custody chain and timestamp."""
-    report = verify_bundle(bundle, full_fingerprints(trust), workers=workers, tsa_ca=tsa_ca)
+    report = verify_bundle(
+        bundle, full_fingerprints(trust), workers=workers, tsa_ca=tsa_ca, previous=previous
+    )
     if as_json:
         print_json(report.as_dict())
     else:
