@@ -32,6 +32,7 @@ COMMAND_MODULES = {
     "isolate": "agent.commands.isolate",
     "restore": "agent.commands.isolate",
     "isolation": "agent.commands.isolate",
+    "watch": "agent.commands.watch",
 }
 
 
