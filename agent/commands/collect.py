@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from agent.commands.common import key_options, load_signer, print_json, run_options, stderr_is_tty
+from agent.commands.common import (
+    case_out_options,
+    key_options,
+    load_signer,
+    print_json,
+    run_options,
+    stderr_is_tty,
+)
 from collectors.acquire import ProgressSink, Source
 from collectors.collection import CollectionRequest, CollectionResult, run_collection
 from manifest.errors import UsageError
 from manifest.timefmt import parse_rfc3339_ns
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -115,14 +125,7 @@ def print_summary(result: CollectionResult) -> None:
 
 
 @click.command()
-@click.option("--case", required=True, help="Case id, e.g. OKC-2026-0042.")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Directory in which the bundle directory is created.",
-)
+@case_out_options
 @key_options
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths or names matching GLOB.")
 @click.option("--max-file-size", metavar="N", help="Record larger files as skipped (e.g. 100M).")

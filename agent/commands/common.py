@@ -16,6 +16,18 @@ from manifest.keys import KeyStore, Signer, read_passphrase_file
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def case_out_options(func: F) -> F:
+    """`--case ID` and `--out DIR` (required) for the commands that make bundles from paths."""
+    func = click.option(
+        "--out",
+        "out_dir",
+        required=True,
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Directory in which bundle directories are created (external media is best).",
+    )(func)
+    return click.option("--case", required=True, help="Case id, e.g. OKC-2026-0042.")(func)
+
+
 def key_options(func: F) -> F:
     """`--key FP` and `--passphrase-file F` for commands that sign."""
     func = click.option(

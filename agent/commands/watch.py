@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from agent.commands.collect import cli_sources, warn
-from agent.commands.common import key_options, load_signer
+from agent.commands.common import case_out_options, key_options, load_signer
 from agent.watch import Watch, stop_on_signals
 from collectors.collection import CollectionRequest, CollectionResult
 from manifest.errors import UsageError
@@ -37,14 +37,7 @@ def announce(result: CollectionResult) -> None:
 
 
 @click.command()
-@click.option("--case", required=True, help="Case id, e.g. OKC-2026-0042.")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Directory in which the bundles are created.",
-)
+@case_out_options
 @key_options
 @click.option("--every", default="15m", show_default=True, help="How often to look for changes.")
 @click.option(
