@@ -14,7 +14,7 @@ import signal
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
@@ -31,7 +31,7 @@ from collectors.collection import CollectionRequest, CollectionResult, run_colle
 from collectors.mountns import enter_noatime_namespace
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 # A write, not a read: watchdog also reports opens, reads' closes and attribute changes.
 CHANGES = frozenset(
@@ -98,7 +98,7 @@ class Watch:
 
 
 @contextlib.contextmanager
-def stop_on_signals(watch: Watch) -> Any:
+def stop_on_signals(watch: Watch) -> Iterator[Watch]:
     """SIGTERM and SIGINT end the watch between collections instead of cutting one short."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     for sig in previous:

@@ -192,6 +192,12 @@ class Skip:
         return True
 
 
+def _said(exc: OSError, message: str) -> OSError:
+    """A symlink or file found where a directory was listed (ENOTDIR, ELOOP under O_NOFOLLOW),
+    said in words; any other error as it is."""
+    return OSError(exc.errno, message) if exc.errno in (errno.ENOTDIR, errno.ELOOP) else exc
+
+
 def open_listed_dir(path: bytes, listed: DirId | None) -> int:
     """An O_PATH fd of directory `path`, checked to be the very directory the walk listed (whose
     identity is `listed`, when known). One swapped since, for another or for a symlink, raises
@@ -199,9 +205,7 @@ def open_listed_dir(path: bytes, listed: DirId | None) -> int:
     try:
         fd = os.open(path, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
     except OSError as exc:
-        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-            raise OSError(exc.errno, "a directory was replaced by a non-directory (not followed)") from None
-        raise
+        raise _said(exc, "a directory was replaced by a non-directory (not followed)") from None
     if listed is not None:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != listed:
@@ -222,9 +226,7 @@ def _list_dir(path: bytes, listed_in: DirId | None) -> tuple[DirId, list[tuple[b
         try:
             fd = open_noatime(name, _O_DIRECTORY | _O_NOFOLLOW, dir_fd=parent_fd)
         except OSError as exc:
-            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-                raise OSError(exc.errno, "replaced by a non-directory after listing (not followed)") from None
-            raise
+            raise _said(exc, "replaced by a non-directory after listing (not followed)") from None
         finally:
             os.close(parent_fd)
     try:
