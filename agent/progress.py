@@ -48,7 +48,7 @@ class RichProgress(ProgressSink):
 
     def _scan(self) -> None:
         files = nbytes = 0
-        for _path, _orig, _index, size, _listed_from in walk(self._sources):
+        for _path, _orig, _index, size, _listed_from in walk(self._sources, sizes=True):
             if self._stop.is_set():
                 return
             files += 1

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from manifest.previous import PreviousBundle
 
 BATCH_FILES = 256
-BATCH_BYTES = 32 << 20
+BATCH_BYTES = 32 << 20  # a worker hands back the rest of a batch once it has copied this much
+BIG_FILE = 8 << 20  # a file this big is copied in a batch of its own, so big files spread
 BUFFER = 1 << 20
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -92,11 +93,11 @@ class ProgressSink:
 
 
 DirId = tuple[int, int]  # a directory's identity: device, inode
-# What the walk finds: path, original, source index, size hint, and the identity of the directory
-# it was listed from (None for a source itself). A task adds the item id in front. Plain tuples:
-# cheap to pickle.
+# What the walk finds: path, original, source index, size (when asked for, else 0), and the
+# identity of the directory it was listed from (None for a source itself). A task is the item id,
+# path, original, source index and that identity. Plain tuples: cheap to pickle.
 Found = tuple[bytes, bytes, int, int, DirId | None]
-Task = tuple[int, bytes, bytes, int, int, DirId | None]
+Task = tuple[int, bytes, bytes, int, DirId | None]
 
 
 def _text(path: bytes) -> str:
@@ -116,10 +117,13 @@ def walk(
     sources: list[Source],
     on_error: Callable[[bytes, str], None] | None = None,
     skip: Skip | None = None,
+    sizes: bool = False,
 ) -> Iterator[Found]:
-    """Yield (path, original, source index, size hint, listed from) depth-first in sorted order,
+    """Yield (path, original, source index, size, listed from) depth-first in sorted order,
     never following symlinks and listing directories with O_NOATIME so not even their atime
-    moves. Directories `skip` matches (sealbox's own output) are left out, wherever they appear."""
+    moves. Directories `skip` matches (sealbox's own output) are left out, wherever they appear.
+    Files' sizes cost a stat each and are 0 unless `sizes` is set: the acquisition reads them in
+    its workers, in parallel, and needs none here."""
     listed: set[bytes] = set()
     for index, src in enumerate(sources):
         excluded = src.excluder()
@@ -130,7 +134,7 @@ def walk(
         except OSError:
             yield src.path, src.original, index, 0, None  # the worker records the error
             continue
-        yield src.path, src.original, index, top.st_size if stat.S_ISREG(top.st_mode) else 0, None
+        yield src.path, src.original, index, top.st_size if stat.S_ISREG(top.st_mode) and sizes else 0, None
         if not stat.S_ISDIR(top.st_mode) or src.max_depth == 0:
             continue
         listed.add(src.path.rstrip(b"/") + b"/")
@@ -138,7 +142,7 @@ def walk(
         while stack:
             dpath, dorig, depth, listed_in = stack.pop()
             try:
-                listed_from, entries = _list_dir(dpath, listed_in)
+                listed_from, entries = _list_dir(dpath, listed_in, sizes)
             except OSError as exc:
                 if on_error:
                     on_error(dpath, exc.strerror or str(exc))
@@ -214,8 +218,11 @@ def open_listed_dir(path: bytes, listed: DirId | None) -> int:
     return fd
 
 
-def _list_dir(path: bytes, listed_in: DirId | None) -> tuple[DirId, list[tuple[bytes, bool, int]]]:
-    """The directory's identity, and its (name, is a directory, size of a file) sorted by name.
+def _list_dir(
+    path: bytes, listed_in: DirId | None, sizes: bool = False
+) -> tuple[DirId, list[tuple[bytes, bool, int]]]:
+    """The directory's identity, and its (name, is a directory, size of a file or 0 when not
+    asked for) sorted by name.
     It is opened through the directory it was listed in, so each level of the walk is pinned to
     the one above it."""
     parent, _, name = path.rpartition(b"/")
@@ -237,7 +244,7 @@ def _list_dir(path: bytes, listed_in: DirId | None) -> tuple[DirId, list[tuple[b
                 name = os.fsencode(entry.name)
                 is_dir = entry.is_dir(follow_symlinks=False)
                 size = 0
-                if entry.is_file(follow_symlinks=False):
+                if sizes and entry.is_file(follow_symlinks=False):
                     try:
                         size = entry.stat(follow_symlinks=False).st_size
                     except OSError:
@@ -252,23 +259,30 @@ def _list_dir(path: bytes, listed_in: DirId | None) -> tuple[DirId, list[tuple[b
 def batches(
     tasks: Iterator[Found], next_id: Callable[[], int], progress: ProgressSink
 ) -> Iterator[list[Task]]:
-    """Group tasks so each batch is a fair share of work: many small files or one big one."""
+    """Tasks in batches of BATCH_FILES, ids in walk order. Sizes are not known here: a worker
+    hands back what should not share its batch (see `Acquirer.run`, `handed_back`)."""
     batch: list[Task] = []
-    size = 0
-    for path, orig, index, hint, listed_from in tasks:
-        if hint >= BATCH_BYTES and batch:
-            progress.add_total(len(batch), size)
+    for path, orig, index, _size, listed_from in tasks:
+        batch.append((next_id(), path, orig, index, listed_from))
+        if len(batch) >= BATCH_FILES:
+            progress.add_total(len(batch), 0)
             yield batch
-            batch, size = [], 0
-        batch.append((next_id(), path, orig, index, hint, listed_from))
-        size += hint
-        if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
-            progress.add_total(len(batch), size)
-            yield batch
-            batch, size = [], 0
+            batch = []
     if batch:
-        progress.add_total(len(batch), size)
+        progress.add_total(len(batch), 0)
         yield batch
+
+
+def handed_back(result: BatchResult, workers: int) -> list[list[Task]]:
+    """The batches a worker's leftover becomes: a big file alone, the rest cut so every worker
+    gets a share (each share hands back again if it too holds more than a batch's worth)."""
+    rest = result.leftover
+    if not rest:
+        return []
+    head = [rest[:1]] if result.alone else []
+    rest = rest[1:] if result.alone else rest
+    size = max(1, -(-len(rest) // workers))
+    return head + [rest[i : i + size] for i in range(0, len(rest), size)]
 
 
 # ---------------------------------------------------------------- worker side
@@ -294,6 +308,8 @@ class BatchResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     views: list[bytes] = field(default_factory=list)  # the view parts for these items
     spooled: Spooled | None = None  # instead of lines, manifest and views: where they are in the spool
+    leftover: list[Task] = field(default_factory=list)  # tasks handed back, not acquired here
+    alone: bool = False  # the leftover's first task is a big file, to be a batch of its own
 
 
 class Acquirer:
@@ -332,8 +348,15 @@ class Acquirer:
         manifest: list[bytes] = []
         items: list[dict[str, Any]] = []
         counts = result.counts
-        for task in batch:
-            item = self.acquire_one(task, result)
+        shared = len(batch) > 1
+        for position, task in enumerate(batch):
+            if position and result.nbytes >= BATCH_BYTES:
+                result.leftover = batch[position:]  # enough for one batch: others take the rest
+                break
+            item = self.acquire_one(task, result, shared)
+            if item is None:
+                result.leftover, result.alone = batch[position:], True
+                break
             items.append(item)
             if item["kind"] == "file" and item["nlink"] and item["nlink"] > 1:
                 result.links.append((task[0], item["device"], item["inode"]))
@@ -393,8 +416,10 @@ class Acquirer:
             raise got
         return got, name
 
-    def acquire_one(self, task: Task, result: BatchResult) -> dict[str, Any]:
-        item_id, path, original, index, _hint, listed_from = task
+    def acquire_one(self, task: Task, result: BatchResult, shared: bool = False) -> dict[str, Any] | None:
+        """The item for one task; None for a big file in a `shared` batch (left to a batch of its
+        own, so several big files are copied side by side)."""
+        item_id, path, original, index, listed_from = task
         src = self.config.sources[index]
         item = empty_item()  # every field, in sorted order; filled by plain stores (hot path)
         item["id"] = f"{item_id:08d}"
@@ -421,6 +446,8 @@ class Acquirer:
             if skip:
                 item["status"] = "skipped"
                 item["note"] = skip
+            elif shared and meta.size >= BIG_FILE:
+                return None
             else:
                 self._copy(dir_fd, name, original, meta, item, result)
         elif kind == "symlink":
@@ -689,7 +716,14 @@ def acquire(
     work = batches(found, writer.next_id, progress)
     try:
         with few_collections():
-            for result in ordered_map(_run_batch, work, workers, _init_worker, (config,)):
+            for result in ordered_map(
+                _run_batch,
+                work,
+                workers,
+                _init_worker,
+                (config,),
+                more=lambda res: handed_back(res, workers),
+            ):
                 handle(result)
     finally:
         if spool is not None:

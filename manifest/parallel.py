@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import heapq
 import multiprocessing
+import queue
 import signal
 from collections import deque
 from contextlib import contextmanager
@@ -36,6 +39,23 @@ def _leave(_signum: int, _frame: object) -> None:
     raise SystemExit(1)
 
 
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def _keep_freed_memory() -> None:
+    """glibc gives a batch's freed buffers (a few MB of records and views) back to the kernel,
+    and the next batch faults them in again page by page: most of a small-file collection's page
+    faults. A worker keeps them instead (best effort: only where glibc's mallopt exists)."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+
+
 def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     # Pool.terminate() stops workers with SIGTERM. Leaving through Python releases a lock this
@@ -43,6 +63,7 @@ def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) ->
     # the parent's terminate() waiting for that lock for good.
     signal.signal(signal.SIGTERM, _leave)
     gc.set_threshold(*FEW_COLLECTIONS)
+    _keep_freed_memory()
     if initializer is not None:
         initializer(*initargs)
 
@@ -54,28 +75,58 @@ def ordered_map(
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
     window: int = 3,
+    more: Callable[[R], list[T]] | None = None,
 ) -> Iterator[R]:
     """`fn(batch)` for each batch in worker processes, yielded in input order. At most
-    `window * workers` batches are in flight. An interrupt or error stops the workers at once."""
+    `window * workers` batches are in flight. `more(result)` may give batches that belong right
+    after that result's (work a worker handed back); they are queued as soon as the result
+    arrives, whatever its place in the order. An interrupt or error stops the workers at once."""
     if workers <= 1:
         if initializer is not None:
             initializer(*initargs)
+        todo: deque[T] = deque()
         for batch in batches:
-            yield fn(batch)
+            todo.append(batch)
+            while todo:
+                result = fn(todo.popleft())
+                todo.extendleft(reversed(more(result) if more is not None else []))
+                yield result
         return
     ctx = multiprocessing.get_context("fork")  # workers inherit loaded modules: fast start
     gc.freeze()  # the workers' collector leaves inherited objects alone: their pages stay shared
     pool = ctx.Pool(workers, initializer=_init, initargs=(initializer, initargs))
     gc.unfreeze()
-    pending: deque[Any] = deque()
+    # Keys are tuples: work handed back by batch (5,) becomes (5, 1), (5, 2)..., which sort
+    # after (5,) and before (6,), so the output order is the input order at every depth.
+    arrived: queue.SimpleQueue[tuple[tuple[int, ...], Any, BaseException | None]] = queue.SimpleQueue()
+    outstanding: list[tuple[int, ...]] = []  # a heap: the next key to yield is the smallest
+    done: dict[tuple[int, ...], R] = {}
+
+    def submit(key: tuple[int, ...], batch: T) -> None:
+        heapq.heappush(outstanding, key)
+        pool.apply_async(
+            fn,
+            (batch,),
+            callback=lambda result: arrived.put((key, result, None)),
+            error_callback=lambda exc: arrived.put((key, None, exc)),
+        )
+
+    numbered = enumerate(batches)
     finished = False
     try:
-        for batch in batches:
-            pending.append(pool.apply_async(fn, (batch,)))
-            while len(pending) > window * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        while True:
+            while len(outstanding) < window * workers and (nth := next(numbered, None)) is not None:
+                submit((nth[0],), nth[1])
+            if not outstanding:
+                break
+            key, result, exc = arrived.get()
+            if exc is not None:
+                raise exc
+            for i, extra in enumerate(more(result) if more is not None else [], start=1):
+                submit((*key, i), extra)
+            done[key] = result
+            while outstanding and outstanding[0] in done:
+                yield done.pop(heapq.heappop(outstanding))
         finished = True
     finally:
         if finished:

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from collectors.acquire import Acquirer, ProgressSink, Source, WorkerConfig, batches, walk
+import collectors.acquire
+from collectors.acquire import Acquirer, ProgressSink, Source, WorkerConfig, batches, handed_back, walk
 from collectors.collection import CollectionRequest, run_collection
 from collectors.mountns import enter_noatime_namespace
 from manifest.keys import KeyStore
+from manifest.pathenc import stored_path
+from manifest.verify import verify_bundle
 from tests.builders import make_key
 from tests.conftest import REPO, clear_flags, require_root
 
@@ -121,6 +124,55 @@ def test_limits_record_skipped_items_with_the_reason(cli, tmp_path, out_dir):
     assert found[str(src / "small.txt")]["status"] == "ok"
     assert str(src / "cache/skip-me.tmp") not in found
     assert cli("verify", Path(proc.stdout.strip())).returncode == 0
+
+
+def test_a_big_file_is_handed_back_to_be_copied_in_a_batch_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(collectors.acquire, "BIG_FILE", 1000)
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, size in [("a", 10), ("b", 2000), ("c", 10), ("d", 3000)]:
+        (src / name).write_bytes(b"x" * size)
+    ids = iter(range(1, 100))
+    (batch,) = batches(walk([source(src)]), lambda: next(ids), ProgressSink())
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    acquirer = Acquirer(WorkerConfig(os.fsencode(bundle), [source(src)], False, True))
+    first = acquirer.run(batch)
+    paths = [json.loads(line)["source_path"] for line in first.lines.splitlines()]
+    assert paths == [str(src), str(src / "a")]
+    assert first.alone and [task[0] for task in first.leftover] == [3, 4, 5]
+    assert not (bundle / stored_path(os.fsencode(src / "b"))).exists()  # not copied yet
+    alone, rest = handed_back(first, workers=1)
+    assert [task[0] for task in alone] == [3] and [task[0] for task in rest] == [4, 5]
+    assert json.loads(acquirer.run(alone).lines)["sha256"] is not None  # alone, it is copied
+    again = acquirer.run(rest)  # "c" copied, then "d" handed back in its turn
+    assert [json.loads(line)["id"] for line in again.lines.splitlines()] == ["00000004"]
+    assert again.alone and [task[0] for task in again.leftover] == [5]
+
+
+def test_batches_handed_back_keep_the_items_in_walk_order(signer, tmp_path, out_dir, monkeypatch):
+    # Forked workers see the patched limits: many files count as big, and batches hand back
+    # their rest early, so work is handed back at several depths while others run.
+    monkeypatch.setattr(collectors.acquire, "BIG_FILE", 4096)
+    monkeypatch.setattr(collectors.acquire, "BATCH_BYTES", 8192)
+    src = tmp_path / "src"
+    expected = {}
+    for d in range(3):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(40):
+            data = os.urandom(100 if i % 3 else 5000 + i)
+            (src / f"d{d}/f{i:02d}").write_bytes(data)
+            expected[str(src / f"d{d}/f{i:02d}")] = data
+    result = run_collection(CollectionRequest("C-BACK", out_dir, signer, [source(src)], workers=2))
+    lines = (result.bundle / "metadata/items.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["id"] for r in records] == [f"{n:08d}" for n in range(1, len(records) + 1)]
+    assert [r["source_path"] for r in records if r["kind"] == "file"] == sorted(expected)
+    for r in records:
+        if r["kind"] == "file":
+            assert (result.bundle / r["stored_as"]).read_bytes() == expected[r["source_path"]]
+    report = verify_bundle(result.bundle, {signer.identity.fingerprint})
+    assert report.ok, report.findings
 
 
 def test_progress_sink_counts_every_item(signer, tmp_path, out_dir):

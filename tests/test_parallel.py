@@ -36,6 +36,23 @@ def test_ordered_map_keeps_input_order_across_workers() -> None:
     assert list(ordered_map(_square, range(50), 3, window=2)) == [n * n for n in range(50)]
 
 
+def test_ordered_map_puts_handed_back_batches_right_after_their_own() -> None:
+    # A batch may hand work back (collectors.acquire does, for big files); the pieces go right
+    # after it in the output, at any depth, however the results arrive.
+    def more(result: list[int]) -> list[list[int]]:
+        return [result[1:2], result[2:]] if len(result) > 1 else []
+
+    batches = [[n, n + 100, n + 200] for n in range(20)]
+    for workers in (1, 3):
+        out = list(ordered_map(_first, batches, workers, window=2, more=more))
+        assert out == [x for n in range(20) for x in ([n, n + 100, n + 200], [n + 100], [n + 200])]
+
+
+def _first(batch: list[int]) -> list[int]:
+    time.sleep(0.001 * (batch[0] % 3))
+    return batch
+
+
 def _square(n: int) -> int:
     time.sleep(0.001 * (n % 3))  # uneven work: results arrive out of order
     return n * n
