@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -16,8 +18,10 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 def open_noatime(path: bytes | str, flags: int = 0, dir_fd: int | None = None) -> int:
     """An fd opened read-only with O_NOATIME; plain read-only when the kernel refuses it (EPERM:
-    not the owner and no CAP_FOWNER) — the file is still never written."""
-    base = os.O_RDONLY | _CLOEXEC | flags
+    not the owner and no CAP_FOWNER) — the file is still never written. Non-blocking, so a fifo
+    planted where a file was expected (on a host, in a bundle) cannot hang the open; reading a
+    regular file is the same either way."""
+    base = os.O_RDONLY | _CLOEXEC | os.O_NONBLOCK | flags
     if _NOATIME:
         try:
             return os.open(path, base | _NOATIME, dir_fd=dir_fd)
@@ -35,9 +39,19 @@ def opened(path: bytes | str, *, follow: bool = True) -> Iterator[int]:
         os.close(fd)
 
 
+def regular_size(fd: int, path: bytes | str | os.PathLike[str]) -> int:
+    """The size of the regular file open as `fd`; OSError for anything else (a fifo, a device:
+    never read)."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", os.fsdecode(path))
+    return st.st_size
+
+
 def read_bytes(path: bytes | str, limit: int = 16 * 1024 * 1024, *, follow: bool = True) -> bytes:
-    """Up to `limit` bytes of a regular file."""
+    """Up to `limit` bytes of a regular file (OSError for anything else)."""
     with opened(path, follow=follow) as fd:
+        regular_size(fd, path)
         chunks: list[bytes] = []
         left = limit
         while left > 0:

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from collectors.readonly import open_noatime
+from collectors.readonly import open_noatime, regular_size
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,10 +41,10 @@ def _digest(fd: int, size: int, buf: bytearray | None = None) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str], buf: bytearray | None = None) -> str:
-    """Hex SHA-256 of a file's bytes."""
+    """Hex SHA-256 of a regular file's bytes (OSError for anything else)."""
     fd = open_noatime(os.fsencode(path))
     try:
-        return _digest(fd, os.fstat(fd).st_size, buf)
+        return _digest(fd, regular_size(fd, path), buf)
     finally:
         os.close(fd)
 

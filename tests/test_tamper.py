@@ -124,6 +124,21 @@ def test_payload_swapped_for_a_symlink_or_a_directory(copy):
     assert next(f for f in found if f["kind"] == "payload-unreadable")["message"] == "a symlink, not a file"
 
 
+def test_fifos_planted_in_the_bundle_do_not_hang_verify(copy):
+    """A fifo where a payload or tag file was: opening it must not wait for a writer."""
+    cli, bundle = copy
+    path, rel = payload(bundle, "syslog")
+    path.unlink()
+    os.mkfifo(path)
+    (bundle / "metadata/bodyfile.txt").unlink()
+    os.mkfifo(bundle / "metadata/bodyfile.txt")
+    proc = cli("verify", "--json", bundle, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    found = json.loads(proc.stdout)["findings"]
+    assert {("payload-unreadable", rel), ("tag-file-missing", "metadata/bodyfile.txt")} <= kinds(found)
+    assert next(f for f in found if f["kind"] == "payload-unreadable")["message"] == "not a regular file"
+
+
 def test_one_worker_and_many_find_the_same(copy):
     """In-process checking (one worker) and the worker pool give the same findings, in order."""
     from manifest.verify import verify_bundle
