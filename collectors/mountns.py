@@ -11,10 +11,11 @@ only this process and its workers see the copy, and it is gone when they exit.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 from dataclasses import dataclass
+
+from manifest.libc import libc as c_library
 
 _CLONE_NEWNS = 0x00020000
 _MS_RDONLY = 0x1
@@ -85,7 +86,7 @@ def enter_noatime_namespace(paths: list[bytes]) -> tuple[list[str], str | None]:
         return [], "not Linux"
     if os.geteuid() != 0:
         return [], "needs root (CAP_SYS_ADMIN) for a private mount namespace"
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = c_library()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
     if libc.unshare(_CLONE_NEWNS) != 0:
         return [], f"unshare: {os.strerror(ctypes.get_errno())}"

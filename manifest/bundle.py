@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import fcntl
 import hashlib
@@ -25,6 +23,7 @@ from manifest.custody import CONTINUATION, CUSTODY, CustodyWriter
 from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file, sha256_files
 from manifest.items import empty_item, item_line
+from manifest.libc import libc as c_library
 from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
 from manifest.views import ViewContext, ViewSet
 
@@ -94,8 +93,7 @@ def _syncfs(path: Path) -> None:
     """One durability barrier for everything written to the bundle's filesystem."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.syncfs(fd) != 0:
+        if c_library().syncfs(fd) != 0:
             os.sync()
     except (OSError, AttributeError):
         os.sync()

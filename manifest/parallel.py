@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import heapq
 import multiprocessing
@@ -11,6 +10,8 @@ import signal
 from collections import deque
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from manifest.libc import libc as c_library
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -48,8 +49,7 @@ def _keep_freed_memory() -> None:
     and the next batch faults them in again page by page: most of a small-file collection's page
     faults. A worker keeps them instead (best effort: only where glibc's mallopt exists)."""
     try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
+        mallopt = c_library().mallopt
     except (OSError, AttributeError):
         return
     mallopt(_M_TRIM_THRESHOLD, 256 << 20)

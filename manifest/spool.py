@@ -9,13 +9,14 @@ the main process. Copied ranges are punched out, so the spool does not grow with
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import multiprocessing
 import os
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
+
+from manifest.libc import libc as c_library
 
 _FALLOC_FL_KEEP_SIZE = 0x1
 _FALLOC_FL_PUNCH_HOLE = 0x2
@@ -47,8 +48,10 @@ class Spool:
             self.fd, name = tempfile.mkstemp(dir=directory, prefix=".spool-")
             Path(name).unlink()
         self._end = multiprocessing.get_context("fork").Value("q", 0)
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        self._fallocate = getattr(libc, "fallocate", None)
+        try:
+            self._fallocate = getattr(c_library(), "fallocate", None)
+        except OSError:
+            self._fallocate = None
         if self._fallocate is not None:
             self._fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
 
