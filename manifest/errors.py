@@ -42,6 +42,12 @@ class CollectionInterrupted(SealboxError):
     exit_code = 130
 
 
+class WorkerLost(SealboxError):
+    """A worker process ended before its work was done (the out-of-memory killer, a signal)."""
+
+    exit_code = 2
+
+
 class PackageError(SealboxError):
     """An export package is damaged, forged or unsafe to extract."""
 

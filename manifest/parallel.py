@@ -11,6 +11,7 @@ from collections import deque
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from manifest.errors import WorkerLost
 from manifest.libc import libc as c_library
 
 if TYPE_CHECKING:
@@ -68,6 +69,32 @@ def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) ->
         initializer(*initargs)
 
 
+_LOOK = 0.5  # seconds between checks that every worker is still there
+
+
+def _check_workers(started: list[Any]) -> None:
+    """Raise WorkerLost if one of the pool's processes has ended. A pool worker only ends when the
+    pool is closed, so one that ended was killed (the out-of-memory killer, a signal): the batch
+    it held will never come back, and waiting for it would wait for good."""
+    for proc in started:
+        code = proc.exitcode
+        if code is not None:
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            raise WorkerLost(
+                f"a worker process ended before its work was done ({how}; out of memory?)",
+                "nothing it held was finished; run the command again"
+                " (an interrupted collection: with --resume)",
+            )
+
+
+def _wait(job: Any, started: list[Any]) -> Any:
+    """`job.get()`, checking meanwhile that no worker was lost."""
+    while not job.ready():
+        job.wait(_LOOK)
+        _check_workers(started)
+    return job.get()
+
+
 def ordered_map(
     fn: Callable[[T], R],
     batches: Iterable[T],
@@ -96,6 +123,8 @@ def ordered_map(
     gc.freeze()  # the workers' collector leaves inherited objects alone: their pages stay shared
     pool = ctx.Pool(workers, initializer=_init, initargs=(initializer, initargs))
     gc.unfreeze()
+    # The pool's own processes (it starts a new one for any that ends; these are the first ones).
+    started = list(pool._pool)  # type: ignore[attr-defined]
     # Keys are tuples: work handed back by batch (5,) becomes (5, 1), (5, 2)..., which sort
     # after (5,) and before (6,), so the output order is the input order at every depth.
     arrived: queue.SimpleQueue[tuple[tuple[int, ...], Any, BaseException | None]] = queue.SimpleQueue()
@@ -119,7 +148,11 @@ def ordered_map(
                 submit((nth[0],), nth[1])
             if not outstanding:
                 break
-            key, result, exc = arrived.get()
+            try:
+                key, result, exc = arrived.get(timeout=_LOOK)
+            except queue.Empty:
+                _check_workers(started)
+                continue
             if exc is not None:
                 raise exc
             for i, extra in enumerate(more(result) if more is not None else [], start=1):
@@ -156,6 +189,7 @@ class BackgroundMap(Generic[T, R]):
         self.pool: Any = None
         self.pending: list[Any] = []
         self.first_job: Any = None
+        self.started: list[Any] = []
         if workers <= 1 or len(batches) + (first is not None) <= 1:
             if initializer is not None:
                 initializer(*initargs)
@@ -167,6 +201,7 @@ class BackgroundMap(Generic[T, R]):
             workers, initializer=_init, initargs=(initializer, initargs)
         )
         gc.unfreeze()
+        self.started = list(self.pool._pool)
         if first is not None:  # a different, longer task, queued ahead of the batches
             self.first_job = self.pool.apply_async(first[0], first[1])
         self.pending = [self.pool.apply_async(fn, (batch,)) for batch in batches]
@@ -177,7 +212,7 @@ class BackgroundMap(Generic[T, R]):
             return None
         if self.first_job is None:
             return self.first[0](*self.first[1])
-        return self.first_job.get()
+        return _wait(self.first_job, self.started)
 
     def results(self) -> Iterator[R]:
         if self.pool is None:
@@ -185,7 +220,7 @@ class BackgroundMap(Generic[T, R]):
                 yield self.fn(batch)
             return
         for job in self.pending:
-            yield job.get()
+            yield _wait(job, self.started)
 
     def __enter__(self) -> BackgroundMap[T, R]:
         return self

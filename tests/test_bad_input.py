@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from collectors.acquire import Source
@@ -110,6 +111,43 @@ def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir):
     names = [p.name for p in out_dir.iterdir()]
     assert len(names) == 1 and names[0].endswith(".incomplete"), names
     assert cli("verify", out_dir / names[0]).returncode == 1
+
+
+def test_a_killed_worker_stops_the_run_with_one_line_and_it_can_be_resumed(cli, tmp_path, out_dir):
+    # The out-of-memory killer may take a worker process; the run must say so, not wait for it.
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):  # sparse: quick to make, slow enough to read and hash
+        with open(src / f"disk{i}.img", "wb") as f:
+            f.truncate(1 << 30)
+    args = ["collect", "--case", "C-KILL", "--out", str(out_dir), str(src)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", *args],
+        env=cli.env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(out_dir.glob("*.incomplete/data/files/*")):
+        time.sleep(0.05)
+    parent = psutil.Process(proc.pid)
+    workers = [c for c in parent.children() if c.cmdline() == parent.cmdline()]
+    assert workers, "no worker process found"
+    workers[0].kill()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, (stdout, stderr)
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert "worker process ended before its work was done (killed by signal 9" in stderr, stderr
+    (partial,) = out_dir.glob("*.incomplete")
+    assert f"partial bundle left at {partial}" in stderr
+    resumed = cli(*args, "--resume", partial)
+    assert resumed.returncode == 0, resumed.stderr
+    sealed = out_dir / partial.name.removesuffix(".incomplete")
+    assert cli("verify", sealed).returncode == 0
+    assert len(list((sealed / "data/files").rglob("disk*.img"))) == 4
 
 
 def test_full_disk_stops_with_clear_error_and_source_untouched(cli, tmp_path):

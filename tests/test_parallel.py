@@ -7,7 +7,10 @@ import os
 import signal
 import time
 
-from manifest.parallel import _init, ordered_map
+import pytest
+
+from manifest.errors import WorkerLost
+from manifest.parallel import BackgroundMap, _init, ordered_map
 
 
 def _hold(lock, ready) -> None:  # a worker in the middle of putting a result: the queue lock held
@@ -56,3 +59,24 @@ def _first(batch: list[int]) -> list[int]:
 def _square(n: int) -> int:
     time.sleep(0.001 * (n % 3))  # uneven work: results arrive out of order
     return n * n
+
+
+def _die_on_13(n: int) -> int:
+    if n == 13:  # as the out-of-memory killer would
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.01)
+    return n
+
+
+def test_a_killed_worker_is_an_error_not_a_wait_for_good() -> None:
+    # The pool replaces a killed worker but its batch never comes back: without a check the
+    # caller waited for it for ever.
+    start = time.monotonic()
+    with pytest.raises(WorkerLost, match="killed by signal 9"):
+        list(ordered_map(_die_on_13, range(40), 2))
+    with (
+        pytest.raises(WorkerLost, match="killed by signal 9"),
+        BackgroundMap(_die_on_13, list(range(40)), 2) as work,
+    ):
+        list(work.results())
+    assert time.monotonic() - start < 30
