@@ -17,7 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from collectors.acquire import ProgressSink, walk
+from collectors.acquire import ProgressSink, Skip, walk
 
 if TYPE_CHECKING:
     from collectors.acquire import Source
@@ -48,7 +48,7 @@ class RichProgress(ProgressSink):
 
     def _scan(self) -> None:
         files = nbytes = 0
-        for _path, _orig, _index, size, _listed_from in walk(self._sources, sizes=True):
+        for _path, _orig, _index, size, _listed_from in walk(self._sources, skip=Skip([]), sizes=True):
             if self._stop.is_set():
                 return
             files += 1

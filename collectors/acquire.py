@@ -24,6 +24,7 @@ from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from collectors.fsmeta import FS_IMMUTABLE_FL, FlagSetter, Meta, StatReader
+from collectors.mountns import pseudo_devices
 from collectors.readonly import open_noatime
 from manifest.bagit import manifest_line
 from manifest.errors import BundleError
@@ -80,6 +81,7 @@ class AcquireStats:
     by_status: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)
     by_collector: dict[str, int] = field(default_factory=dict)
+    not_walked: list[str] = field(default_factory=list)  # pseudo filesystems met (not descended)
 
 
 class ProgressSink:
@@ -121,7 +123,8 @@ def walk(
 ) -> Iterator[Found]:
     """Yield (path, original, source index, size, listed from) depth-first in sorted order,
     never following symlinks and listing directories with O_NOATIME so not even their atime
-    moves. Directories `skip` matches (sealbox's own output) are left out, wherever they appear.
+    moves. `skip` leaves out sealbox's own output, wherever it appears, and what is inside a
+    pseudo filesystem (the mount point is yielded, nothing below it).
     Files' sizes cost a stat each and are 0 unless `sizes` is set: the acquisition reads them in
     its workers, in parallel, and needs none here."""
     listed: set[bytes] = set()
@@ -136,6 +139,9 @@ def walk(
             continue
         yield src.path, src.original, index, top.st_size if stat.S_ISREG(top.st_mode) and sizes else 0, None
         if not stat.S_ISDIR(top.st_mode) or src.max_depth == 0:
+            continue
+        if skip is not None and top.st_dev in skip.pseudo:  # only its inside can be our output
+            skip.not_walked.append(src.path)
             continue
         listed.add(src.path.rstrip(b"/") + b"/")
         stack: list[tuple[bytes, bytes, int, DirId | None]] = [(src.path, src.original, 1, None)]
@@ -159,10 +165,11 @@ def walk(
                 if not is_dir:
                     yield path, orig, index, size, listed_from
                     continue
-                if skip is not None and skip.matches(path):
+                why = skip.check(path) if skip is not None else None
+                if why == OUTPUT:
                     continue
                 yield path, orig, index, 0, listed_from
-                if src.max_depth is None or depth < src.max_depth:
+                if why != PSEUDO and (src.max_depth is None or depth < src.max_depth):
                     subdirs.append((path, orig, depth + 1, listed_from))
             stack.extend(reversed(subdirs))
 
@@ -172,28 +179,40 @@ def _covered(path: bytes, listed: set[bytes]) -> bool:
     return any(probe.startswith(d) for d in listed)
 
 
-class Skip:
-    """Directories never to collect (sealbox's own output), told apart by identity (device,
-    inode) rather than by path, so another path to them (a symlinked --out, a bind mount) does
-    not let them in. One lstat per directory walked: directories are few next to files."""
+OUTPUT = "output"
+PSEUDO = "pseudo"
 
-    def __init__(self, paths: list[Path]) -> None:
+
+class Skip:
+    """What a walk leaves out, told apart by identity rather than by path, so another path to it
+    (a symlinked --out, a bind mount) does not let it in: sealbox's own output (`paths`: not
+    even an item), and the inside of pseudo filesystems such as /proc and /sys (their device
+    numbers, `pseudo`: the mount point is an item, nothing below it). One lstat per directory
+    walked: directories are few next to files."""
+
+    def __init__(self, paths: list[Path], pseudo: frozenset[int] | None = None) -> None:
         self.ids: set[DirId] = set()
         for path in paths:
             with contextlib.suppress(OSError):
                 st = path.stat()
                 self.ids.add((st.st_dev, st.st_ino))
-        self.skipped: list[bytes] = []
+        self.pseudo = pseudo_devices() if pseudo is None else pseudo
+        self.skipped: list[bytes] = []  # own output met on the way
+        self.not_walked: list[bytes] = []  # pseudo filesystems met on the way
 
-    def matches(self, path: bytes) -> bool:
+    def check(self, path: bytes) -> str | None:
+        """OUTPUT, PSEUDO or None (walk it) for the directory `path` met on the walk."""
         try:
             st = os.lstat(path)
         except OSError:
-            return False
-        if (st.st_dev, st.st_ino) not in self.ids:
-            return False
-        self.skipped.append(path)
-        return True
+            return None
+        if (st.st_dev, st.st_ino) in self.ids:
+            self.skipped.append(path)
+            return OUTPUT
+        if st.st_dev in self.pseudo:
+            self.not_walked.append(path)
+            return PSEUDO
+        return None
 
 
 def _said(exc: OSError, message: str) -> OSError:
@@ -730,6 +749,13 @@ def acquire(
             spool.close()
     if own.skipped:
         writer.log.info("output-not-collected", paths=[_text(p) for p in own.skipped])
+    if own.not_walked:
+        stats.not_walked = [_text(p) for p in own.not_walked]
+        writer.log.warning(
+            "pseudo-filesystem-not-walked",
+            paths=stats.not_walked,
+            detail="kernel state, not stored files (volatile state is captured on its own)",
+        )
     return stats
 
 

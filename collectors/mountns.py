@@ -14,6 +14,7 @@ import ctypes
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from manifest.libc import libc as c_library
 
@@ -30,10 +31,23 @@ _MS_PRIVATE = 0x40000
 _KEPT = {"ro": _MS_RDONLY, "nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noexec": _MS_NOEXEC}
 
 
+# Filesystems whose "files" are the kernel's live state, not stored data: some never end
+# (/proc/kcore), and reading some changes what they hold (a trace pipe consumes its events).
+# Volatile state is captured by its own collector; a walk never descends into these.
+PSEUDO_FILESYSTEMS = frozenset(
+    {
+        "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "efivarfs",
+        "fusectl", "hugetlbfs", "mqueue", "nfsd", "nsfs", "proc", "pstore", "rpc_pipefs",
+        "securityfs", "selinuxfs", "sysfs", "tracefs",
+    }
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Mount:
     point: bytes
     options: frozenset[str]
+    fstype: str = ""
 
 
 def _unescape(field: bytes) -> bytes:
@@ -51,13 +65,33 @@ def _unescape(field: bytes) -> bytes:
 
 
 def mounts(mountinfo: bytes) -> list[Mount]:
-    """Mount points and per-mount options of /proc/self/mountinfo (fields 5 and 6)."""
+    """Mount points, per-mount options and filesystem types of /proc/self/mountinfo (fields 5
+    and 6, and the first field after the ` - ` that ends the optional ones)."""
     out = []
     for line in mountinfo.splitlines():
         fields = line.split(b" ")
         if len(fields) > 5:
-            out.append(Mount(_unescape(fields[4]), frozenset(fields[5].decode().split(","))))
+            optional_end = fields.index(b"-", 6) if b"-" in fields[6:-1] else -2
+            fstype = fields[optional_end + 1].decode(errors="replace") if optional_end > 0 else ""
+            out.append(Mount(_unescape(fields[4]), frozenset(fields[5].decode().split(",")), fstype))
     return out
+
+
+def pseudo_devices(mountinfo: Path = Path("/proc/self/mountinfo")) -> frozenset[int]:
+    """The device numbers (st_dev) of the pseudo filesystems mounted here; empty where there is
+    no mount table to read."""
+    try:
+        table = mounts(mountinfo.read_bytes())
+    except OSError:
+        return frozenset()
+    devices = set()
+    for mount in table:
+        if mount.fstype in PSEUDO_FILESYSTEMS:
+            try:
+                devices.add(os.stat(mount.point).st_dev)  # noqa: PTH116 - bytes path
+            except OSError:
+                continue
+    return frozenset(devices)
 
 
 def mounts_for(paths: list[bytes], table: list[Mount]) -> list[Mount]:

@@ -346,6 +346,46 @@ def test_output_bind_mounted_under_another_name_is_not_collected(signer, tmp_pat
     assert not list((src / "seen-as").iterdir())  # the bind mount never reached this namespace
 
 
+def test_pseudo_filesystems_are_items_but_never_walked(cli, out_dir):
+    # /proc holds the kernel's live state (/proc/kcore never ends): a source on it, or one met
+    # on the way, is recorded as an item and not descended into.
+    make_key(cli)
+    proc = cli("collect", "--case", "C-PROC", "--out", out_dir, "--json", "/proc")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["not_walked"] == ["/proc"] and summary["items"] == 1
+    assert "warning: not walked: /proc: pseudo filesystems" in proc.stderr
+    bundle = Path(summary["bundle"])
+    assert list(items(bundle)) == ["/proc"]
+    log = (bundle / "metadata/acquisition-log.jsonl").read_text()
+    assert '"event": "pseudo-filesystem-not-walked"' in log
+
+
+def test_a_pseudo_filesystem_mounted_inside_a_source_is_not_walked(signer, tmp_path):
+    require_root()  # a proc mount, in a mount namespace of a child process: the machine's stays as is
+    src = tmp_path / "src"
+    (src / "p").mkdir(parents=True)
+    (src / "keep.txt").write_text("evidence\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            enter_noatime_namespace([os.fsencode(src)])
+            subprocess.run(["mount", "-t", "proc", "proc", str(src / "p")], check=True)
+            result = run_collection(CollectionRequest("C-PROC2", out, signer, [source(src)], workers=2))
+            paths = set(items(result.bundle))
+            clear_flags(result.bundle)
+            expected = {str(src), str(src / "keep.txt"), str(src / "p")}
+            if paths == expected and result.stats.not_walked == [str(src / "p")]:
+                code = 0
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert not list((src / "p").iterdir())  # the proc mount never reached this namespace
+
+
 @pytest.mark.parametrize("swap", ["symlink", "directory"])
 def test_a_directory_swapped_after_listing_is_not_followed(tmp_path, swap):
     # Malware on the host could swap a directory between the walk and the copy; the copy must not

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collectors.mountns import Mount, mounts, mounts_for
+import os
+from typing import TYPE_CHECKING
+
+from collectors.mountns import Mount, mounts, mounts_for, pseudo_devices
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MOUNTINFO = (
     b"22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
@@ -31,3 +37,16 @@ def test_the_mount_holding_a_path_and_every_mount_below_it() -> None:
     assert points(b"/home/clerk", b"/dev/shm/case/") == [b"/", b"/dev/shm"]
     assert points(b"/mnt/with space/a") == [b"/mnt/with space"]
     assert mounts_for([b"/x"], [Mount(b"/", frozenset())]) == [Mount(b"/", frozenset())]
+
+
+def test_filesystem_types_with_any_number_of_optional_fields(tmp_path: Path) -> None:
+    info = (
+        b"22 1 254:0 / / rw,relatime shared:1 master:3 - ext4 /dev/vda rw\n"
+        b"23 22 0:5 / /proc rw,nosuid,nodev,noexec - proc proc rw\n"
+        b"24 22 0:6 / /dev/shm rw shared:4 - tmpfs tmpfs rw\n"
+    )
+    assert [m.fstype for m in mounts(info)] == ["ext4", "proc", "tmpfs"]
+    (tmp_path / "mountinfo").write_bytes(info)
+    # Only the pseudo filesystem's device; /dev/shm holds stored files like any disk.
+    assert pseudo_devices(tmp_path / "mountinfo") == {os.stat("/proc").st_dev}
+    assert pseudo_devices(tmp_path / "missing") == frozenset()

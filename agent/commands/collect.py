@@ -93,6 +93,7 @@ def summary(result: CollectionResult) -> dict[str, object]:
         "by_status": s.by_status,
         "by_kind": s.by_kind,
         "volatile_sections": result.volatile_sections,
+        "not_walked": s.not_walked,
     }
 
 
@@ -104,6 +105,13 @@ def warn(result: CollectionResult) -> None:
         click.echo(
             f"warning: the bundle was written to the filesystem of {first}{more}, which can overwrite "
             "deleted data on it (next time use removable media or a network share for --out)",
+            err=True,
+        )
+    if result.stats.not_walked:
+        paths = ", ".join(result.stats.not_walked[:3]) + (" ..." if len(result.stats.not_walked) > 3 else "")
+        click.echo(
+            f"warning: not walked: {paths}: pseudo filesystems hold the kernel's live state, not "
+            "stored files (the volatile snapshot records it; `sealbox respond` takes one)",
             err=True,
         )
     if result.timestamp_error:
