@@ -221,12 +221,33 @@ def _said(exc: OSError, message: str) -> OSError:
     return OSError(exc.errno, message) if exc.errno in (errno.ENOTDIR, errno.ELOOP) else exc
 
 
+def _open_in_steps(path: bytes) -> int:
+    """An O_PATH fd of directory `path` opened one component at a time, none followed if it is a
+    symlink: for a path longer than one call takes (PATH_MAX), as deep trees made to hide files are."""
+    fd = os.open(b"/" if path.startswith(b"/") else b".", _O_PATH | _O_DIRECTORY)
+    try:
+        for part in path.split(b"/"):
+            if part:
+                step = os.open(part, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = step
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def open_listed_dir(path: bytes, listed: DirId | None) -> int:
     """An O_PATH fd of directory `path`, checked to be the very directory the walk listed (whose
     identity is `listed`, when known). One swapped since, for another or for a symlink, raises
     OSError saying so, and is not followed."""
     try:
-        fd = os.open(path, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
+        try:
+            fd = os.open(path, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            fd = _open_in_steps(path)
     except OSError as exc:
         raise _said(exc, "a directory was replaced by a non-directory (not followed)") from None
     if listed is not None:

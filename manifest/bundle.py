@@ -24,6 +24,7 @@ from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file, sha256_files
 from manifest.items import empty_item, item_line
 from manifest.libc import libc as c_library
+from manifest.pathenc import PAYLOAD_FILE_DIRS
 from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
 from manifest.views import ViewContext, ViewSet
 
@@ -458,9 +459,12 @@ class BundleWriter:
             finally:
                 os.close(fd)
         dirs = [self.path / d for d in ("data/volatile", "metadata", "custody", "keys")]
-        for root, subdirs, _files in os.walk(self.path / "data/files", topdown=False):
-            dirs.extend(Path(root) / d for d in subdirs)
-        dirs += [self.path / "data/files", self.path / "data", self.path]
+        for top in PAYLOAD_FILE_DIRS:
+            if (self.path / top).is_dir():
+                for root, subdirs, _files in os.walk(self.path / top, topdown=False):
+                    dirs.extend(Path(root) / d for d in subdirs)
+                dirs.append(self.path / top)
+        dirs += [self.path / "data", self.path]
         for d in dirs:
             d.chmod(0o555)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -44,8 +45,36 @@ def encode_component(name: bytes) -> str:
     return "".join(out)
 
 
+# Longer stored paths, or a component longer than NAME_MAX once escaped, could not be opened in
+# one call (PATH_MAX is 4096 bytes, less the bundle's own path) by sealbox or by sha256sum -c.
+MAX_STORED = 3000
+PAYLOAD_FILE_DIRS = ("data/files", "data/long")  # where copies of files go (volatile has its own)
+NAME_MAX = 255
+_LONG_NAME = 100  # bytes of the escaped file name kept after the digest, for the reader's sake
+
+
 def stored_path(original: bytes) -> str:
-    """`/var/log/a b` -> `data/files/var/log/a b`; `C:\\Users\\x` -> `data/files/C/Users/x`."""
+    """`/var/log/a b` -> `data/files/var/log/a b`; `C:\\Users\\x` -> `data/files/C/Users/x`. A path too
+    long to store as it is (deep trees are a way to hide files) goes to `data/long/` instead, named
+    by the SHA-256 of its original bytes and the start of its file name; items.jsonl keeps it."""
+    rel = _stored_path(original)
+    if len(rel) > NAME_MAX and (
+        len(rel.encode()) > MAX_STORED or any(len(part.encode()) > NAME_MAX for part in rel.split("/"))
+    ):
+        return long_stored_path(original)
+    return rel
+
+
+def long_stored_path(original: bytes) -> str:
+    """`data/long/<sha256 of the original path>-<file name, escaped, cut to 100 bytes>`."""
+    name = encode_component(original.replace(b"\\", b"/").rstrip(b"/").rpartition(b"/")[2])
+    while len(name.encode()) > _LONG_NAME:
+        name = name[:-1]
+    name = re.sub("=[0-9A-F]?$", "", name)  # no escape cut in half
+    return f"data/long/{hashlib.sha256(original).hexdigest()}-{name}".rstrip("-")
+
+
+def _stored_path(original: bytes) -> str:
     if (
         not _UNSAFE.search(original)
         and original.startswith(b"/")

@@ -25,6 +25,7 @@ from manifest.custody import CUSTODY, sha256_hex, verify_chain
 from manifest.errors import BundleError, UsageError
 from manifest.hashing import check_batch
 from manifest.items import iter_items, original_path, parse_item
+from manifest.pathenc import PAYLOAD_FILE_DIRS
 from manifest.timefmt import parse_rfc3339_ns
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def _remove_unrecorded(path: Path, recorded: dict[str, str]) -> list[str]:
     from collectors.fsmeta import FS_IMMUTABLE_FL, remove_flags
 
     removed: list[str] = []
-    for top in ("data/files", "data/volatile"):
+    for top in (*PAYLOAD_FILE_DIRS, "data/volatile"):
         for root, _dirs, files in os.walk(path / top):
             for name in files:
                 full = Path(root) / name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pty
@@ -23,7 +24,7 @@ from collectors.mountns import enter_noatime_namespace
 from manifest.keys import KeyStore
 from manifest.pathenc import stored_path
 from manifest.verify import verify_bundle
-from tests.builders import make_key
+from tests.builders import collect, make_key
 from tests.conftest import REPO, clear_flags, require_root
 
 
@@ -344,6 +345,53 @@ def test_output_bind_mounted_under_another_name_is_not_collected(signer, tmp_pat
             os._exit(code)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     assert not list((src / "seen-as").iterdir())  # the bind mount never reached this namespace
+
+
+def _times_in_steps(path: bytes) -> tuple[int, int, int]:
+    """atime, mtime, ctime of a path too long for one stat call, reached a directory at a time."""
+    *dirs, name = path.split(b"/")
+    fd = os.open(b"/", os.O_PATH)
+    for part in filter(None, dirs):
+        fd, old = os.open(part, os.O_PATH | os.O_NOFOLLOW, dir_fd=fd), fd
+        os.close(old)
+    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    os.close(fd)
+    return st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+
+
+def test_a_file_hidden_deeper_than_path_max_is_collected(cli, tmp_path, out_dir):
+    # Burying a file under more than PATH_MAX (4096) bytes of directories hides it from tools that
+    # open whole paths; the walk goes down a directory at a time, and the copy gets a short name.
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    fd = os.open(src, os.O_PATH)
+    for _ in range(22):
+        os.mkdir(b"d" * 200, dir_fd=fd)
+        fd, old = os.open(b"d" * 200, os.O_PATH, dir_fd=fd), fd
+        os.close(old)
+    hidden = os.open("hidden.txt", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd)
+    os.write(hidden, b"deep secret\n")
+    os.close(hidden)
+    os.close(fd)
+    deep = os.fsencode(src) + (b"/" + b"d" * 200) * 22 + b"/hidden.txt"
+    assert len(deep) > 4096
+    before = _times_in_steps(deep)
+    time.sleep(0.01)
+    bundle = collect(cli, out_dir, src, case="C-DEEP")
+    found = items(bundle)
+    item = found[os.fsdecode(deep)]
+    assert item["status"] == "ok", item
+    assert (
+        item["stored_as"].startswith("data/long/")
+        and item["sha256"] == hashlib.sha256(b"deep secret\n").hexdigest()
+    )
+    assert (bundle / item["stored_as"]).read_bytes() == b"deep secret\n"
+    assert all(i["status"] == "ok" for i in found.values())
+    assert _times_in_steps(deep) == before
+    assert cli("verify", bundle).returncode == 0
+    check = subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=bundle, check=False)
+    assert check.returncode == 0
 
 
 def test_pseudo_filesystems_are_items_but_never_walked(cli, out_dir):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from manifest.pathenc import decode_component, stored_path
+from manifest.pathenc import MAX_STORED, decode_component, stored_path
 
 
 @pytest.mark.parametrize(
@@ -35,3 +37,15 @@ def test_round_trip_of_components():
 def test_dotdot_is_refused():
     with pytest.raises(ValueError):
         stored_path(b"/a/../etc/passwd")
+
+
+def test_paths_too_long_to_store_as_they_are_go_to_data_long():
+    deep = b"/srv" + b"/" + b"/".join([b"d" * 200] * 20) + b"/hidden.txt"  # over PATH_MAX
+    stored = stored_path(deep)
+    assert stored == f"data/long/{hashlib.sha256(deep).hexdigest()}-hidden.txt"
+    wide = b"/tmp/" + b"\xff" * 200  # 200 bytes that escape to 600: over NAME_MAX
+    assert stored_path(wide).startswith(f"data/long/{hashlib.sha256(wide).hexdigest()}-=FF")
+    assert len(stored_path(wide)) <= len("data/long/") + 64 + 1 + 100
+    assert not stored_path(wide).endswith(("=", "=F"))  # an escape is never cut in half
+    fits = b"/" + b"/".join([b"d" * 200] * 10)
+    assert stored_path(fits) == "data/files" + fits.decode() and len(stored_path(fits)) < MAX_STORED
