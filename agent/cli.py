@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -57,10 +58,18 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}
 
 
+def _terminated(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes; never shows a traceback unless --verbose."""
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
+    # SIGTERM (kill, a service stop, a shutdown) ends a run as Ctrl-C does: workers stopped, an
+    # unsealed bundle left .incomplete and said so, one line. Left to its default it killed this
+    # process alone, and its workers printed tracebacks as they found no one to report to.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         result = cli.main(args=args, prog_name="sealbox", standalone_mode=False)
     except click.exceptions.Abort:

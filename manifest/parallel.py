@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import multiprocessing
+import os
 import queue
 import signal
 from collections import deque
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from manifest.errors import WorkerLost
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 FEW_COLLECTIONS = (50_000, 20, 20)
 
 
-@contextmanager
+@contextlib.contextmanager
 def few_collections() -> Iterator[None]:
     """Run a hot loop with rare cyclic garbage collections (thresholds restored afterwards)."""
     before = gc.get_threshold()
@@ -57,12 +58,26 @@ def _keep_freed_memory() -> None:
     mallopt(_M_MMAP_THRESHOLD, 32 << 20)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _leave_with_parent() -> None:
+    """A worker whose parent is killed outright (SIGKILL) gets SIGTERM and leaves quietly, instead
+    of living on and printing a traceback when it finds no one to hand its result to."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        c_library().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent was gone before that took effect
+        raise SystemExit(1)
+
+
 def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     # Pool.terminate() stops workers with SIGTERM. Leaving through Python releases a lock this
     # worker holds (the result queue's, while it puts a result); dying with it held would leave
     # the parent's terminate() waiting for that lock for good.
     signal.signal(signal.SIGTERM, _leave)
+    _leave_with_parent()
     gc.set_threshold(*FEW_COLLECTIONS)
     _keep_freed_memory()
     if initializer is not None:

@@ -85,7 +85,9 @@ def test_bad_arguments_exit_2(cli, tmp_path):
     assert cli("no-such-command").returncode == 2
 
 
-def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir, sig):
+    # SIGTERM (kill, a service stop) is an interruption like Ctrl-C: one line, never a traceback.
     make_key(cli)
     src = tmp_path / "src"
     src.mkdir()
@@ -104,13 +106,41 @@ def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir):
     while time.monotonic() < deadline and not list(out_dir.glob("*.incomplete/data/files/*")):
         time.sleep(0.05)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, (stdout, stderr)
+    assert len(stderr.strip().splitlines()) == 1, stderr
     assert "interrupted" in stderr and ".incomplete" in stderr and "Traceback" not in stderr
     names = [p.name for p in out_dir.iterdir()]
     assert len(names) == 1 and names[0].endswith(".incomplete"), names
     assert cli("verify", out_dir / names[0]).returncode == 1
+
+
+def test_workers_leave_quietly_when_the_collection_is_killed_outright(cli, tmp_path, out_dir):
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        with open(src / f"disk{i}.img", "wb") as f:
+            f.truncate(1 << 30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "collect", "--case", "C-KILL9", "--out", str(out_dir), str(src)],
+        env=cli.env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(out_dir.glob("*.incomplete/data/files/*")):
+        time.sleep(0.05)
+    workers = psutil.Process(proc.pid).children()
+    assert workers
+    proc.kill()
+    _stdout, stderr = proc.communicate(timeout=60)  # the workers hold the pipe until they are gone
+    assert "Traceback" not in stderr, stderr
+    _gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, alive
 
 
 def test_a_killed_worker_stops_the_run_with_one_line_and_it_can_be_resumed(cli, tmp_path, out_dir):
