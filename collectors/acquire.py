@@ -28,6 +28,7 @@ from collectors.mountns import pseudo_devices
 from collectors.readonly import open_noatime
 from manifest.bagit import manifest_line
 from manifest.errors import BundleError
+from manifest.hashing import hash_zeros, hole_at, is_sparse
 from manifest.items import empty_item, item_line
 from manifest.parallel import few_collections, ordered_map
 from manifest.pathenc import stored_path
@@ -46,6 +47,7 @@ BATCH_FILES = 256
 BATCH_BYTES = 32 << 20  # a worker hands back the rest of a batch once it has copied this much
 BIG_FILE = 8 << 20  # a file this big is copied in a batch of its own, so big files spread
 BUFFER = 1 << 20
+_ZEROS = bytes(BUFFER)
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -562,7 +564,7 @@ class Acquirer:
             rel = stored_path(original)
             out = self._create(self.config.bundle + b"/" + rel.encode())
             try:
-                digest, total = self._pump(fd, out, before.size)
+                digest, total = self._pump(fd, out, before.size, is_sparse(at_open))
                 after = os.fstat(fd)
                 os.utime(out, ns=(before.atime_ns, before.mtime_ns))
                 if self.flags is not None and self.immutable_problem is None:
@@ -606,7 +608,9 @@ class Acquirer:
             dir_fd = self.out_dirs[parent] = os.open(parent, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
         return os.open(name, _CREATE, 0o444, dir_fd=dir_fd)
 
-    def _pump(self, fd: int, out: int, expected: int) -> tuple[str, int]:
+    def _pump(self, fd: int, out: int, expected: int, sparse: bool = False) -> tuple[str, int]:
+        """(SHA-256, bytes) of the open source `fd`, copied to `out` as read. A `sparse` source
+        (fewer blocks than bytes) is read around its holes."""
         buf, view = self.buf, self.view
         n = os.readv(fd, [buf])
         if n < BUFFER and n >= expected:  # the whole file in one read: the small-file hot path
@@ -617,16 +621,32 @@ class Acquirer:
             return sha256(chunk).hexdigest(), n
         h = sha256()
         total = 0
+        hole = False  # the copy ends in a hole: its length is set at the end
         while n:
             chunk = view[:n]
             h.update(chunk)
-            written = 0
-            while written < n:
-                written += os.write(out, chunk[written:])
+            if n == BUFFER and buf == _ZEROS:
+                # A run of zeros, such as a sparse file's hole (lastlog is hundreds of GB of them
+                # where user ids are large): skipped in the copy, which stays sparse. The bytes
+                # read back are the same; a dense copy could fill the evidence disk.
+                os.lseek(out, n, os.SEEK_CUR)
+                hole = True
+            else:
+                written = 0
+                while written < n:
+                    written += os.write(out, chunk[written:])
+                hole = False
             total += n
             if n < BUFFER and total >= expected:
                 break  # short read at the expected size is EOF; a later growth shows in fstat
+            if sparse and (gap := hole_at(fd, total)):
+                hash_zeros(h, gap)  # a hole is not read; the copy gets the same hole
+                os.lseek(out, gap, os.SEEK_CUR)
+                hole = True
+                total += gap
             n = os.readv(fd, [buf])
+        if hole:
+            os.ftruncate(out, total)
         return h.hexdigest(), total
 
 

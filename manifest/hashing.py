@@ -8,7 +8,7 @@ import os
 import stat
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from collectors.readonly import open_noatime, regular_size
 
@@ -22,9 +22,38 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _buffer: bytearray | None = None
 
 
-def _digest(fd: int, size: int, buf: bytearray | None = None) -> str:
+_ZEROS = memoryview(bytes(_BUF))
+
+
+def is_sparse(st: os.stat_result) -> bool:
+    """Fewer blocks than bytes: the file may have holes (or is compressed by its filesystem)."""
+    blocks = getattr(st, "st_blocks", None)
+    return blocks is not None and blocks * 512 < st.st_size
+
+
+def hole_at(fd: int, offset: int) -> int:
+    """The length of the hole at `offset` of a sparse file (0 if data is there), leaving `fd` at
+    its end; 0 where the filesystem cannot tell (then everything is read)."""
+    try:
+        data = os.lseek(fd, offset, os.SEEK_DATA)
+    except OSError as exc:
+        end = os.fstat(fd).st_size if exc.errno == errno.ENXIO else offset  # ENXIO: a hole to EOF
+        os.lseek(fd, max(end, offset), os.SEEK_SET)
+        return max(end - offset, 0)
+    return data - offset
+
+
+def hash_zeros(h: Any, length: int) -> None:
+    """Feed `length` zero bytes to hash `h`: a hole is hashed from memory, never read (the kernel
+    would make its zeros a page at a time, several times slower)."""
+    for start in range(0, length, _BUF):
+        h.update(_ZEROS[: min(_BUF, length - start)])
+
+
+def _digest(fd: int, size: int, buf: bytearray | None = None, sparse: bool = False) -> str:
     """Hex SHA-256 of an open file, read with `buf` (by default this process's one reusable
-    buffer); a file no bigger than the buffer whose size is known takes a single read."""
+    buffer); a file no bigger than the buffer whose size is known takes a single read, and a
+    `sparse` one is read around its holes."""
     global _buffer
     if buf is None:
         if _buffer is None:
@@ -35,8 +64,14 @@ def _digest(fd: int, size: int, buf: bytearray | None = None) -> str:
     if n < len(buf) and n >= size:
         return hashlib.sha256(view[:n]).hexdigest()
     h = hashlib.sha256(view[:n])
-    while n := os.readv(fd, [buf]):
+    total = n
+    while n:
+        if sparse and (gap := hole_at(fd, total)):
+            hash_zeros(h, gap)
+            total += gap
+        n = os.readv(fd, [buf])
         h.update(view[:n])
+        total += n
     return h.hexdigest()
 
 
@@ -120,7 +155,7 @@ def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
             if not stat.S_ISREG(st.st_mode):
                 out.problems.append(Problem("unreadable", rel, "not a regular file"))
                 continue
-            found = _digest(fd, st.st_size)  # files in a sealed bag do not grow
+            found = _digest(fd, st.st_size, sparse=is_sparse(st))  # files in a sealed bag do not grow
         except OSError as exc:
             out.problems.append(Problem("unreadable", rel, (exc.strerror or str(exc)).lower()))
             continue

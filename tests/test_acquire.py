@@ -394,6 +394,35 @@ def test_a_file_hidden_deeper_than_path_max_is_collected(cli, tmp_path, out_dir)
     assert check.returncode == 0
 
 
+def test_sparse_files_are_copied_sparse_and_hashed_around_their_holes(cli, tmp_path, out_dir):
+    # lastlog is hundreds of GB of holes where user ids are large: a dense copy could fill the
+    # evidence disk. The copy keeps the holes and reads back byte for byte the same.
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "lastlog", "wb") as f:  # data, a 40 MiB hole, data not on a boundary, a hole to the end
+        f.write(b"head" * 1000)
+        f.seek(40 << 20)
+        f.write(os.urandom(3 << 20))
+        f.truncate(100 << 20)
+    (src / "zeros.img").write_bytes(bytes(5 << 20))  # dense zeros: stored as a hole too
+    expected = {
+        name: hashlib.sha256((src / name).read_bytes()).hexdigest() for name in ("lastlog", "zeros.img")
+    }
+    bundle = collect(cli, out_dir, src, case="C-SPARSE")
+    found = items(bundle)
+    for name, digest in expected.items():
+        item = found[str(src / name)]
+        copy = bundle / item["stored_as"]
+        assert item["status"] == "ok" and item["sha256"] == digest
+        assert hashlib.sha256(copy.read_bytes()).hexdigest() == digest
+        assert copy.stat().st_size == (src / name).stat().st_size
+        assert copy.stat().st_blocks * 512 <= (5 << 20), name  # holes, not written zeros
+    assert cli("verify", bundle).returncode == 0
+    check = subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=bundle, check=False)
+    assert check.returncode == 0
+
+
 def test_pseudo_filesystems_are_items_but_never_walked(cli, out_dir):
     # /proc holds the kernel's live state (/proc/kcore never ends): a source on it, or one met
     # on the way, is recorded as an item and not descended into.
