@@ -129,23 +129,32 @@ def walk(
     pseudo filesystem (the mount point is yielded, nothing below it).
     Files' sizes cost a stat each and are 0 unless `sizes` is set: the acquisition reads them in
     its workers, in parallel, and needs none here."""
-    listed: set[bytes] = set()
+    # Sources may overlap (a file, then its directory; two artifacts naming one log): each path
+    # is yielded once. A later source inside a directory walked whole is left out; a walk skips
+    # an earlier source that is not a directory, and a directory an earlier source walked whole.
+    walked: set[bytes] = set()  # directory sources walked whole (no depth limit, no excludes), with "/"
+    singles: set[bytes] = set()  # sources that are not directories: few
     for index, src in enumerate(sources):
         excluded = src.excluder()
-        if _covered(src.path, listed):
+        if src.path in singles or _covered(src.path, walked):
             continue
         try:
             top = os.lstat(src.path)
         except OSError:
+            singles.add(src.path)
             yield src.path, src.original, index, 0, None  # the worker records the error
             continue
         yield src.path, src.original, index, top.st_size if stat.S_ISREG(top.st_mode) and sizes else 0, None
-        if not stat.S_ISDIR(top.st_mode) or src.max_depth == 0:
+        if not stat.S_ISDIR(top.st_mode):
+            singles.add(src.path)
+            continue
+        if src.max_depth == 0:
             continue
         if skip is not None and top.st_dev in skip.pseudo:  # only its inside can be our output
             skip.not_walked.append(src.path)
             continue
-        listed.add(src.path.rstrip(b"/") + b"/")
+        if src.max_depth is None and not src.excludes:
+            walked.add(src.path.rstrip(b"/") + b"/")
         stack: list[tuple[bytes, bytes, int, DirId | None]] = [(src.path, src.original, 1, None)]
         while stack:
             dpath, dorig, depth, listed_in = stack.pop()
@@ -165,8 +174,11 @@ def walk(
                     continue
                 path = prefix + name
                 if not is_dir:
-                    yield path, orig, index, size, listed_from
+                    if not singles or path not in singles:
+                        yield path, orig, index, size, listed_from
                     continue
+                if walked and path + b"/" in walked:
+                    continue  # an earlier source walked it whole, its own item included
                 why = skip.check(path) if skip is not None else None
                 if why == OUTPUT:
                     continue
@@ -176,9 +188,9 @@ def walk(
             stack.extend(reversed(subdirs))
 
 
-def _covered(path: bytes, listed: set[bytes]) -> bool:
+def _covered(path: bytes, walked: set[bytes]) -> bool:
     probe = path.rstrip(b"/") + b"/"
-    return any(probe.startswith(d) for d in listed)
+    return any(probe.startswith(d) for d in walked)
 
 
 OUTPUT = "output"
@@ -562,7 +574,12 @@ class Acquirer:
                 return
             # O_NONBLOCK stays: it has no effect on reading a regular file.
             rel = stored_path(original)
-            out = self._create(self.config.bundle + b"/" + rel.encode())
+            try:
+                out = self._create(self.config.bundle + b"/" + rel.encode())
+            except FileExistsError:  # reached again through an overlapping source
+                item["status"] = "skipped"
+                item["note"] = "already collected in this bundle through another source"
+                return
             try:
                 digest, total = self._pump(fd, out, before.size, is_sparse(at_open))
                 after = os.fstat(fd)

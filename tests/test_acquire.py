@@ -394,6 +394,43 @@ def test_a_file_hidden_deeper_than_path_max_is_collected(cli, tmp_path, out_dir)
     assert check.returncode == 0
 
 
+def test_overlapping_sources_give_each_path_once(signer, tmp_path, out_dir):
+    # A file, then its directory, then the parent, then the file again: one item each, no error.
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for rel in ("a.txt", "sub/b.txt", "sub/c.txt"):
+        (src / rel).write_text(rel)
+    order = [src / "sub/b.txt", src / "sub", src, src / "a.txt", src / "sub/c.txt"]
+    result = run_collection(CollectionRequest("C-OVER", out_dir, signer, [source(p) for p in order]))
+    lines = (result.bundle / "metadata/items.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    paths = [r["source_path"] for r in records]
+    assert sorted(paths) == sorted(
+        map(str, [src, src / "sub", *(src / r for r in ("a.txt", "sub/b.txt", "sub/c.txt"))])
+    )
+    assert {r["status"] for r in records} == {"ok"}
+
+
+def test_a_source_inside_a_limited_one_is_still_collected_whole(signer, tmp_path, out_dir):
+    # A directory walked to a depth limit does not cover what a later source names below it; a
+    # file both reach is copied once, and the second time it is a skipped item that says why.
+    src = tmp_path / "src"
+    (src / "sub/deeper").mkdir(parents=True)
+    (src / "sub/f.txt").write_text("f")
+    (src / "sub/deeper/g.txt").write_text("g")
+    sources = [source(src, max_depth=2), source(src / "sub")]
+    result = run_collection(CollectionRequest("C-DEPTH", out_dir, signer, sources))
+    records = [json.loads(line) for line in (result.bundle / "metadata/items.jsonl").read_text().splitlines()]
+    by_path: dict[str, list[dict]] = {}
+    for r in records:
+        by_path.setdefault(r["source_path"], []).append(r)
+    assert [r["status"] for r in by_path[str(src / "sub/deeper/g.txt")]] == ["ok"]  # not lost
+    first, again = by_path[str(src / "sub/f.txt")]
+    assert first["status"] == "ok" and first["stored_as"]
+    assert again["status"] == "skipped" and again["stored_as"] is None
+    assert again["note"] == "already collected in this bundle through another source"
+
+
 def test_sparse_files_are_copied_sparse_and_hashed_around_their_holes(cli, tmp_path, out_dir):
     # lastlog is hundreds of GB of holes where user ids are large: a dense copy could fill the
     # evidence disk. The copy keeps the holes and reads back byte for byte the same.
