@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -119,26 +120,16 @@ class BundleWriter:
         extra_info: list[tuple[str, str]] | None = None,
     ) -> None:
         host = host or socket.gethostname()
-        started = now_ns()
-        name = f"{check_case_id(case)}_{safe_host(host)}_{compact_utc(started)}"
-        self._identity(case, str(uuid.uuid4()), host, started, name, signer, organization, contact, root)
-        self.extra_info = extra_info or []
-        self.immutable = _immutable_default() if immutable is None else immutable
         if not out_dir.is_dir():
             raise UsageError(
                 f"output directory {out_dir} does not exist", "create it or choose another --out"
             )
+        started, name = self._claim_name(out_dir, f"{check_case_id(case)}_{safe_host(host)}_")
+        self._identity(case, str(uuid.uuid4()), host, started, name, signer, organization, contact, root)
+        self.extra_info = extra_info or []
+        self.immutable = _immutable_default() if immutable is None else immutable
         self.final_path = out_dir / self.name
         self.path = out_dir / (self.name + INCOMPLETE)
-        for existing in (self.final_path, self.path):
-            if existing.exists():
-                raise UsageError(
-                    f"{existing} already exists", "never overwrite evidence: choose another --out"
-                )
-        try:
-            self.path.mkdir()
-        except OSError as exc:
-            raise BundleError(f"cannot create {self.path}: {exc.strerror}") from exc
         for sub in ("data/files", "data/volatile", "metadata", "custody", "keys"):
             (self.path / sub).mkdir(parents=True)
         self._lock = lock_bundle_dir(self.path)
@@ -150,6 +141,26 @@ class BundleWriter:
             self.path / CUSTODY, case=self.case, bundle=self.bundle_id, signer=signer
         )
         self._start_streams()
+
+    @staticmethod
+    def _claim_name(out_dir: Path, prefix: str) -> tuple[int, str]:
+        """(start time, name) of a new bundle, its `.incomplete` directory made. Names have
+        one-second resolution (SPEC §1): when this second's is taken (a run a moment ago, or one
+        beside this one), the next second's is used. Nothing that exists is ever reused."""
+        for _ in range(3):
+            started = now_ns()
+            name = prefix + compact_utc(started)
+            if not (out_dir / name).exists():
+                path = out_dir / (name + INCOMPLETE)
+                try:
+                    path.mkdir()
+                    return started, name
+                except FileExistsError:
+                    pass
+                except OSError as exc:
+                    raise BundleError(f"cannot create {path}: {exc.strerror}") from exc
+            time.sleep(1 - (started % 1_000_000_000) / 1e9)  # until the next second
+        raise UsageError(f"{out_dir / name} already exists", "never overwrite evidence: choose another --out")
 
     def _identity(
         self,

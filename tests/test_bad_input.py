@@ -17,7 +17,9 @@ import pytest
 
 from collectors.acquire import Source
 from collectors.collection import CollectionRequest, run_collection
+from manifest.errors import SealboxError
 from manifest.keys import KeyStore
+from manifest.timefmt import compact_utc
 from tests.builders import collect, make_key, snapshot_times
 from tests.conftest import REPO, clear_flags, require_root
 
@@ -58,16 +60,19 @@ def test_existing_bundle_is_never_overwritten(cli, tmp_path, out_dir):
     source = Source(os.fsencode(src), os.fsencode(src), "files/test")
     request = CollectionRequest("C-1", out_dir, store.load_signer(None), [source], host="h")
     first = run_collection(request).bundle
-    # Same case, host and second: the name exists, so the second run must refuse.
-    for _ in range(50):
-        try:
-            run_collection(request)
-        except Exception as exc:
-            assert "already exists" in str(exc)
-            break
-    else:
-        raise AssertionError("second collection in the same second did not refuse")
-    assert first.is_dir()
+    items_before = (first / "metadata/items.jsonl").read_bytes()
+    # Same case and host, at once: names have one-second resolution, so the second run takes the
+    # next second's name and leaves the first bundle as it was.
+    second = run_collection(request).bundle
+    assert second != first and second.is_dir()
+    assert (first / "metadata/items.jsonl").read_bytes() == items_before
+    # Every name it could take exists: it refuses rather than reuse one.
+    now = time.time_ns()
+    for ahead in range(6):
+        name = f"C-1_h_{compact_utc(now + ahead * 1_000_000_000)}.incomplete"
+        (out_dir / name).mkdir(exist_ok=True)
+    with pytest.raises(SealboxError, match="already exists"):
+        run_collection(request)
 
 
 def test_bad_arguments_exit_2(cli, tmp_path):
