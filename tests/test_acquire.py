@@ -14,18 +14,22 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import collectors.acquire
 from collectors.acquire import Acquirer, ProgressSink, Source, WorkerConfig, batches, handed_back, walk
-from collectors.collection import CollectionRequest, run_collection
+from collectors.collection import CollectionRequest, CollectionResult, run_collection
 from collectors.mountns import enter_noatime_namespace
 from manifest.keys import KeyStore
 from manifest.pathenc import stored_path
 from manifest.verify import verify_bundle
 from tests.builders import collect, make_key
 from tests.conftest import REPO, clear_flags, require_root
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @pytest.fixture
@@ -323,27 +327,48 @@ def test_output_on_a_sources_filesystem_is_warned_about_and_logged(cli, tmp_path
         shutil.rmtree(other)
 
 
-def test_output_bind_mounted_under_another_name_is_not_collected(signer, tmp_path):
-    require_root()  # a bind mount, in a mount namespace of a child process: the machine's stays as is
+def tree_with_mount_point(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """(src holding keep.txt and an empty directory `name` to mount on, an empty out)."""
     src = tmp_path / "src"
-    (src / "seen-as").mkdir(parents=True)
+    (src / name).mkdir(parents=True)
     (src / "keep.txt").write_text("evidence\n")
     out = tmp_path / "out"
     out.mkdir()
+    return src, out
+
+
+def collected_after_mount(
+    mount: list[str], request: CollectionRequest, check: Callable[[CollectionResult], bool]
+) -> bool:
+    """Run `mount` and then the collection in a child process with a mount namespace of its own
+    (the machine's mounts stay as they are); whether `check` held for the result."""
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            _points, problem = enter_noatime_namespace([os.fsencode(src)])
-            subprocess.run(["mount", "--bind", str(out), str(src / "seen-as")], check=True)
-            result = run_collection(CollectionRequest("C-BIND", out, signer, [source(src)], workers=2))
-            paths = set(items(result.bundle))
+            _points, problem = enter_noatime_namespace([src.path for src in request.sources])
+            subprocess.run(mount, check=True)
+            result = run_collection(request)
+            ok = check(result)
             clear_flags(result.bundle)
-            if problem is None and str(src / "keep.txt") in paths and str(src / "seen-as") not in paths:
-                code = 0
+            code = 0 if problem is None and ok else 1
         finally:
             os._exit(code)
-    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+def test_output_bind_mounted_under_another_name_is_not_collected(signer, tmp_path):
+    require_root()  # a bind mount, in a mount namespace of a child process: the machine's stays as is
+    src, out = tree_with_mount_point(tmp_path, "seen-as")
+
+    def check(result: CollectionResult) -> bool:
+        paths = set(items(result.bundle))
+        return str(src / "keep.txt") in paths and str(src / "seen-as") not in paths
+
+    mount = ["mount", "--bind", str(out), str(src / "seen-as")]
+    assert collected_after_mount(
+        mount, CollectionRequest("C-BIND", out, signer, [source(src)], workers=2), check
+    )
     assert not list((src / "seen-as").iterdir())  # the bind mount never reached this namespace
 
 
@@ -477,26 +502,16 @@ def test_pseudo_filesystems_are_items_but_never_walked(cli, out_dir):
 
 def test_a_pseudo_filesystem_mounted_inside_a_source_is_not_walked(signer, tmp_path):
     require_root()  # a proc mount, in a mount namespace of a child process: the machine's stays as is
-    src = tmp_path / "src"
-    (src / "p").mkdir(parents=True)
-    (src / "keep.txt").write_text("evidence\n")
-    out = tmp_path / "out"
-    out.mkdir()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            enter_noatime_namespace([os.fsencode(src)])
-            subprocess.run(["mount", "-t", "proc", "proc", str(src / "p")], check=True)
-            result = run_collection(CollectionRequest("C-PROC2", out, signer, [source(src)], workers=2))
-            paths = set(items(result.bundle))
-            clear_flags(result.bundle)
-            expected = {str(src), str(src / "keep.txt"), str(src / "p")}
-            if paths == expected and result.stats.not_walked == [str(src / "p")]:
-                code = 0
-        finally:
-            os._exit(code)
-    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    src, out = tree_with_mount_point(tmp_path, "p")
+
+    def check(result: CollectionResult) -> bool:
+        expected = {str(src), str(src / "keep.txt"), str(src / "p")}
+        return set(items(result.bundle)) == expected and result.stats.not_walked == [str(src / "p")]
+
+    mount = ["mount", "-t", "proc", "proc", str(src / "p")]
+    assert collected_after_mount(
+        mount, CollectionRequest("C-PROC2", out, signer, [source(src)], workers=2), check
+    )
     assert not list((src / "p").iterdir())  # the proc mount never reached this namespace
 
 

@@ -90,17 +90,18 @@ def test_bad_arguments_exit_2(cli, tmp_path):
     assert cli("no-such-command").returncode == 2
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir, sig):
-    # SIGTERM (kill, a service stop) is an interruption like Ctrl-C: one line, never a traceback.
+def collecting(cli, tmp_path: Path, out_dir: Path, case: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`sealbox collect` of 4 GiB (sparse files: quick to make, slow enough to read and hash)
+    as a subprocess, returned once it is copying; and its arguments."""
     make_key(cli)
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(4):  # sparse: quick to make, slow enough to read and hash
+    for i in range(4):
         with open(src / f"disk{i}.img", "wb") as f:
             f.truncate(1 << 30)
+    args = ["collect", "--case", case, "--out", str(out_dir), str(src)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "collect", "--case", "C-INT", "--out", str(out_dir), str(src)],
+        [sys.executable, "-m", "agent", *args],
         env=cli.env,
         cwd=REPO,
         text=True,
@@ -110,6 +111,13 @@ def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir, sig):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not list(out_dir.glob("*.incomplete/data/files/*")):
         time.sleep(0.05)
+    return proc, args
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir, sig):
+    # SIGTERM (kill, a service stop) is an interruption like Ctrl-C: one line, never a traceback.
+    proc, _args = collecting(cli, tmp_path, out_dir, "C-INT")
     time.sleep(0.3)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
@@ -122,23 +130,7 @@ def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir, sig):
 
 
 def test_workers_leave_quietly_when_the_collection_is_killed_outright(cli, tmp_path, out_dir):
-    make_key(cli)
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(4):
-        with open(src / f"disk{i}.img", "wb") as f:
-            f.truncate(1 << 30)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "collect", "--case", "C-KILL9", "--out", str(out_dir), str(src)],
-        env=cli.env,
-        cwd=REPO,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list(out_dir.glob("*.incomplete/data/files/*")):
-        time.sleep(0.05)
+    proc, _args = collecting(cli, tmp_path, out_dir, "C-KILL9")
     workers = psutil.Process(proc.pid).children()
     assert workers
     proc.kill()
@@ -150,24 +142,7 @@ def test_workers_leave_quietly_when_the_collection_is_killed_outright(cli, tmp_p
 
 def test_a_killed_worker_stops_the_run_with_one_line_and_it_can_be_resumed(cli, tmp_path, out_dir):
     # The out-of-memory killer may take a worker process; the run must say so, not wait for it.
-    make_key(cli)
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(4):  # sparse: quick to make, slow enough to read and hash
-        with open(src / f"disk{i}.img", "wb") as f:
-            f.truncate(1 << 30)
-    args = ["collect", "--case", "C-KILL", "--out", str(out_dir), str(src)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", *args],
-        env=cli.env,
-        cwd=REPO,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list(out_dir.glob("*.incomplete/data/files/*")):
-        time.sleep(0.05)
+    proc, args = collecting(cli, tmp_path, out_dir, "C-KILL")
     parent = psutil.Process(proc.pid)
     workers = [c for c in parent.children() if c.cmdline() == parent.cmdline()]
     assert workers, "no worker process found"
