@@ -27,11 +27,12 @@ from collectors.fsmeta import FS_IMMUTABLE_FL, FlagSetter, Meta, StatReader
 from collectors.mountns import pseudo_devices
 from collectors.readonly import open_noatime
 from manifest.bagit import manifest_line
+from manifest.bundle import ignores_case
 from manifest.errors import BundleError
 from manifest.hashing import hash_zeros, hole_at, is_sparse
 from manifest.items import empty_item, item_line
 from manifest.parallel import few_collections, ordered_map
-from manifest.pathenc import stored_path
+from manifest.pathenc import long_stored_path, stored_path
 from manifest.spool import Spool, Spooled
 from manifest.timefmt import rfc3339_ns
 from manifest.views import ViewContext, ViewSet
@@ -45,6 +46,10 @@ if TYPE_CHECKING:
 
 BATCH_FILES = 256
 BATCH_BYTES = 32 << 20  # a worker hands back the rest of a batch once it has copied this much
+ALREADY_COLLECTED = "already collected in this bundle through another source"
+CASE_COLLISION = (
+    "stored under data/long: the output filesystem ignores case, and a name differing only in case was taken"
+)
 BIG_FILE = 8 << 20  # a file this big is copied in a batch of its own, so big files spread
 BUFFER = 1 << 20
 _ZEROS = bytes(BUFFER)
@@ -84,6 +89,7 @@ class AcquireStats:
     by_kind: dict[str, int] = field(default_factory=dict)
     by_collector: dict[str, int] = field(default_factory=dict)
     not_walked: list[str] = field(default_factory=list)  # pseudo filesystems met (not descended)
+    case_collisions: int = 0  # copies put in data/long because the output ignores case
 
 
 class ProgressSink:
@@ -349,6 +355,7 @@ class WorkerConfig:
     views: ViewContext | None = None
     spool: Spool | None = None  # where batch output goes when workers are separate processes
     previous: PreviousBundle | None = None  # a follow-up collection copies only what changed since
+    fold_case: bool = False  # the output filesystem ignores case in names
 
 
 @dataclass
@@ -385,6 +392,7 @@ class Acquirer:
         # and copies'. A batch comes from one or a few directories, so each opens once.
         self.dirs: dict[tuple[bytes, DirId | None], int | OSError] = {}
         self.out_dirs: dict[bytes, int] = {}
+        self.spelled: dict[bytes, bool] = {}  # output directories checked for their spelling
 
     def run(self, batch: list[Task]) -> BatchResult:
         try:
@@ -576,10 +584,24 @@ class Acquirer:
             rel = stored_path(original)
             try:
                 out = self._create(self.config.bundle + b"/" + rel.encode())
-            except FileExistsError:  # reached again through an overlapping source
-                item["status"] = "skipped"
-                item["note"] = "already collected in this bundle through another source"
-                return
+            except FileExistsError:
+                if not self.config.fold_case:  # reached again through an overlapping source
+                    item["status"] = "skipped"
+                    item["note"] = ALREADY_COLLECTED
+                    return
+                # On an output that ignores case (exFAT, FAT: USB sticks), `Report.txt` and
+                # `report.txt` collide: the second goes to data/long, named by its exact path.
+                rel = long_stored_path(original)
+                try:
+                    out = self._create(self.config.bundle + b"/" + rel.encode())
+                except FileExistsError:
+                    item["status"] = "skipped"
+                    item["note"] = ALREADY_COLLECTED
+                    return
+                item["note"] = CASE_COLLISION
+                result.events.append(
+                    {"event": "name-case-collision", "path": _text(original), "stored_as": rel}
+                )
             try:
                 digest, total = self._pump(fd, out, before.size, is_sparse(at_open))
                 after = os.fstat(fd)
@@ -604,7 +626,7 @@ class Acquirer:
                 changes = _changes(before, after, total)
                 if changes:
                     item["status"] = "changed"
-                    item["note"] = "; ".join(changes)
+                    item["note"] = "; ".join(filter(None, [item["note"], *changes]))
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 raise BundleError(
@@ -616,14 +638,30 @@ class Acquirer:
             os.close(fd)
 
     def _create(self, dest: bytes) -> int:
+        """The copy at `dest`, created write-once. FileExistsError when it exists, or when on an
+        output that ignores case a directory of its path is there under another spelling."""
         parent, _, name = dest.rpartition(b"/")
         dir_fd = self.out_dirs.get(parent)
         if dir_fd is None:
             if parent not in self.made_dirs:
                 os.makedirs(parent, exist_ok=True)
                 self.made_dirs.add(parent)
+            if self.config.fold_case and not self._spelled_as_is(parent):
+                raise FileExistsError(errno.EEXIST, "a directory differing only in case", parent)
             dir_fd = self.out_dirs[parent] = os.open(parent, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
         return os.open(name, _CREATE, 0o444, dir_fd=dir_fd)
+
+    def _spelled_as_is(self, path: bytes) -> bool:
+        """Whether each directory of `path` below the bundle is on disk under this very spelling:
+        `Logs` made first hides `logs` on an output that ignores case. One listing per directory."""
+        known = self.spelled.get(path)
+        if known is None:
+            parent, _, name = path.rpartition(b"/")
+            known = len(path) <= len(self.config.bundle) or (
+                self._spelled_as_is(parent) and name in os.listdir(parent)
+            )
+            self.spelled[path] = known
+        return known
 
     def _pump(self, fd: int, out: int, expected: int, sparse: bool = False) -> tuple[str, int]:
         """(SHA-256, bytes) of the open source `fd`, copied to `out` as read. A `sparse` source
@@ -749,6 +787,7 @@ def acquire(
         writer.view_context,
         spool,
         previous,
+        ignores_case(writer.path),
     )
     first_link: dict[tuple[int, int], int] = dict(links or {})
 
@@ -782,6 +821,8 @@ def acquire(
         for event in res.events:
             name = event.pop("event")
             writer.log.warning(name, **event)
+            if name == "name-case-collision":
+                stats.case_collisions += 1
         progress.advance(done, res.nbytes)
 
     # The bundle being written, and the --out directory holding it, are never evidence of the

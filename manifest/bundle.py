@@ -103,6 +103,19 @@ def _syncfs(path: Path) -> None:
         os.close(fd)
 
 
+def ignores_case(path: Path) -> bool:
+    """Whether the filesystem holding directory `path` ignores case in names, as exFAT and FAT
+    (most USB sticks) do: its own name with the case swapped reaches it too."""
+    swapped = path.name.swapcase()
+    if swapped == path.name:
+        return False
+    try:
+        # Not by inode: exFAT through FUSE numbers each spelling of a name apart.
+        return path.with_name(swapped).is_dir() and swapped not in {p.name for p in path.parent.iterdir()}
+    except OSError:
+        return False
+
+
 class BundleWriter:
     """Builds one bundle. Every file is created with O_EXCL and read-only; nothing is rewritten."""
 

@@ -26,7 +26,7 @@ from manifest.keys import KeyStore
 from manifest.pathenc import stored_path
 from manifest.verify import verify_bundle
 from tests.builders import collect, make_key
-from tests.conftest import REPO, clear_flags, require_root
+from tests.conftest import REPO, clear_flags, require, require_root, require_tool
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -483,6 +483,51 @@ def test_sparse_files_are_copied_sparse_and_hashed_around_their_holes(cli, tmp_p
     assert cli("verify", bundle).returncode == 0
     check = subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=bundle, check=False)
     assert check.returncode == 0
+
+
+def test_names_differing_only_in_case_all_reach_an_exfat_usb_stick(cli, tmp_path):
+    # IT often brings a USB stick, and most are exFAT, which ignores case: `report.txt` would
+    # be taken for `Report.txt` already copied, and lost. Real exFAT (FUSE, on a loop device), in
+    # a child's own mount namespace.
+    require_root()
+    mkfs, mount = require_tool("mkfs.exfat"), require_tool("mount.exfat-fuse")
+    require(Path("/dev/fuse").exists(), "no /dev/fuse")
+    make_key(cli)
+    src = tmp_path / "src"
+    (src / "Logs").mkdir(parents=True)
+    (src / "logs").mkdir()
+    contents = {"Report.txt": "upper", "report.txt": "lower", "Logs/a.txt": "A", "logs/a.txt": "a"}
+    for rel, text in contents.items():
+        (src / rel).write_text(text)
+    image = tmp_path / "stick.img"
+    with open(image, "wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run([mkfs, str(image)], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], check=True, capture_output=True, text=True)
+    device = loop.stdout.strip()
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    script = (
+        f"{mount} {device} {stick} >/dev/null && cd {REPO} && "
+        f"{sys.executable} -m agent collect --case C-EXFAT --out {stick} --json {src} >{tmp_path}/summary && "
+        f"{sys.executable} -m agent verify {stick}/C-EXFAT_* >/dev/null && "
+        f"cd {stick}/C-EXFAT_* && sha256sum -c --quiet manifest-sha256.txt && "
+        f"cat metadata/items.jsonl; status=$?; cd /; umount {stick}; exit $status"
+    )
+    try:
+        proc = subprocess.run(
+            ["unshare", "-m", "sh", "-c", script], env=cli.env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((tmp_path / "summary").read_text())["case_collisions"] == 2
+    assert "warning: the output filesystem ignores case" in proc.stderr
+    records = {r["source_path"]: r for r in map(json.loads, proc.stdout.splitlines())}
+    for rel in contents:
+        assert records[str(src / rel)]["status"] == "ok", records[str(src / rel)]
+    assert records[str(src / "report.txt")]["stored_as"].startswith("data/long/")
+    assert records[str(src / "logs/a.txt")]["stored_as"].startswith("data/long/")
 
 
 def test_pseudo_filesystems_are_items_but_never_walked(cli, out_dir):

@@ -94,6 +94,7 @@ def summary(result: CollectionResult) -> dict[str, object]:
         "by_kind": s.by_kind,
         "volatile_sections": result.volatile_sections,
         "not_walked": s.not_walked,
+        "case_collisions": s.case_collisions,
     }
 
 
@@ -112,6 +113,13 @@ def warn(result: CollectionResult) -> None:
         click.echo(
             f"warning: not walked: {paths}: pseudo filesystems hold the kernel's live state, not "
             "stored files (the volatile snapshot records it; `sealbox respond` takes one)",
+            err=True,
+        )
+    if result.stats.case_collisions:
+        click.echo(
+            f"warning: the output filesystem ignores case: {result.stats.case_collisions} copies whose "
+            "names differ from another only in case are under data/long (items.jsonl has their paths; "
+            "next time use an ext4 or NTFS disk for --out)",
             err=True,
         )
     if result.timestamp_error:
