@@ -582,8 +582,9 @@ class Acquirer:
                 return
             # O_NONBLOCK stays: it has no effect on reading a regular file.
             rel = stored_path(original)
+            dest = self.config.bundle + b"/" + rel.encode()
             try:
-                out = self._create(self.config.bundle + b"/" + rel.encode())
+                out = self._create(dest)
             except FileExistsError:
                 if not self.config.fold_case:  # reached again through an overlapping source
                     item["status"] = "skipped"
@@ -592,8 +593,9 @@ class Acquirer:
                 # On an output that ignores case (exFAT, FAT: USB sticks), `Report.txt` and
                 # `report.txt` collide: the second goes to data/long, named by its exact path.
                 rel = long_stored_path(original)
+                dest = self.config.bundle + b"/" + rel.encode()
                 try:
-                    out = self._create(self.config.bundle + b"/" + rel.encode())
+                    out = self._create(dest)
                 except FileExistsError:
                     item["status"] = "skipped"
                     item["note"] = ALREADY_COLLECTED
@@ -603,17 +605,24 @@ class Acquirer:
                     {"event": "name-case-collision", "path": _text(original), "stored_as": rel}
                 )
             try:
-                digest, total = self._pump(fd, out, before.size, is_sparse(at_open))
-                after = os.fstat(fd)
-                os.utime(out, ns=(before.atime_ns, before.mtime_ns))
-                if self.flags is not None and self.immutable_problem is None:
-                    self.immutable_problem = self.flags.add(out)
-                    if self.immutable_problem:
-                        result.events.append(
-                            {"event": "immutable-flag-unavailable", "detail": self.immutable_problem}
-                        )
-            finally:
-                os.close(out)
+                try:
+                    digest, total = self._pump(fd, out, before.size, is_sparse(at_open))
+                    after = os.fstat(fd)
+                    os.utime(out, ns=(before.atime_ns, before.mtime_ns))
+                    if self.flags is not None and self.immutable_problem is None:
+                        self.immutable_problem = self.flags.add(out)
+                        if self.immutable_problem:
+                            result.events.append(
+                                {"event": "immutable-flag-unavailable", "detail": self.immutable_problem}
+                            )
+                finally:
+                    os.close(out)
+            except OSError:
+                # A copy cut short (a read error on a failing disk, a file too big for FAT32) is
+                # not the file, and one that no item records would fail the bundle's verification.
+                with contextlib.suppress(OSError):
+                    os.unlink(dest)
+                raise
             item["stored_as"] = rel
             item["sha256"] = digest
             item["size"] = total
@@ -744,6 +753,8 @@ def _reason(exc: OSError) -> str:
         return "permission denied"
     if exc.errno == errno.ELOOP:
         return "became a symlink (not followed)"
+    if exc.errno == errno.EFBIG:
+        return "too large for the output filesystem (FAT32 holds at most 4 GiB a file)"
     return (exc.strerror or str(exc)).lower()
 
 

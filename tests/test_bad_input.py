@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -158,6 +159,53 @@ def test_a_killed_worker_stops_the_run_with_one_line_and_it_can_be_resumed(cli, 
     sealed = out_dir / partial.name.removesuffix(".incomplete")
     assert cli("verify", sealed).returncode == 0
     assert len(list((sealed / "data/files").rglob("disk*.img"))) == 4
+
+
+def test_a_copy_cut_short_is_an_error_item_and_the_bundle_still_verifies(cli, tmp_path, out_dir):
+    # A write refused part way (here a file size limit, as FAT32's 4 GiB; a read error on a
+    # failing disk is alike) must not leave a partial copy that no item records.
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(3 << 20))
+    (src / "small.txt").write_text("small\n")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "collect",
+            "--case",
+            "C-FBIG",
+            "--out",
+            str(out_dir),
+            "--json",
+            str(src),
+        ],
+        env=cli.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    bundle = Path(json.loads(proc.stdout)["bundle"])
+    records = {
+        r["source_path"]: r
+        for r in map(json.loads, (bundle / "metadata/items.jsonl").read_text().splitlines())
+    }
+    big = records[str(src / "big.bin")]
+    assert big["status"] == "error" and big["stored_as"] is None
+    assert big["error"] == "too large for the output filesystem (FAT32 holds at most 4 GiB a file)"
+    assert records[str(src / "small.txt")]["status"] == "ok"
+    assert not list((bundle / "data/files").rglob("big.bin"))
+    assert cli("verify", bundle).returncode == 0
 
 
 def test_full_disk_stops_with_clear_error_and_source_untouched(cli, tmp_path):
