@@ -90,6 +90,7 @@ class AcquireStats:
     by_collector: dict[str, int] = field(default_factory=dict)
     not_walked: list[str] = field(default_factory=list)  # pseudo filesystems met (not descended)
     case_collisions: int = 0  # copies put in data/long because the output ignores case
+    unlisted_dirs: list[str] = field(default_factory=list)  # "path: why" of directories not listed
 
 
 class ProgressSink:
@@ -804,6 +805,7 @@ def acquire(
 
     def walk_error(path: bytes, why: str) -> None:
         writer.log.warning("directory-unreadable", path=_text(path), error=why)
+        stats.unlisted_dirs.append(f"{_text(path)}: {why}")
 
     def handle(res: BatchResult) -> None:
         if res.spooled is not None:

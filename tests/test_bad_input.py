@@ -16,8 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from collectors.acquire import Source
-from collectors.collection import CollectionRequest, run_collection
+from agent.commands.collect import warn
+from collectors.acquire import AcquireStats, Source
+from collectors.collection import CollectionRequest, CollectionResult, run_collection
 from manifest.errors import SealboxError
 from manifest.keys import KeyStore
 from manifest.timefmt import compact_utc
@@ -261,12 +262,11 @@ def test_unreadable_source_is_an_error_item_and_the_run_goes_on(world_traversabl
     request = CollectionRequest(
         "C-PERM", out, signer, [Source(os.fsencode(src), os.fsencode(src), "files/test")]
     )
-    # The child cannot read this Python's install under /root: import what it will need first.
-    import concurrent.futures.process  # noqa: F401
-    import multiprocessing.popen_fork
-    import multiprocessing.synchronize  # noqa: F401
-
-    import manifest.views  # noqa: F401
+    # The child cannot read this Python's install under /root: a first run here imports all it needs.
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    run_collection(CollectionRequest("C-WARM", warm, signer, request.sources))
+    clear_flags(warm)
 
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -276,7 +276,9 @@ def test_unreadable_source_is_an_error_item_and_the_run_goes_on(world_traversabl
             os.setgroups([])
             os.setresgid(65534, 65534, 65534)
             os.setresuid(65534, 65534, 65534)
-            os.write(write_end, str(run_collection(request).bundle).encode())
+            result = run_collection(request)
+            assert result.stats.unlisted_dirs == [f"{locked}: Permission denied"]
+            os.write(write_end, str(result.bundle).encode())
             code = 0
         except BaseException as exc:
             os.write(2, f"child failed: {exc!r}\n".encode())
@@ -297,6 +299,21 @@ def test_unreadable_source_is_an_error_item_and_the_run_goes_on(world_traversabl
     log = (bundle / "metadata/acquisition-log.jsonl").read_text()
     assert "directory-unreadable" in log and "locked-dir" in log
     assert "noatime-not-permitted" in log  # nobody does not own the sources
+
+
+def test_what_was_not_collected_is_said_after_the_run(capsys):
+    # The responder learns on the terminal, not only from the log, what the bundle lacks.
+    stats = AcquireStats(unlisted_dirs=["/home/a/locked: Permission denied", "/x: Input/output error"])
+    stats.not_walked, stats.case_collisions = ["/proc"], 2
+    warn(CollectionResult(Path("/out/B"), "id", stats, []))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == (
+        "warning: nothing inside these directories was collected, they could not be listed: "
+        "/home/a/locked: Permission denied and 1 more (see directory-unreadable in "
+        "metadata/acquisition-log.jsonl)"
+    )
+    assert lines[1].startswith("warning: not walked: /proc: pseudo filesystems")
+    assert lines[2].startswith("warning: the output filesystem ignores case: 2 copies")
 
 
 def test_resumed_names_and_json_summary(cli, tmp_path, out_dir):

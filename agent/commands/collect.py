@@ -95,6 +95,7 @@ def summary(result: CollectionResult) -> dict[str, object]:
         "volatile_sections": result.volatile_sections,
         "not_walked": s.not_walked,
         "case_collisions": s.case_collisions,
+        "unlisted_dirs": s.unlisted_dirs,
     }
 
 
@@ -106,6 +107,14 @@ def warn(result: CollectionResult) -> None:
         click.echo(
             f"warning: the bundle was written to the filesystem of {first}{more}, which can overwrite "
             "deleted data on it (next time use removable media or a network share for --out)",
+            err=True,
+        )
+    if result.stats.unlisted_dirs:
+        first, rest = result.stats.unlisted_dirs[0], len(result.stats.unlisted_dirs) - 1
+        more = f" and {rest} more" if rest else ""
+        click.echo(
+            f"warning: nothing inside these directories was collected, they could not be listed: "
+            f"{first}{more} (see directory-unreadable in metadata/acquisition-log.jsonl)",
             err=True,
         )
     if result.stats.not_walked:
