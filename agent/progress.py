@@ -48,7 +48,8 @@ class RichProgress(ProgressSink):
 
     def _scan(self) -> None:
         files = nbytes = 0
-        for _path, _orig, _index, size, _listed_from in walk(self._sources, skip=Skip([]), sizes=True):
+        for found in walk(self._sources, skip=Skip([]), sizes=True):
+            size = found[3]
             if self._stop.is_set():
                 return
             files += 1

@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 BATCH_FILES = 256
 BATCH_BYTES = 32 << 20  # a worker hands back the rest of a batch once it has copied this much
 ALREADY_COLLECTED = "already collected in this bundle through another source"
-CASE_COLLISION = (
-    "stored under data/long: the output filesystem ignores case, and a name differing only in case was taken"
+CASE_APART = (
+    "stored under data/long: a name differing from another only in case would collide where case "
+    "is ignored (exFAT, FAT, Windows, macOS)"
 )
 BIG_FILE = 8 << 20  # a file this big is copied in a batch of its own, so big files spread
 BUFFER = 1 << 20
@@ -104,11 +105,12 @@ class ProgressSink:
 
 
 DirId = tuple[int, int]  # a directory's identity: device, inode
-# What the walk finds: path, original, source index, size (when asked for, else 0), and the
-# identity of the directory it was listed from (None for a source itself). A task is the item id,
-# path, original, source index and that identity. Plain tuples: cheap to pickle.
-Found = tuple[bytes, bytes, int, int, DirId | None]
-Task = tuple[int, bytes, bytes, int, DirId | None]
+# What the walk finds: path, original, source index, size (when asked for, else 0), the identity
+# of the directory it was listed from (None for a source itself), and whether its copy is stored
+# apart (see `walk`). A task is the item id, path, original, source index, that identity and that
+# flag. Plain tuples: cheap to pickle.
+Found = tuple[bytes, bytes, int, int, DirId | None, bool]
+Task = tuple[int, bytes, bytes, int, DirId | None, bool]
 
 
 def _text(path: bytes) -> str:
@@ -130,10 +132,12 @@ def walk(
     skip: Skip | None = None,
     sizes: bool = False,
 ) -> Iterator[Found]:
-    """Yield (path, original, source index, size, listed from) depth-first in sorted order,
-    never following symlinks and listing directories with O_NOATIME so not even their atime
+    """Yield (path, original, source index, size, listed from, apart) depth-first in sorted
+    order, never following symlinks and listing directories with O_NOATIME so not even their atime
     moves. `skip` leaves out sealbox's own output, wherever it appears, and what is inside a
-    pseudo filesystem (the mount point is yielded, nothing below it).
+    pseudo filesystem (the mount point is yielded, nothing below it). `apart` is set for a name
+    that differs from an earlier sibling's only in case, and for all below such a directory: its
+    copy goes to data/long, so the bundle can be copied whole to exFAT, FAT, Windows or macOS.
     Files' sizes cost a stat each and are 0 unless `sizes` is set: the acquisition reads them in
     its workers, in parallel, and needs none here."""
     # Sources may overlap (a file, then its directory; two artifacts naming one log): each path
@@ -149,9 +153,10 @@ def walk(
             top = os.lstat(src.path)
         except OSError:
             singles.add(src.path)
-            yield src.path, src.original, index, 0, None  # the worker records the error
+            yield src.path, src.original, index, 0, None, False  # the worker records the error
             continue
-        yield src.path, src.original, index, top.st_size if stat.S_ISREG(top.st_mode) and sizes else 0, None
+        size = top.st_size if stat.S_ISREG(top.st_mode) and sizes else 0
+        yield src.path, src.original, index, size, None, False
         if not stat.S_ISDIR(top.st_mode):
             singles.add(src.path)
             continue
@@ -162,16 +167,17 @@ def walk(
             continue
         if src.max_depth is None and not src.excludes:
             walked.add(src.path.rstrip(b"/") + b"/")
-        stack: list[tuple[bytes, bytes, int, DirId | None]] = [(src.path, src.original, 1, None)]
+        stack: list[tuple[bytes, bytes, int, DirId | None, bool]] = [(src.path, src.original, 1, None, False)]
         while stack:
-            dpath, dorig, depth, listed_in = stack.pop()
+            dpath, dorig, depth, listed_in, dir_apart = stack.pop()
             try:
                 listed_from, entries = _list_dir(dpath, listed_in, sizes)
             except OSError as exc:
                 if on_error:
                     on_error(dpath, exc.strerror or str(exc))
                 continue
-            subdirs: list[tuple[bytes, bytes, int, DirId | None]] = []
+            subdirs: list[tuple[bytes, bytes, int, DirId | None, bool]] = []
+            folded: set[str] = set()  # the names seen so far, case folded
             prefix = dpath.rstrip(b"/") + b"/"
             sep = b"\\" if src.windows else b"/"
             oprefix = dorig if dorig.endswith(sep) else dorig + sep
@@ -180,18 +186,21 @@ def walk(
                 if src.excludes and excluded(_text(orig), _text(name)):
                     continue
                 path = prefix + name
+                key = name.decode("utf-8", "surrogateescape").casefold()
+                apart = dir_apart or key in folded
+                folded.add(key)
                 if not is_dir:
                     if not singles or path not in singles:
-                        yield path, orig, index, size, listed_from
+                        yield path, orig, index, size, listed_from, apart
                     continue
                 if walked and path + b"/" in walked:
                     continue  # an earlier source walked it whole, its own item included
                 why = skip.check(path) if skip is not None else None
                 if why == OUTPUT:
                     continue
-                yield path, orig, index, 0, listed_from
+                yield path, orig, index, 0, listed_from, apart
                 if why != PSEUDO and (src.max_depth is None or depth < src.max_depth):
-                    subdirs.append((path, orig, depth + 1, listed_from))
+                    subdirs.append((path, orig, depth + 1, listed_from, apart))
             stack.extend(reversed(subdirs))
 
 
@@ -323,8 +332,8 @@ def batches(
     """Tasks in batches of BATCH_FILES, ids in walk order. Sizes are not known here: a worker
     hands back what should not share its batch (see `Acquirer.run`, `handed_back`)."""
     batch: list[Task] = []
-    for path, orig, index, _size, listed_from in tasks:
-        batch.append((next_id(), path, orig, index, listed_from))
+    for path, orig, index, _size, listed_from, apart in tasks:
+        batch.append((next_id(), path, orig, index, listed_from, apart))
         if len(batch) >= BATCH_FILES:
             progress.add_total(len(batch), 0)
             yield batch
@@ -482,7 +491,7 @@ class Acquirer:
     def acquire_one(self, task: Task, result: BatchResult, shared: bool = False) -> dict[str, Any] | None:
         """The item for one task; None for a big file in a `shared` batch (left to a batch of its
         own, so several big files are copied side by side)."""
-        item_id, path, original, index, listed_from = task
+        item_id, path, original, index, listed_from, apart = task
         src = self.config.sources[index]
         item = empty_item()  # every field, in sorted order; filled by plain stores (hot path)
         item["id"] = f"{item_id:08d}"
@@ -512,7 +521,7 @@ class Acquirer:
             elif shared and meta.size >= BIG_FILE:
                 return None
             else:
-                self._copy(dir_fd, name, original, meta, item, result)
+                self._copy(dir_fd, name, original, meta, item, result, apart)
         elif kind == "symlink":
             try:
                 target = os.readlink(name, dir_fd=dir_fd)
@@ -564,6 +573,7 @@ class Acquirer:
         before: Meta,
         item: dict[str, Any],
         result: BatchResult,
+        apart: bool = False,
     ) -> None:
         try:
             fd = self._open_source(dir_fd, name, original, result)
@@ -582,7 +592,9 @@ class Acquirer:
                 item["error"] = "replaced between stat and open"
                 return
             # O_NONBLOCK stays: it has no effect on reading a regular file.
-            rel = stored_path(original)
+            rel = long_stored_path(original) if apart else stored_path(original)
+            if apart:
+                item["note"] = CASE_APART
             dest = self.config.bundle + b"/" + rel.encode()
             try:
                 out = self._create(dest)
@@ -601,7 +613,7 @@ class Acquirer:
                     item["status"] = "skipped"
                     item["note"] = ALREADY_COLLECTED
                     return
-                item["note"] = CASE_COLLISION
+                item["note"] = CASE_APART
                 result.events.append(
                     {"event": "name-case-collision", "path": _text(original), "stored_as": rel}
                 )

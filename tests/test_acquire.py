@@ -485,10 +485,11 @@ def test_sparse_files_are_copied_sparse_and_hashed_around_their_holes(cli, tmp_p
     assert check.returncode == 0
 
 
-def test_names_differing_only_in_case_all_reach_an_exfat_usb_stick(cli, tmp_path):
-    # IT often brings a USB stick, and most are exFAT, which ignores case: `report.txt` would
-    # be taken for `Report.txt` already copied, and lost. Real exFAT (FUSE, on a loop device), in
-    # a child's own mount namespace.
+def test_names_differing_only_in_case_survive_exfat_usb_sticks(cli, tmp_path, out_dir):
+    # Most USB sticks are exFAT, which ignores case, as do Windows and macOS: `report.txt` would
+    # overwrite, or be taken for, `Report.txt`. Real exFAT (FUSE on a loop device, in a child's
+    # own mount namespace): a bundle made elsewhere is copied onto it whole and still verifies,
+    # and one written straight to it, from sources that collide only there, loses nothing.
     require_root()
     mkfs, mount = require_tool("mkfs.exfat"), require_tool("mount.exfat-fuse")
     require(Path("/dev/fuse").exists(), "no /dev/fuse")
@@ -499,6 +500,11 @@ def test_names_differing_only_in_case_all_reach_an_exfat_usb_stick(cli, tmp_path
     contents = {"Report.txt": "upper", "report.txt": "lower", "Logs/a.txt": "A", "logs/a.txt": "a"}
     for rel, text in contents.items():
         (src / rel).write_text(text)
+    made = collect(cli, out_dir, src, case="C-CASE")  # on ext4: siblings set apart all the same
+    records = items(made)
+    assert records[str(src / "report.txt")]["stored_as"].startswith("data/long/")
+    assert records[str(src / "logs/a.txt")]["stored_as"].startswith("data/long/")
+    assert records[str(src / "Report.txt")]["stored_as"] == stored_path(os.fsencode(src / "Report.txt"))
     image = tmp_path / "stick.img"
     with open(image, "wb") as f:
         f.truncate(64 << 20)
@@ -507,10 +513,13 @@ def test_names_differing_only_in_case_all_reach_an_exfat_usb_stick(cli, tmp_path
     device = loop.stdout.strip()
     stick = tmp_path / "stick"
     stick.mkdir()
+    apart = " ".join(str(src / rel) for rel in ("Report.txt", "report.txt", "Logs", "logs"))
+    agent = f"{sys.executable} -m agent"
     script = (
         f"{mount} {device} {stick} >/dev/null && cd {REPO} && "
-        f"{sys.executable} -m agent collect --case C-EXFAT --out {stick} --json {src} >{tmp_path}/summary && "
-        f"{sys.executable} -m agent verify {stick}/C-EXFAT_* >/dev/null && "
+        f"cp -r {made} {stick}/copied && {agent} verify {stick}/copied >/dev/null && "
+        f"{agent} collect --case C-EXFAT --out {stick} --json {apart} >{tmp_path}/summary && "
+        f"{agent} verify {stick}/C-EXFAT_* >/dev/null && "
         f"cd {stick}/C-EXFAT_* && sha256sum -c --quiet manifest-sha256.txt && "
         f"cat metadata/items.jsonl; status=$?; cd /; umount {stick}; exit $status"
     )
@@ -526,8 +535,6 @@ def test_names_differing_only_in_case_all_reach_an_exfat_usb_stick(cli, tmp_path
     records = {r["source_path"]: r for r in map(json.loads, proc.stdout.splitlines())}
     for rel in contents:
         assert records[str(src / rel)]["status"] == "ok", records[str(src / rel)]
-    assert records[str(src / "report.txt")]["stored_as"].startswith("data/long/")
-    assert records[str(src / "logs/a.txt")]["stored_as"].startswith("data/long/")
 
 
 def test_pseudo_filesystems_are_items_but_never_walked(cli, out_dir):
