@@ -18,6 +18,7 @@ import pwd
 import re
 import stat
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from hashlib import sha256
 from stat import S_ISREG
@@ -186,7 +187,7 @@ def walk(
                 if src.excludes and excluded(_text(orig), _text(name)):
                     continue
                 path = prefix + name
-                key = name.decode("utf-8", "surrogateescape").casefold()
+                key = _folded(name)
                 apart = dir_apart or key in folded
                 folded.add(key)
                 if not is_dir:
@@ -202,6 +203,13 @@ def walk(
                 if why != PSEUDO and (src.max_depth is None or depth < src.max_depth):
                     subdirs.append((path, orig, depth + 1, listed_from, apart))
             stack.extend(reversed(subdirs))
+
+
+def _folded(name: bytes) -> str:
+    """A name as filesystems that ignore case compare it: case folded, and in one Unicode
+    normalization form (macOS takes `é` as one character or as `e` and an accent alike)."""
+    text = name.decode("utf-8", "surrogateescape")
+    return text.casefold() if text.isascii() else unicodedata.normalize("NFC", text).casefold()
 
 
 def _covered(path: bytes, walked: set[bytes]) -> bool:

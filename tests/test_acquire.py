@@ -485,6 +485,18 @@ def test_sparse_files_are_copied_sparse_and_hashed_around_their_holes(cli, tmp_p
     assert check.returncode == 0
 
 
+def test_names_alike_where_case_or_accents_are_folded_are_set_apart(tmp_path):
+    src = tmp_path / "src"
+    (src / "Dir").mkdir(parents=True)
+    (src / "dir").mkdir()
+    for name in ("Dir/x", "dir/x", "café.txt", "cafe\u0301.txt", "readme", "README", "other"):
+        (src / name).write_text(name)
+    found = {path: apart for path, _orig, _index, _size, _listed, apart in walk([source(src)])}
+    apart = sorted(os.fsdecode(p)[len(str(src)) + 1 :] for p, flag in found.items() if flag)
+    # Sorted order decides which of a pair keeps its place: the first.
+    assert apart == sorted(["dir", "dir/x", "readme", "café.txt"])
+
+
 def test_names_differing_only_in_case_survive_exfat_usb_sticks(cli, tmp_path, out_dir):
     # Most USB sticks are exFAT, which ignores case, as do Windows and macOS: `report.txt` would
     # overwrite, or be taken for, `Report.txt`. Real exFAT (FUSE on a loop device, in a child's
