@@ -12,7 +12,7 @@ import pytest
 from agent.commands.collect import cli_sources
 from collectors.acquire import ProgressSink
 from collectors.collection import CollectionRequest, run_collection
-from manifest.errors import CollectionInterrupted
+from manifest.errors import CollectionInterrupted, UsageError
 from manifest.keys import KeyStore
 from tests.builders import collect, make_key, snapshot_times
 from tests.conftest import clear_flags
@@ -250,3 +250,23 @@ def test_resume_after_an_interrupted_post_step_writes_its_output_again(setup):
     sealed = run_collection(again).bundle
     assert (sealed / "metadata/index.json").read_bytes() == b'{"partial": true}'
     assert cli("verify", sealed).returncode == 0
+
+
+def test_a_filesystem_without_locks_does_not_pass_for_a_busy_bundle(tmp_path, monkeypatch):
+    # Some network shares refuse flock outright (ENOLCK): that is not another sealbox at work.
+    import errno
+
+    import manifest.bundle
+
+    def refuse(_fd: int, _op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(manifest.bundle.fcntl, "flock", refuse)
+    os.close(manifest.bundle.lock_bundle_dir(tmp_path))
+
+    def held(_fd: int, _op: int) -> None:
+        raise BlockingIOError(errno.EWOULDBLOCK, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(manifest.bundle.fcntl, "flock", held)
+    with pytest.raises(UsageError, match="being written by another sealbox process"):
+        manifest.bundle.lock_bundle_dir(tmp_path)
