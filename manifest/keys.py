@@ -114,6 +114,28 @@ class StoredKey:
     encrypted: bool
 
 
+def keeps_permissions(directory: Path) -> bool:
+    """Whether files in `directory` keep the mode they are given. exFAT and FAT (most USB sticks)
+    show every file as readable by all, whatever chmod says; there only a passphrase keeps a
+    private key private."""
+    probe = directory / f".sealbox-mode-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return True  # cannot tell: the strict rule stands
+    try:
+        os.fchmod(fd, 0o600)
+        return not stat.S_IMODE(os.fstat(fd).st_mode) & 0o077
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
+
+
+_NO_PERMISSIONS_HINT = (
+    "on such a disk make the key with --passphrase-file, or keep it on a disk with permissions"
+)
+
+
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -140,6 +162,13 @@ class KeyStore:
     def generate(self, name: str, role: str, organization: str, passphrase: bytes | None = None) -> StoredKey:
         if not name.strip():
             raise UsageError("a key needs a holder name", "pass --name")
+        self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not passphrase and not keeps_permissions(self.keys_dir):
+            raise UsageError(
+                f"{self.keys_dir} is on a disk without file permissions (exFAT, FAT): anyone could "
+                "read a private key there without a passphrase",
+                _NO_PERMISSIONS_HINT,
+            )
         private = Ed25519PrivateKey.generate()
         identity = Identity(name, role, organization, fingerprint(private.public_key()))
         directory = self.keys_dir / identity.fingerprint[len(FP_PREFIX) :]
@@ -255,13 +284,20 @@ def load_private_key(path: Path, identity: Identity, passphrase: bytes | None) -
         st = path.stat()
     except FileNotFoundError as exc:
         raise KeyError_(f"private key {path} is missing") from exc
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        raise KeyError_(
-            f"private key {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o})",
-            f"run `chmod 600 {path}` if it has not leaked, otherwise make a new key",
-        )
     data = path.read_bytes()
     encrypted = b"ENCRYPTED" in data[:64]
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        if keeps_permissions(path.parent):
+            raise KeyError_(
+                f"private key {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o})",
+                f"run `chmod 600 {path}` if it has not leaked, otherwise make a new key",
+            )
+        if not encrypted:  # on a disk without permissions only a passphrase protects it
+            raise KeyError_(
+                f"private key {path} has no passphrase and is on a disk without file permissions "
+                "(exFAT, FAT), where anyone can read it",
+                _NO_PERMISSIONS_HINT,
+            )
     if encrypted and not passphrase:
         raise KeyError_(f"private key {path} is encrypted", "give its passphrase with --passphrase-file")
     try:

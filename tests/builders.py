@@ -95,3 +95,43 @@ def writable_copy(bundle: Path, dest_parent: Path) -> Path:
     shutil.copytree(bundle, dest, symlinks=True)
     subprocess.run(["chmod", "-R", "u+w", str(dest)], check=True)
     return dest
+
+
+def run_on_exfat(tmp_path: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run shell `script` with a fresh exFAT filesystem (as most USB sticks are: no case, no
+    permissions) mounted at $STICK: real exFAT through FUSE on a loop device, in a mount namespace
+    of the child's own, so the machine's mounts stay as they are. Needs root."""
+    from tests.conftest import require, require_root, require_tool
+
+    require_root()
+    mkfs, mount = require_tool("mkfs.exfat"), require_tool("mount.exfat-fuse")
+    require(Path("/dev/fuse").exists(), "no /dev/fuse")
+    image = tmp_path / "stick.img"
+    with open(image, "wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run([mkfs, str(image)], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], check=True, capture_output=True, text=True)
+    device = loop.stdout.strip()
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    wrapped = "\n".join(
+        [
+            f'{mount} {device} "$STICK" >/dev/null || exit 99',
+            script,
+            "status=$?",
+            "cd /",
+            'umount "$STICK"',
+            "exit $status",
+        ]
+    )
+    try:
+        return subprocess.run(
+            ["unshare", "-m", "sh", "-c", wrapped],
+            env={**env, "STICK": str(stick)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)

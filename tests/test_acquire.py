@@ -25,8 +25,8 @@ from collectors.mountns import enter_noatime_namespace
 from manifest.keys import KeyStore
 from manifest.pathenc import stored_path
 from manifest.verify import verify_bundle
-from tests.builders import collect, make_key
-from tests.conftest import REPO, clear_flags, require, require_root, require_tool
+from tests.builders import collect, make_key, run_on_exfat
+from tests.conftest import REPO, clear_flags, require_root
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -499,12 +499,9 @@ def test_names_alike_where_case_or_accents_are_folded_are_set_apart(tmp_path):
 
 def test_names_differing_only_in_case_survive_exfat_usb_sticks(cli, tmp_path, out_dir):
     # Most USB sticks are exFAT, which ignores case, as do Windows and macOS: `report.txt` would
-    # overwrite, or be taken for, `Report.txt`. Real exFAT (FUSE on a loop device, in a child's
-    # own mount namespace): a bundle made elsewhere is copied onto it whole and still verifies,
-    # and one written straight to it, from sources that collide only there, loses nothing.
-    require_root()
-    mkfs, mount = require_tool("mkfs.exfat"), require_tool("mount.exfat-fuse")
-    require(Path("/dev/fuse").exists(), "no /dev/fuse")
+    # overwrite, or be taken for, `Report.txt`. A bundle made elsewhere is copied onto real exFAT
+    # whole and still verifies, and one written straight to it, from sources that collide only
+    # there, loses nothing.
     make_key(cli)
     src = tmp_path / "src"
     (src / "Logs").mkdir(parents=True)
@@ -517,30 +514,16 @@ def test_names_differing_only_in_case_survive_exfat_usb_sticks(cli, tmp_path, ou
     assert records[str(src / "report.txt")]["stored_as"].startswith("data/long/")
     assert records[str(src / "logs/a.txt")]["stored_as"].startswith("data/long/")
     assert records[str(src / "Report.txt")]["stored_as"] == stored_path(os.fsencode(src / "Report.txt"))
-    image = tmp_path / "stick.img"
-    with open(image, "wb") as f:
-        f.truncate(64 << 20)
-    subprocess.run([mkfs, str(image)], check=True, capture_output=True)
-    loop = subprocess.run(["losetup", "-f", "--show", str(image)], check=True, capture_output=True, text=True)
-    device = loop.stdout.strip()
-    stick = tmp_path / "stick"
-    stick.mkdir()
     apart = " ".join(str(src / rel) for rel in ("Report.txt", "report.txt", "Logs", "logs"))
     agent = f"{sys.executable} -m agent"
-    script = (
-        f"{mount} {device} {stick} >/dev/null && cd {REPO} && "
-        f"cp -r {made} {stick}/copied && {agent} verify {stick}/copied >/dev/null && "
-        f"{agent} collect --case C-EXFAT --out {stick} --json {apart} >{tmp_path}/summary && "
-        f"{agent} verify {stick}/C-EXFAT_* >/dev/null && "
-        f"cd {stick}/C-EXFAT_* && sha256sum -c --quiet manifest-sha256.txt && "
-        f"cat metadata/items.jsonl; status=$?; cd /; umount {stick}; exit $status"
+    proc = run_on_exfat(
+        tmp_path,
+        f'cd {REPO} && cp -r {made} "$STICK/copied" && {agent} verify "$STICK/copied" >/dev/null && '
+        f'{agent} collect --case C-EXFAT --out "$STICK" --json {apart} >{tmp_path}/summary && '
+        f'{agent} verify "$STICK"/C-EXFAT_* >/dev/null && '
+        f'cd "$STICK"/C-EXFAT_* && sha256sum -c --quiet manifest-sha256.txt && cat metadata/items.jsonl',
+        cli.env,
     )
-    try:
-        proc = subprocess.run(
-            ["unshare", "-m", "sh", "-c", script], env=cli.env, capture_output=True, text=True, timeout=120
-        )
-    finally:
-        subprocess.run(["losetup", "-d", device], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((tmp_path / "summary").read_text())["case_collisions"] == 2
     assert "warning: the output filesystem ignores case" in proc.stderr

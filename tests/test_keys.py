@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 
-from tests.builders import make_key
-from tests.conftest import require_tool
+from tests.builders import make_key, run_on_exfat
+from tests.conftest import REPO, require_tool
 
 
 def test_generate_list_show_export_trust_untrust(cli, tmp_path):
@@ -94,3 +95,25 @@ def test_missing_and_unknown_key(cli, tmp_path):
     assert proc.returncode == 1 and "no key" in proc.stderr
     proc = cli("keys", "show", "not-hex!")
     assert proc.returncode == 2 and "not a key fingerprint" in proc.stderr
+
+
+def test_keys_on_an_exfat_stick_need_a_passphrase(cli, tmp_path):
+    # Keys belong on the responder's own media, which is often exFAT: no file permissions, so
+    # the mode check means nothing there and only a passphrase keeps the private key private.
+    (tmp_path / "pass").write_text("correct horse battery staple\n")
+    (tmp_path / "f").write_text("x\n")
+    (tmp_path / "out").mkdir()
+    agent = f"{sys.executable} -m agent"
+    proc = run_on_exfat(
+        tmp_path,
+        f'cd {REPO} && export SEALBOX_HOME="$STICK/sealbox" && '
+        f"if {agent} keys generate --name A --role r --org o; then exit 3; fi && "
+        f"{agent} keys generate --name A --role r --org o --passphrase-file {tmp_path}/pass && "
+        f"{agent} collect --case C-STICK --out {tmp_path}/out --passphrase-file {tmp_path}/pass {tmp_path}/f",
+        {k: v for k, v in cli.env.items() if k != "SEALBOX_HOME"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "is on a disk without file permissions (exFAT, FAT)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    (bundle,) = (tmp_path / "out").iterdir()
+    assert bundle.name.startswith("C-STICK_")
