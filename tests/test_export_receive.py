@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 import tarfile
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import clear_flags, require
+from builders import run_on_exfat
+from conftest import REPO, clear_flags, require
 from custody_helpers import collect_bundle, introduce, make_person, transfer_to_investigator
 
 if TYPE_CHECKING:
@@ -119,6 +121,23 @@ TAMPERED = {
     ),
     "entry_appended_to_tar": (_entry_appended, "does not match"),
 }
+
+
+def test_police_receive_onto_an_exfat_stick_and_verify_there(handover, tmp_path: Path) -> None:
+    # The police may well keep the evidence on a USB stick (exFAT: no case, no permissions).
+    h = handover
+    package = h["tmp"] / "pkg" / (h["bundle"].name + ".tar")
+    agent = f"{sys.executable} -m agent"
+    proc = run_on_exfat(
+        tmp_path,
+        f'cd {REPO} && {agent} receive {package} --out "$STICK" >/dev/null && '
+        f'{agent} verify "$STICK/{h["bundle"].name}" && '
+        f'{agent} custody show "$STICK/{h["bundle"].name}" --json',
+        h["police"].cli.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "VERIFIED" in proc.stdout
+    assert '"event": "received"' in proc.stdout
 
 
 @pytest.mark.parametrize("case", sorted(TAMPERED))
