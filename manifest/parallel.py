@@ -102,6 +102,19 @@ def _check_workers(started: list[Any]) -> None:
             )
 
 
+def _stop(pool: Any) -> None:
+    """Stop the pool's workers at once. terminate() takes two locks the pool shares with its
+    workers (the task queue's, held by a worker waiting for work; the result queue's, held while
+    one hands a result back). A worker killed outright while holding one (the out-of-memory
+    killer) never releases it, and terminate() would wait for good: it gets fresh locks first.
+    Only processes about to be stopped still use the old ones."""
+    ctx = multiprocessing.get_context("fork")
+    pool._inqueue._rlock = ctx.Lock()
+    if getattr(pool._outqueue, "_wlock", None) is not None:
+        pool._outqueue._wlock = ctx.Lock()
+    pool.terminate()
+
+
 def _wait(job: Any, started: list[Any]) -> Any:
     """`job.get()`, checking meanwhile that no worker was lost."""
     while not job.ready():
@@ -180,7 +193,7 @@ def ordered_map(
         if finished:
             pool.close()
         else:
-            pool.terminate()  # Ctrl-C or a failure: do not wait for running batches
+            _stop(pool)  # Ctrl-C or a failure: do not wait for running batches
         pool.join()
 
 
@@ -246,5 +259,5 @@ class BackgroundMap(Generic[T, R]):
         if exc_type is None:
             self.pool.close()
         else:
-            self.pool.terminate()
+            _stop(self.pool)
         self.pool.join()

@@ -5,12 +5,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 
+import psutil
 import pytest
 
 from manifest.errors import WorkerLost
 from manifest.parallel import BackgroundMap, _init, ordered_map
+from tests.conftest import REPO
 
 
 def _hold(lock, ready) -> None:  # a worker in the middle of putting a result: the queue lock held
@@ -80,3 +84,30 @@ def test_a_killed_worker_is_an_error_not_a_wait_for_good() -> None:
     ):
         list(work.results())
     assert time.monotonic() - start < 30
+
+
+def _kill_the_idle_sibling(n: int) -> int:
+    time.sleep(0.5)  # the other worker is idle by now, waiting for work: it holds the task queue's lock
+    me = os.getpid()
+    for child in psutil.Process(os.getppid()).children():
+        if child.pid != me and child.cmdline() == psutil.Process(me).cmdline():
+            child.kill()
+    time.sleep(1)
+    return n
+
+
+def test_a_worker_killed_while_waiting_for_work_does_not_hang_the_stop() -> None:
+    # It dies holding the task queue's lock, which Pool.terminate() takes: stopping the pool
+    # must not wait for it. In a child process with a time limit, so a regression fails, not hangs.
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); sys.path.insert(0, '.')\n"
+        "from manifest.errors import WorkerLost\n"
+        "from manifest.parallel import ordered_map\n"
+        "from test_parallel import _kill_the_idle_sibling\n"
+        "try:\n"
+        "    list(ordered_map(_kill_the_idle_sibling, [1], 2))\n"
+        "except WorkerLost as exc:\n"
+        "    print(exc.message)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert "a worker process ended before its work was done (killed by signal 9" in proc.stdout, proc.stderr
