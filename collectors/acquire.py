@@ -163,8 +163,7 @@ def walk(
             continue
         if src.max_depth == 0:
             continue
-        if skip is not None and top.st_dev in skip.pseudo:  # only its inside can be our output
-            skip.not_walked.append(src.path)
+        if skip is not None and skip.pseudo(src.path, top):  # only its inside can be our output
             continue
         if src.max_depth is None and not src.excludes:
             walked.add(src.path.rstrip(b"/") + b"/")
@@ -234,7 +233,7 @@ class Skip:
             with contextlib.suppress(OSError):
                 st = path.stat()
                 self.ids.add((st.st_dev, st.st_ino))
-        self.pseudo = pseudo_devices() if pseudo is None else pseudo
+        self.pseudo_devices = pseudo_devices() if pseudo is None else pseudo
         self.skipped: list[bytes] = []  # own output met on the way
         self.not_walked: list[bytes] = []  # pseudo filesystems met on the way
 
@@ -247,10 +246,14 @@ class Skip:
         if (st.st_dev, st.st_ino) in self.ids:
             self.skipped.append(path)
             return OUTPUT
-        if st.st_dev in self.pseudo:
-            self.not_walked.append(path)
-            return PSEUDO
-        return None
+        return PSEUDO if self.pseudo(path, st) else None
+
+    def pseudo(self, path: bytes, st: os.stat_result) -> bool:
+        """Whether directory `path` (its lstat `st`) is on a pseudo filesystem: not to be walked."""
+        if st.st_dev not in self.pseudo_devices:
+            return False
+        self.not_walked.append(path)
+        return True
 
 
 def _said(exc: OSError, message: str) -> OSError:
@@ -600,31 +603,12 @@ class Acquirer:
                 item["error"] = "replaced between stat and open"
                 return
             # O_NONBLOCK stays: it has no effect on reading a regular file.
-            rel = long_stored_path(original) if apart else stored_path(original)
-            if apart:
-                item["note"] = CASE_APART
-            dest = self.config.bundle + b"/" + rel.encode()
-            try:
-                out = self._create(dest)
-            except FileExistsError:
-                if not self.config.fold_case:  # reached again through an overlapping source
-                    item["status"] = "skipped"
-                    item["note"] = ALREADY_COLLECTED
-                    return
-                # On an output that ignores case (exFAT, FAT: USB sticks), `Report.txt` and
-                # `report.txt` collide: the second goes to data/long, named by its exact path.
-                rel = long_stored_path(original)
-                dest = self.config.bundle + b"/" + rel.encode()
-                try:
-                    out = self._create(dest)
-                except FileExistsError:
-                    item["status"] = "skipped"
-                    item["note"] = ALREADY_COLLECTED
-                    return
-                item["note"] = CASE_APART
-                result.events.append(
-                    {"event": "name-case-collision", "path": _text(original), "stored_as": rel}
-                )
+            created = self._create_copy(original, apart, item, result)
+            if created is None:  # reached again through an overlapping source
+                item["status"] = "skipped"
+                item["note"] = ALREADY_COLLECTED
+                return
+            out, dest, rel = created
             try:
                 try:
                     digest, total = self._pump(fd, out, before.size, is_sparse(at_open))
@@ -666,6 +650,29 @@ class Acquirer:
             item.update(status="error", error=_reason(exc), stored_as=None, sha256=None)
         finally:
             os.close(fd)
+
+    def _create_copy(
+        self, original: bytes, apart: bool, item: dict[str, Any], result: BatchResult
+    ) -> tuple[int, bytes, str] | None:
+        """(fd, path, stored path) of the new copy of `original`; None if it exists already. On
+        an output that ignores case (exFAT, FAT: USB sticks), `Report.txt` made first takes the
+        place of `report.txt`, which then goes to data/long, named by its exact path."""
+        first = long_stored_path(original) if apart else stored_path(original)
+        tries = [first] if apart or not self.config.fold_case else [first, long_stored_path(original)]
+        for rel in tries:
+            dest = self.config.bundle + b"/" + rel.encode()
+            try:
+                out = self._create(dest)
+            except FileExistsError:
+                continue
+            if rel != first:
+                result.events.append(
+                    {"event": "name-case-collision", "path": _text(original), "stored_as": rel}
+                )
+            if apart or rel != first:
+                item["note"] = CASE_APART
+            return out, dest, rel
+        return None
 
     def _create(self, dest: bytes) -> int:
         """The copy at `dest`, created write-once. FileExistsError when it exists, or when on an

@@ -99,22 +99,25 @@ def summary(result: CollectionResult) -> dict[str, object]:
     }
 
 
+def _first_of(names: list[str]) -> str:
+    """`a`, or `a and 2 more`."""
+    return names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+
+
 def warn(result: CollectionResult) -> None:
     """What the responder should know about a run that still sealed."""
     if result.shared_filesystem:
-        first, rest = result.shared_filesystem[0], len(result.shared_filesystem) - 1
-        more = f" and {rest} more" if rest else ""
         click.echo(
-            f"warning: the bundle was written to the filesystem of {first}{more}, which can overwrite "
-            "deleted data on it (next time use removable media or a network share for --out)",
+            f"warning: the bundle was written to the filesystem of {_first_of(result.shared_filesystem)}, "
+            "which can overwrite deleted data on it (next time use removable media or a network "
+            "share for --out)",
             err=True,
         )
     if result.stats.unlisted_dirs:
-        first, rest = result.stats.unlisted_dirs[0], len(result.stats.unlisted_dirs) - 1
-        more = f" and {rest} more" if rest else ""
         click.echo(
             f"warning: nothing inside these directories was collected, they could not be listed: "
-            f"{first}{more} (see directory-unreadable in metadata/acquisition-log.jsonl)",
+            f"{_first_of(result.stats.unlisted_dirs)} (see directory-unreadable in "
+            "metadata/acquisition-log.jsonl)",
             err=True,
         )
     if result.stats.not_walked:
