@@ -18,9 +18,8 @@ import uuid
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import structlog
-
 from manifest import TOOL_NAME, __version__, bagit
+from manifest.acquisition_log import open_log
 from manifest.custody import CONTINUATION, CUSTODY, CustodyWriter
 from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file, sha256_files
@@ -203,14 +202,7 @@ class BundleWriter:
 
     def _start_streams(self) -> None:
         """The log, the payload counters and the views (workers render their fragments)."""
-        self.log = structlog.wrap_logger(
-            structlog.WriteLogger(self._log_file_text()),
-            processors=[
-                structlog.processors.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-                structlog.processors.JSONRenderer(sort_keys=True),
-            ],
-        ).bind(bundle=self.bundle_id, case=self.case)
+        self.log = open_log(self._log_file_text(), bundle=self.bundle_id, case=self.case)
         self.payload_files = 0
         self.payload_bytes = 0
         self.view_context = dataclasses.replace(ViewContext.from_writer(self), ended=None)
