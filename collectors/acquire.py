@@ -392,6 +392,7 @@ class BatchResult:
     spooled: Spooled | None = None  # instead of lines, manifest and views: where they are in the spool
     leftover: list[Task] = field(default_factory=list)  # tasks handed back, not acquired here
     alone: bool = False  # the leftover's first task is a big file, to be a batch of its own
+    dirs: list[bytes] = field(default_factory=list)  # output directories this batch made
 
 
 class Acquirer:
@@ -403,6 +404,7 @@ class Acquirer:
         self.view = memoryview(self.buf)
         self.stat = StatReader()
         self.made_dirs: set[bytes] = set()
+        self.new_dirs: list[bytes] = []  # made during the current batch
         self.users: dict[int, str | None] = {}
         self.groups: dict[int, str | None] = {}
         self.noatime = bool(_O_NOATIME)
@@ -450,6 +452,7 @@ class Acquirer:
             key = (item["status"], item["kind"], item["collector"])
             counts[key] = counts.get(key, 0) + 1
             lines.append(item_line(item))
+        result.dirs, self.new_dirs = self.new_dirs, []
         if self.views is not None:  # rendered here, in parallel, from the items in hand
             result.views = self.views.render(items)
         result.lines = b"".join(lines)
@@ -683,6 +686,7 @@ class Acquirer:
             if parent not in self.made_dirs:
                 os.makedirs(parent, exist_ok=True)
                 self.made_dirs.add(parent)
+                self.new_dirs.append(parent)
             if self.config.fold_case and not self._spelled_as_is(parent):
                 raise FileExistsError(errno.EEXIST, "a directory differing only in case", parent)
             dir_fd = self.out_dirs[parent] = os.open(parent, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
@@ -849,6 +853,8 @@ def acquire(
             writer.append_items(lines, res.manifest, res.files, res.nbytes)
         if res.views:
             writer.append_views(res.views)
+        if res.dirs:
+            writer.note_payload_dirs(res.dirs)
         done = 0
         for (status, kind, collector), n in res.counts.items():
             done += n

@@ -149,6 +149,9 @@ class BundleWriter:
             (self.path / sub).mkdir(parents=True)
         self._lock = lock_bundle_dir(self.path)
         self._ids = 0
+        # Every directory made under data/ (reported by the acquisition), so sealing need not
+        # walk the payload to lock them; None for a resumed bundle, whose first run made some.
+        self.payload_dirs: set[bytes] | None = set()
         self._items = self._open("metadata/items.jsonl")
         self._manifest = self._open(bagit.MANIFEST)
         self._log_file = self._open("metadata/acquisition-log.jsonl")
@@ -243,6 +246,7 @@ class BundleWriter:
             raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
         self._lock = lock
         self._ids = 0
+        self.payload_dirs = None
         items = path / "metadata/items.jsonl"
         items.chmod(0o644)  # read-only already if the run had finished collecting
         self._items = os.fdopen(_open_at_end(items), "wb", 1 << 20)
@@ -478,14 +482,33 @@ class BundleWriter:
             finally:
                 os.close(fd)
         dirs = [self.path / d for d in ("data/volatile", "metadata", "custody", "keys")]
-        for top in PAYLOAD_FILE_DIRS:
-            if (self.path / top).is_dir():
-                for root, subdirs, _files in os.walk(self.path / top, topdown=False):
-                    dirs.extend(Path(root) / d for d in subdirs)
-                dirs.append(self.path / top)
+        dirs += self._payload_dirs()
         dirs += [self.path / "data", self.path]
         for d in dirs:
             d.chmod(0o555)
+
+    def note_payload_dirs(self, made: list[bytes]) -> None:
+        """Directories the acquisition made under data/ (their parents count as made too)."""
+        if self.payload_dirs is not None:
+            self.payload_dirs.update(made)
+
+    def _payload_dirs(self) -> list[Path]:
+        """Every directory under data/files and data/long, deepest first, those two included."""
+        tops = [self.path / top for top in PAYLOAD_FILE_DIRS if (self.path / top).is_dir()]
+        if self.payload_dirs is None:
+            found: list[Path] = []
+            for top in tops:
+                for root, subdirs, _files in os.walk(top, topdown=False):
+                    found.extend(Path(root) / d for d in subdirs)
+            return found + tops
+        data = os.fsencode(self.path / "data") + b"/"
+        every: set[bytes] = set()
+        for made in self.payload_dirs:
+            while made.startswith(data) and made not in every:
+                every.add(made)
+                made = made.rpartition(b"/")[0]
+        every.update(os.fsencode(top) for top in tops)
+        return [Path(os.fsdecode(d)) for d in sorted(every, key=len, reverse=True)]
 
     def abort(self, reason: str) -> None:
         """Leave the unsealed `.incomplete` directory as it is, with the reason logged."""

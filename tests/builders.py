@@ -135,3 +135,16 @@ def run_on_exfat(tmp_path: Path, script: str, env: dict[str, str]) -> subprocess
         )
     finally:
         subprocess.run(["losetup", "-d", device], check=False)
+
+
+def assert_write_once(bundle: Path) -> None:
+    """Every directory of a sealed bundle is 0555 and every file 0444 (continuation.jsonl: 0644,
+    empty, for the custody events that follow the seal)."""
+    for path in [bundle, *bundle.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_dir():
+            assert mode == 0o555, path
+        elif path.name == "continuation.jsonl":
+            assert mode == 0o644 and path.stat().st_size == 0
+        else:
+            assert mode == 0o444, path

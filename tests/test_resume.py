@@ -14,7 +14,7 @@ from collectors.acquire import ProgressSink
 from collectors.collection import CollectionRequest, run_collection
 from manifest.errors import CollectionInterrupted, UsageError
 from manifest.keys import KeyStore
-from tests.builders import collect, make_key, snapshot_times
+from tests.builders import assert_write_once, collect, make_key, snapshot_times
 from tests.conftest import clear_flags
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ def test_resume_finishes_an_interrupted_collection(setup, tmp_path):
     sealed = out / bundle.name.removesuffix(".incomplete")
     assert proc.stdout.strip() == str(sealed) and not bundle.exists()
     assert cli("verify", sealed).returncode == 0
+    assert_write_once(sealed)  # directories made by the interrupted run are locked as well
 
     fresh_out = tmp_path / "fresh"
     fresh_out.mkdir()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from manifest.pathenc import stored_path
-from tests.builders import build_awkward_tree, collect, make_key, snapshot_times
+from tests.builders import assert_write_once, build_awkward_tree, collect, make_key, snapshot_times
 from tests.conftest import require_root, require_tool
 
 
@@ -137,14 +137,7 @@ def test_every_item_matches_its_source(sealed):
 def test_bundle_is_write_once(sealed):
     bundle = sealed["bundle"]
     assert not bundle.name.endswith(".incomplete")
-    for path in bundle.rglob("*"):
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        if path.is_dir():
-            assert mode == 0o555, path
-        elif path.name == "continuation.jsonl":
-            assert mode == 0o644 and path.stat().st_size == 0
-        else:
-            assert mode == 0o444, path
+    assert_write_once(bundle)
 
 
 def test_immutable_flags_when_root(sealed):
