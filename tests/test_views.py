@@ -209,3 +209,13 @@ def test_plain_templates_render_exactly_what_the_general_rule_does() -> None:
     partial = item(6)
     del partial["nlink"]
     assert views.render([partial])[1] == views.views[1].fragment(partial)  # missing field: general rule
+
+
+def test_case_item_ids_are_the_rfc4122_uuid5_of_bundle_and_item() -> None:
+    import uuid
+
+    from manifest.views.case_jsonld import _NS, _item_uuid
+
+    for bundle in ("6b1d7f3e-0c1e-4d7a-9a51-000000000001", "another bundle"):
+        for item_id in [f"{n:08d}" for n in range(1, 300)] + [7, "x/y"]:
+            assert _item_uuid(bundle, item_id) == str(uuid.uuid5(_NS, f"{bundle}/{item_id}"))

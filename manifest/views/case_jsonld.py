@@ -60,14 +60,22 @@ _TIMES = (
 )
 
 
+_PREFIXES: dict[str, Any] = {}  # bundle id -> SHA-1 state of the namespace and `bundle/`
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 def _item_uuid(bundle_id: str, item_id: object) -> str:
-    """UUIDv5 (RFC 4122) of `bundle/item` in the sealbox namespace, without uuid.UUID objects
-    (this runs once per acquired file)."""
-    digest = bytearray(hashlib.sha1(_NS.bytes + f"{bundle_id}/{item_id}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """UUIDv5 (RFC 4122) of `bundle/item` in the sealbox namespace, as uuid.uuid5 makes it, without
+    uuid.UUID objects, and hashing the common prefix once per bundle (this runs once per file)."""
+    base = _PREFIXES.get(bundle_id)
+    if base is None:
+        if len(_PREFIXES) > 16:
+            _PREFIXES.clear()
+        base = _PREFIXES[bundle_id] = hashlib.sha1(_NS.bytes + f"{bundle_id}/".encode())
+    h = base.copy()
+    h.update(str(item_id).encode())
+    x = h.hexdigest()  # version 5 in the 13th hex digit, the RFC 4122 variant in the 17th
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 def file_node(item: dict[str, Any], ctx: ViewContext) -> tuple[str, str]:
