@@ -20,3 +20,4 @@ def test_bench_quick_run_prints_both_ratios_and_peak_memory() -> None:
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"sealbox collect .* ratio \d+\.\d\dx .* peak PSS \d+ MB", proc.stdout), proc.stdout
     assert re.search(r"sealbox verify .* ratio \d+\.\d\dx .* peak PSS \d+ MB", proc.stdout), proc.stdout
+    assert re.search(r"floor: hashing only .* ratio \d+\.\d\dx", proc.stdout), proc.stdout
