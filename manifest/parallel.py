@@ -6,9 +6,11 @@ import contextlib
 import gc
 import heapq
 import multiprocessing
+import multiprocessing.pool as mp_pool
 import os
 import queue
 import signal
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -102,17 +104,55 @@ def _check_workers(started: list[Any]) -> None:
             )
 
 
+_GRACE = 2.0  # seconds a stopped worker gets to leave through Python before it is killed
+
+
+def _discard(reader: Any) -> None:
+    """Throw away whatever is waiting in a pipe, without blocking."""
+    fd = reader.fileno()
+    os.set_blocking(fd, False)
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 1 << 16):
+            pass
+
+
 def _stop(pool: Any) -> None:
-    """Stop the pool's workers at once. terminate() takes two locks the pool shares with its
-    workers (the task queue's, held by a worker waiting for work; the result queue's, held while
-    one hands a result back). A worker killed outright while holding one (the out-of-memory
-    killer) never releases it, and terminate() would wait for good: it gets fresh locks first.
-    Only processes about to be stopped still use the old ones."""
-    ctx = multiprocessing.get_context("fork")
-    pool._inqueue._rlock = ctx.Lock()
+    """Stop the pool at once, whatever its workers were doing. Pool.terminate() is not used: it
+    reads the task queue under a lock that a worker killed outright (the out-of-memory killer)
+    never gives back, and, beside live workers, it can take half of a message and wait for the
+    rest for good. Here no step waits on a worker: none is started again, each is stopped
+    (SIGTERM, SIGKILL after a grace period), and the pool's threads are then let go one by one."""
+    pool._state = mp_pool.TERMINATE
+    # The pool's own threads put to the result queue with a lock of their own from now on: a
+    # worker stopped (or killed) while putting a result may leave the shared one taken for good.
     if getattr(pool._outqueue, "_wlock", None) is not None:
-        pool._outqueue._wlock = ctx.Lock()
-    pool.terminate()
+        pool._outqueue._wlock = multiprocessing.get_context("fork").Lock()
+    maintainer = pool._worker_handler  # it would start new workers for the ones stopped below
+    maintainer._state = mp_pool.TERMINATE
+    pool._change_notifier.put(None)
+    maintainer.join()
+    workers = list(pool._pool)
+    for proc in workers:
+        if proc.exitcode is None:
+            proc.terminate()
+    deadline = time.monotonic() + _GRACE
+    for proc in workers:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join()
+    feeder = pool._task_handler
+    feeder._state = mp_pool.TERMINATE
+    while feeder.is_alive():  # it may be blocked putting a task into a full pipe
+        _discard(pool._inqueue._reader)
+        feeder.join(0.01)
+    # The result handler leaves on the feeder's last message or, if a killed worker left half a
+    # message, at the end of the pipe once no writer is left.
+    collector = pool._result_handler
+    collector._state = mp_pool.TERMINATE
+    pool._outqueue._writer.close()
+    collector.join()
+    pool._terminate.cancel()  # its finalizer would run terminate() at exit
 
 
 def _wait(job: Any, started: list[Any]) -> Any:

@@ -111,3 +111,25 @@ def test_a_worker_killed_while_waiting_for_work_does_not_hang_the_stop() -> None
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert "a worker process ended before its work was done (killed by signal 9" in proc.stdout, proc.stderr
+
+
+def _echo(x: int) -> int:
+    return x
+
+
+def test_stopping_early_while_workers_wait_for_work_never_hangs() -> None:
+    # An interrupt after the first result stops the pool while live workers wait for the next task:
+    # terminate() must not compete with them for the task queue (it once waited for good, about
+    # one stop in ten). A hundred stops in a child process with a time limit.
+    code = (
+        "from manifest.parallel import ordered_map\n"
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from test_parallel import _echo\n"
+        "for _ in range(100):\n"
+        "    results = ordered_map(_echo, range(10_000), 2, window=8)\n"
+        "    next(results)\n"
+        "    results.close()\n"
+        "print('stopped 100 times')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "stopped 100 times", proc.stderr
