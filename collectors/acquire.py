@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from manifest.bundle import BundleWriter
     from manifest.previous import PreviousBundle
 
-BATCH_FILES = 256
+BATCH_FILES = 512
 BATCH_BYTES = 32 << 20  # a worker hands back the rest of a batch once it has copied this much
 ALREADY_COLLECTED = "already collected in this bundle through another source"
 CASE_APART = (
