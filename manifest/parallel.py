@@ -10,6 +10,7 @@ import multiprocessing.pool as mp_pool
 import os
 import queue
 import signal
+import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -122,6 +123,23 @@ def _stop(pool: Any) -> None:
     never gives back, and, beside live workers, it can take half of a message and wait for the
     rest for good. Here no step waits on a worker: none is started again, each is stopped
     (SIGTERM, SIGKILL after a grace period), and the pool's threads are then let go one by one."""
+    collector = pool._result_handler
+    # A worker stopped while sending a result can leave half of it in the result pipe; the result
+    # thread then fails on what it reads. Expected here: it must not print a traceback.
+    hook = threading.excepthook
+
+    def quiet(args: Any) -> None:
+        if args.thread is not collector:
+            hook(args)
+
+    threading.excepthook = quiet
+    try:
+        _stop_pool(pool)
+    finally:
+        threading.excepthook = hook
+
+
+def _stop_pool(pool: Any) -> None:
     pool._state = mp_pool.TERMINATE
     # The pool's own threads put to the result queue with a lock of their own from now on: a
     # worker stopped (or killed) while putting a result may leave the shared one taken for good.

@@ -133,3 +133,29 @@ def test_stopping_early_while_workers_wait_for_work_never_hangs() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "stopped 100 times", proc.stderr
+
+
+def _stop_with_this_in_the_result_pipe(raw: bytes) -> subprocess.CompletedProcess[str]:
+    """A pool stopped with `raw` in its result pipe, as a worker killed while sending a result
+    leaves it: in a child process with a time limit, so a regression fails, not hangs."""
+    code = (
+        "import multiprocessing, os\n"
+        "from manifest.parallel import _init, _stop\n"
+        "pool = multiprocessing.get_context('fork').Pool(2, initializer=_init, initargs=(None, ()))\n"
+        f"os.write(pool._outqueue._writer.fileno(), {raw!r})\n"
+        "_stop(pool)\n"
+        "pool.join()\n"
+        "print('stopped')\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_half_a_result_left_by_a_killed_worker_neither_hangs_the_stop_nor_prints() -> None:
+    half = (1000).to_bytes(4, "big") + b"x" * 10  # a 1000-byte message cut after 10 bytes
+    proc = _stop_with_this_in_the_result_pipe(half)
+    assert proc.stdout.strip() == "stopped" and proc.stderr == "", proc.stderr
+    # Half a message that the stop's own sentinel completes: garbage the result thread cannot
+    # read, which must not print a traceback either.
+    garbage = (16).to_bytes(4, "big") + b"not a pickle"
+    proc = _stop_with_this_in_the_result_pipe(garbage)
+    assert proc.stdout.strip() == "stopped" and proc.stderr == "", proc.stderr
