@@ -114,26 +114,31 @@ class ViewSet:
         (for the action's result list, written last). Volatile snapshots have no file metadata."""
         body: list[bytes] = []
         dfxml: list[bytes] = []
-        case: list[bytes] = []
-        bodyfile_view, dfxml_view, case_view = self.views
+        nodes: list[bytes] = []
+        refs: list[bytes] = []
+        bodyfile_view, dfxml_view, _ = self.views
+        case_view = self._case
         for item in items:
             if item.get("kind") == "volatile":
                 continue
             if plain_file(item):
                 try:
-                    fragments = (bodyfile_view.plain(item), dfxml_view.plain(item), case_view.plain(item))
+                    b, d = bodyfile_view.plain(item), dfxml_view.plain(item)
+                    n, r = case_view.plain_parts(item)
                 except KeyError:  # a record without every field: the general rule copes
                     pass
                 else:
-                    body.append(fragments[0])
-                    dfxml.append(fragments[1])
-                    case.append(fragments[2])
+                    body.append(b)
+                    dfxml.append(d)
+                    nodes.append(n)
+                    refs.append(r)
                     continue
             body.append(bodyfile_view.fragment(item))
             dfxml.append(dfxml_view.fragment(item))
-            case.append(case_view.fragment(item))
-        nodes, refs = self._case.split(b"".join(case))
-        return [b"".join(body), b"".join(dfxml), nodes, refs]
+            n, r = case_view.parts(item)
+            nodes.append(n)
+            refs.append(r)
+        return [b"".join(body), b"".join(dfxml), b"".join(nodes), b",".join(refs)]
 
     def open(self, writer: MetadataWriter) -> None:
         # Scratch goes on the output medium, never in the examined host's /tmp: writing there

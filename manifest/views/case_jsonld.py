@@ -172,12 +172,22 @@ class CaseView:
         out.write(_dump(person))
 
     def fragment(self, item: dict[str, Any]) -> bytes:
-        node, node_id = file_node(item, self.ctx)
-        return f'{node}\0{{"@id":"{node_id}"}}\0'.encode()
+        node, ref = self.parts(item)
+        return node[2:] + b"\0" + ref + b"\0"
 
     def plain(self, item: dict[str, Any]) -> bytes:
+        node, ref = self.plain_parts(item)
+        return node[2:] + b"\0" + ref + b"\0"
+
+    def parts(self, item: dict[str, Any]) -> tuple[bytes, bytes]:
+        """(`,\n` and the item's File node, its `@id` ref): what `add` takes, joined per batch."""
+        node, node_id = file_node(item, self.ctx)
+        return f",\n{node}".encode(), f'{{"@id":"{node_id}"}}'.encode()
+
+    def plain_parts(self, item: dict[str, Any]) -> tuple[bytes, bytes]:
+        """`parts` by one template, for an item `plain_file` accepts."""
         uid = _item_uuid(self.ctx.bundle_id, item["id"])
-        return f'{_plain_file_node(item, uid)}\0{{"@id":"kb:File-{uid}"}}\0'.encode()
+        return f",\n{_plain_file_node(item, uid)}".encode(), f'{{"@id":"kb:File-{uid}"}}'.encode()
 
     @staticmethod
     def split(blob: bytes) -> tuple[bytes, bytes]:
