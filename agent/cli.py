@@ -72,8 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
     try:
         result = cli.main(args=args, prog_name="sealbox", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("sealbox: aborted", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C (and SIGTERM, made one above) inside a command into Abort.
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+        click.echo("sealbox: interrupted" if interrupted else "sealbox: aborted", err=True)
         return 130
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "sealbox"

@@ -131,6 +131,37 @@ def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir, sig):
     assert cli("verify", out_dir / names[0]).returncode == 1
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_verify_says_so_in_one_line_and_leaves_no_worker(cli, tmp_path, out_dir, sig):
+    make_key(cli)
+    src = tmp_path / "disks"
+    src.mkdir()
+    for i in range(4):  # sparse: collected at once, while verify hashes 4 GiB of zeros
+        with open(src / f"disk{i}.img", "wb") as f:
+            f.truncate(1 << 30)
+    bundle = collect(cli, out_dir, src, case="C-VINT")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "verify", str(bundle)],
+        env=cli.env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(psutil.Process(proc.pid).children()) < 2:
+        time.sleep(0.02)
+    workers = psutil.Process(proc.pid).children()
+    time.sleep(0.2)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert stderr.strip() == "sealbox: interrupted", stderr
+    _gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, alive
+    assert cli("verify", bundle).returncode == 0  # and the bundle is untouched
+
+
 def test_workers_leave_quietly_when_the_collection_is_killed_outright(cli, tmp_path, out_dir):
     proc, _args = collecting(cli, tmp_path, out_dir, "C-KILL9")
     workers = psutil.Process(proc.pid).children()
