@@ -92,17 +92,18 @@ def test_bad_arguments_exit_2(cli, tmp_path):
     assert cli("no-such-command").returncode == 2
 
 
-def collecting(cli, tmp_path: Path, out_dir: Path, case: str) -> tuple[subprocess.Popen[str], list[str]]:
-    """`sealbox collect` of 4 GiB (sparse files: quick to make, slow enough to read and hash)
-    as a subprocess, returned once it is copying; and its arguments."""
-    make_key(cli)
-    src = tmp_path / "src"
-    src.mkdir()
+def sparse_disks(root: Path) -> Path:
+    """4 GiB in four sparse files: quick to make and to copy, slow enough to read and hash."""
+    root.mkdir()
     for i in range(4):
-        with open(src / f"disk{i}.img", "wb") as f:
+        with open(root / f"disk{i}.img", "wb") as f:
             f.truncate(1 << 30)
-    args = ["collect", "--case", case, "--out", str(out_dir), str(src)]
-    proc = subprocess.Popen(
+    return root
+
+
+def started(cli, *args: str) -> subprocess.Popen[str]:
+    """`sealbox ARGS` as a subprocess, running on."""
+    return subprocess.Popen(
         [sys.executable, "-m", "agent", *args],
         env=cli.env,
         cwd=REPO,
@@ -110,6 +111,15 @@ def collecting(cli, tmp_path: Path, out_dir: Path, case: str) -> tuple[subproces
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def collecting(cli, tmp_path: Path, out_dir: Path, case: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`sealbox collect` of `sparse_disks` as a subprocess, returned once it is copying; and its
+    arguments."""
+    make_key(cli)
+    src = sparse_disks(tmp_path / "src")
+    args = ["collect", "--case", case, "--out", str(out_dir), str(src)]
+    proc = started(cli, *args)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not list(out_dir.glob("*.incomplete/data/files/*")):
         time.sleep(0.05)
@@ -134,20 +144,8 @@ def test_sigint_mid_run_leaves_only_incomplete(cli, tmp_path, out_dir, sig):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_verify_says_so_in_one_line_and_leaves_no_worker(cli, tmp_path, out_dir, sig):
     make_key(cli)
-    src = tmp_path / "disks"
-    src.mkdir()
-    for i in range(4):  # sparse: collected at once, while verify hashes 4 GiB of zeros
-        with open(src / f"disk{i}.img", "wb") as f:
-            f.truncate(1 << 30)
-    bundle = collect(cli, out_dir, src, case="C-VINT")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "verify", str(bundle)],
-        env=cli.env,
-        cwd=REPO,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    bundle = collect(cli, out_dir, sparse_disks(tmp_path / "disks"), case="C-VINT")
+    proc = started(cli, "verify", str(bundle))  # it hashes 4 GiB of zeros (holes, from memory)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(psutil.Process(proc.pid).children()) < 2:
         time.sleep(0.02)
