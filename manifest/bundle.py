@@ -482,7 +482,7 @@ class BundleWriter:
             finally:
                 os.close(fd)
         dirs = [self.path / d for d in ("data/volatile", "metadata", "custody", "keys")]
-        dirs += self._payload_dirs()
+        dirs += self._dirs_to_lock()
         dirs += [self.path / "data", self.path]
         for d in dirs:
             d.chmod(0o555)
@@ -492,7 +492,7 @@ class BundleWriter:
         if self.payload_dirs is not None:
             self.payload_dirs.update(made)
 
-    def _payload_dirs(self) -> list[Path]:
+    def _dirs_to_lock(self) -> list[Path]:
         """Every directory under data/files and data/long, deepest first, those two included."""
         tops = [self.path / top for top in PAYLOAD_FILE_DIRS if (self.path / top).is_dir()]
         if self.payload_dirs is None:

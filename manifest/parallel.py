@@ -76,9 +76,8 @@ def _leave_with_parent() -> None:
 
 def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
-    # Pool.terminate() stops workers with SIGTERM. Leaving through Python releases a lock this
-    # worker holds (the result queue's, while it puts a result); dying with it held would leave
-    # the parent's terminate() waiting for that lock for good.
+    # `_stop` stops workers with SIGTERM. Leaving through Python releases a lock this worker
+    # holds (a queue's, while it takes a task or puts a result) instead of dying with it held.
     signal.signal(signal.SIGTERM, _leave)
     _leave_with_parent()
     gc.set_threshold(*FEW_COLLECTIONS)
@@ -117,6 +116,22 @@ def _discard(reader: Any) -> None:
             pass
 
 
+@contextlib.contextmanager
+def _quiet(thread: threading.Thread) -> Iterator[None]:
+    """An exception that ends `thread` meanwhile prints nothing (others still do)."""
+    hook = threading.excepthook
+
+    def quiet(args: Any) -> None:
+        if args.thread is not thread:
+            hook(args)
+
+    threading.excepthook = quiet
+    try:
+        yield
+    finally:
+        threading.excepthook = hook
+
+
 def _stop(pool: Any) -> None:
     """Stop the pool at once, whatever its workers were doing. Pool.terminate() is not used: it
     reads the task queue under a lock that a worker killed outright (the out-of-memory killer)
@@ -126,50 +141,36 @@ def _stop(pool: Any) -> None:
     collector = pool._result_handler
     # A worker stopped while sending a result can leave half of it in the result pipe; the result
     # thread then fails on what it reads. Expected here: it must not print a traceback.
-    hook = threading.excepthook
-
-    def quiet(args: Any) -> None:
-        if args.thread is not collector:
-            hook(args)
-
-    threading.excepthook = quiet
-    try:
-        _stop_pool(pool)
-    finally:
-        threading.excepthook = hook
-
-
-def _stop_pool(pool: Any) -> None:
-    pool._state = mp_pool.TERMINATE
-    # The pool's own threads put to the result queue with a lock of their own from now on: a
-    # worker stopped (or killed) while putting a result may leave the shared one taken for good.
-    if getattr(pool._outqueue, "_wlock", None) is not None:
-        pool._outqueue._wlock = multiprocessing.get_context("fork").Lock()
-    maintainer = pool._worker_handler  # it would start new workers for the ones stopped below
-    maintainer._state = mp_pool.TERMINATE
-    pool._change_notifier.put(None)
-    maintainer.join()
-    workers = list(pool._pool)
-    for proc in workers:
-        if proc.exitcode is None:
-            proc.terminate()
-    deadline = time.monotonic() + _GRACE
-    for proc in workers:
-        proc.join(max(0.0, deadline - time.monotonic()))
-        if proc.exitcode is None:
-            proc.kill()
-            proc.join()
-    feeder = pool._task_handler
-    feeder._state = mp_pool.TERMINATE
-    while feeder.is_alive():  # it may be blocked putting a task into a full pipe
-        _discard(pool._inqueue._reader)
-        feeder.join(0.01)
-    # The result handler leaves on the feeder's last message or, if a killed worker left half a
-    # message, at the end of the pipe once no writer is left.
-    collector = pool._result_handler
-    collector._state = mp_pool.TERMINATE
-    pool._outqueue._writer.close()
-    collector.join()
+    with _quiet(collector):
+        pool._state = mp_pool.TERMINATE
+        # The pool's own threads put to the result queue with a lock of their own from now on: a
+        # worker stopped (or killed) while putting a result may leave the shared one taken.
+        if getattr(pool._outqueue, "_wlock", None) is not None:
+            pool._outqueue._wlock = multiprocessing.get_context("fork").Lock()
+        maintainer = pool._worker_handler  # it would start new workers for the ones stopped below
+        maintainer._state = mp_pool.TERMINATE
+        pool._change_notifier.put(None)
+        maintainer.join()
+        workers = list(pool._pool)
+        for proc in workers:
+            if proc.exitcode is None:
+                proc.terminate()
+        deadline = time.monotonic() + _GRACE
+        for proc in workers:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.exitcode is None:
+                proc.kill()
+                proc.join()
+        feeder = pool._task_handler
+        feeder._state = mp_pool.TERMINATE
+        while feeder.is_alive():  # it may be blocked putting a task into a full pipe
+            _discard(pool._inqueue._reader)
+            feeder.join(0.01)
+        # The result thread leaves on the feeder's last message or, if a stopped worker left half
+        # a message, at the end of the pipe once no writer is left.
+        collector._state = mp_pool.TERMINATE
+        pool._outqueue._writer.close()
+        collector.join()
     pool._terminate.cancel()  # its finalizer would run terminate() at exit
 
 
