@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+ASSETS = REPO / "tests" / "assets"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

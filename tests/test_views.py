@@ -8,7 +8,7 @@ import subprocess
 import tracemalloc
 from typing import TYPE_CHECKING
 
-from conftest import SHARED, require_tool
+from conftest import ASSETS, require_tool
 
 from manifest.timefmt import rfc3339_ns
 from manifest.views import ViewContext, write_views
@@ -139,7 +139,7 @@ def test_dfxml_valid_against_schema(tmp_path: Path) -> None:
     xmllint = require_tool("xmllint")
     meta = make_views(tmp_path, awkward_items())
     proc = subprocess.run(
-        [xmllint, "--noout", "--schema", str(SHARED / "schemas/dfxml/dfxml.xsd"), str(meta / "dfxml.xml")],
+        [xmllint, "--noout", "--schema", str(ASSETS / "dfxml/dfxml.xsd"), str(meta / "dfxml.xml")],
         capture_output=True,
         text=True,
     )

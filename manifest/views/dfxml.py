@@ -1,4 +1,4 @@
-"""DFXML view: one `fileobject` per item, valid against the DFXML 2.0 schema (shared/schemas)."""
+"""DFXML view: one `fileobject` per item, valid against the DFXML 2.0 schema (tests/assets/dfxml)."""
 
 from __future__ import annotations
 
