@@ -54,3 +54,9 @@ class PackageError(SealboxError):
 
 class IsolationError(SealboxError):
     """Network isolation could not be applied, checked or removed."""
+
+
+class UnsafeKeyStore(KeyError_):
+    """A key store, trusted/ or key file others could change: trust from it would be planted."""
+
+    exit_code = 2
