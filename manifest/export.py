@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from manifest import bagit
-from manifest.custody import append_event
+from manifest.custody import append_event_with_receipt
 from manifest.errors import PackageError, UsageError
 from manifest.hashing import sha256_file
 from manifest.keys import public_pem
@@ -32,6 +32,11 @@ class ExportResult:
     encrypted: bool
     timestamped: bool
     event: dict[str, Any] = field(default_factory=dict)
+    receipt: Path | None = None
+
+
+# The exporter's signed receipt of the `exported` event, carried in the package (SPEC §4.4).
+PACKAGE_RECEIPT = "custody-receipt.json"
 
 
 def package_paths(package: Path) -> tuple[Path, Path, Path]:
@@ -144,7 +149,7 @@ def export_bundle(
         add_timestamp(bundle_dir, tsa_url)
         timestamped = True
 
-    event = append_event(
+    appended = append_event_with_receipt(
         bundle_dir,
         signer,
         "exported",
@@ -157,12 +162,14 @@ def export_bundle(
         },
         reason=f"hand-over to {recipient.strip()}",
     )
+    event = appended.event
     # The report reads the chain itself, so it shows this export; the verdict is the one above.
     from manifest.report import render_report
 
     extra = {
         "VERIFY.txt": verify_txt(bundle_dir, report, package.name, signer.fingerprint),
         "custody-report.html": render_report(bundle_dir, report).encode(),
+        PACKAGE_RECEIPT: appended.receipt.read_bytes(),
     }
     partial = out_dir / (bundle_dir.name + ".tar.partial")
     try:
@@ -191,7 +198,9 @@ def export_bundle(
     _new_file(sha_path, sha_bytes)
     _new_file(sig_path, signer.sign(sha_bytes))
     _new_file(pub_path, public_pem(signer.public))
-    return ExportResult(package, sha_path, sig_path, pub_path, digest, bool(encrypt_to), timestamped, event)
+    return ExportResult(
+        package, sha_path, sig_path, pub_path, digest, bool(encrypt_to), timestamped, event, appended.receipt
+    )
 
 
 def file_sha256(fh: Any) -> str:

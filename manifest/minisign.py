@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from typing import TYPE_CHECKING
 
@@ -46,20 +47,54 @@ def sign_prehashed(private: Ed25519PrivateKey, message: bytes, trusted_comment: 
     )
 
 
-def verify_prehashed(public_file: str, signature_file: str, message: bytes) -> str | None:
-    """Check a `.minisig` against a `minisign.pub`; None when valid, else what is wrong."""
+MAX_FILE_BYTES = 4096  # a .minisig or minisign.pub is four lines of base64 and comments
+
+
+def _text_lines(data: str | bytes) -> list[str] | None:
+    """The lines of a minisign file, or None when it is not small UTF-8 text."""
+    if isinstance(data, bytes):
+        if len(data) > MAX_FILE_BYTES:
+            return None
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if len(data) > MAX_FILE_BYTES:
+        return None
+    return data.splitlines()
+
+
+def public_key_blob(public_file: str | bytes) -> bytes | None:
+    """The decoded key line of a `minisign.pub` (alg, key id, key), or None when malformed."""
+    lines = _text_lines(public_file)
+    if lines is None or len(lines) < 2:
+        return None
+    try:
+        blob = base64.b64decode(lines[1], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return blob if blob[:2] == _PUB_ALG and len(blob) == 42 else None
+
+
+def verify_prehashed(public_file: str | bytes, signature_file: str | bytes, message: bytes) -> str | None:
+    """Check a `.minisig` against a `minisign.pub`; None when valid, else what is wrong. Both files
+    are untrusted input: any garbage (non-UTF-8, bad base64, wrong lengths) is an answer, not a crash."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    try:
-        pub_blob = base64.b64decode(public_file.splitlines()[1])
-        lines = signature_file.splitlines()
-        sig_blob = base64.b64decode(lines[1])
-        comment = lines[2].removeprefix("trusted comment: ").encode()
-        global_sig = base64.b64decode(lines[3])
-    except (IndexError, ValueError):
+    pub_blob = public_key_blob(public_file)
+    lines = _text_lines(signature_file)
+    if pub_blob is None or lines is None or len(lines) < 4:
         return "minisign files are malformed"
-    if pub_blob[:2] != _PUB_ALG or len(pub_blob) != 42 or len(sig_blob) != 74:
+    if not lines[2].startswith("trusted comment: "):
+        return "minisign files are malformed"
+    try:
+        sig_blob = base64.b64decode(lines[1], validate=True)
+        global_sig = base64.b64decode(lines[3], validate=True)
+    except (binascii.Error, ValueError):
+        return "minisign files are malformed"
+    comment = lines[2].removeprefix("trusted comment: ").encode()
+    if len(sig_blob) != 74 or len(global_sig) != 64:
         return "minisign files are malformed"
     if sig_blob[:2] != _PREHASHED_SIG_ALG:
         return "signature is not prehashed (ED)"

@@ -7,9 +7,9 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from manifest.custody import append_event
+from manifest.custody import append_event_with_receipt
 from manifest.errors import KeyError_, PackageError, UsageError
-from manifest.export import file_sha256, package_paths
+from manifest.export import PACKAGE_RECEIPT, file_sha256, package_paths
 from manifest.keys import fingerprint, load_public_pem, verify_signature
 from manifest.package import Limits, remove_tree, safe_extract
 from manifest.timefmt import compact_utc, now_ns
@@ -35,6 +35,7 @@ class ReceiveResult:
     report: VerifyReport
     extras: dict[str, Path] = field(default_factory=dict)
     event: dict[str, Any] = field(default_factory=dict)
+    receipt: Path | None = None
 
 
 def _exporter_keys(pub_path: Path, trusted: set[str], store: KeyStore | None) -> list[Ed25519PublicKey]:
@@ -156,13 +157,19 @@ def receive_package(
         bundle_name = _check_layout(names)
         final = out_dir / bundle_name
         extras_final = {extra: out_dir / f"{bundle_name}.{extra}" for extra in PACKAGE_EXTRAS}
+        # The exporter's head receipt (older packages have none): the bundle must still hold
+        # the event it names, or its custody was cut or rewritten on the way.
+        head_receipt = quarantine / PACKAGE_RECEIPT
+        if f"{PACKAGE_RECEIPT}" in names:
+            extras_final[PACKAGE_RECEIPT] = out_dir / f"{bundle_name}.{PACKAGE_RECEIPT}"
         for target in [final, *extras_final.values()]:
             if target.exists():
                 raise UsageError(f"{target} already exists", "never overwrite evidence: choose another --out")
     except BaseException:
         remove_tree(quarantine)
         raise
-    report = verify_bundle(quarantine / bundle_name, trusted, store=store)
+    given = (head_receipt,) if PACKAGE_RECEIPT in extras_final else ()
+    report = verify_bundle(quarantine / bundle_name, trusted, store=store, receipts=given)
     if not report.ok:
         first = "; ".join(f.line() for f in report.findings[:3])
         raise PackageError(
@@ -174,7 +181,7 @@ def receive_package(
         (quarantine / extra).rename(target)
     remove_tree(quarantine)
     report.bundle = final
-    event = append_event(
+    appended = append_event_with_receipt(
         final,
         signer,
         "received",
@@ -188,13 +195,13 @@ def receive_package(
         },
         reason=f"received from {exporter}",
     )
-    return ReceiveResult(final, exporter, digest, report, extras_final, event)
+    return ReceiveResult(final, exporter, digest, report, extras_final, appended.event, appended.receipt)
 
 
 def _check_layout(names: list[str]) -> str:
     """Exactly one bundle directory plus VERIFY.txt and custody-report.html at the top."""
     tops = {name.split("/", 1)[0] for name in names}
-    dirs = tops - set(PACKAGE_EXTRAS)
+    dirs = tops - set(PACKAGE_EXTRAS) - {PACKAGE_RECEIPT}
     if len(dirs) != 1:
         raise PackageError(
             f"the package holds {len(dirs)} top-level entries besides {', '.join(PACKAGE_EXTRAS)}",

@@ -275,6 +275,25 @@ def _email_summary(bundle_dir: Path) -> str:
     return head + _table(["Date", "From", "To", "Subject", "SHA-256 (start)", "Item"], rows) + note
 
 
+def timestamp_line(bundle_dir: Path, verify_report: VerifyReport | None) -> str:
+    """What the report may say about the .tsr: "yes" only for a token verify fully checked."""
+    from manifest.timestamp import NOTE_UNVERIFIED, NOTE_VERIFIED
+
+    if not (bundle_dir / bagit.TSR).exists() and not (bundle_dir / bagit.TSR).is_symlink():
+        return "none"
+    if verify_report is None:
+        return f"{NOTE_UNVERIFIED} (verification was not run)"
+    bad = [f for f in verify_report.findings if f.kind.startswith("timestamp-")]
+    if bad:
+        return f"INVALID: {bad[0].message}"
+    for note in verify_report.notes:
+        if note.startswith(NOTE_VERIFIED):
+            return "yes, " + note
+        if note.startswith(NOTE_UNVERIFIED):
+            return note
+    return NOTE_UNVERIFIED
+
+
 def render_report(
     bundle_dir: Path, verify_report: VerifyReport | None, *, rows: int = DEFAULT_ITEM_ROWS
 ) -> str:
@@ -338,10 +357,7 @@ def render_report(
                     "Signer fingerprint",
                     f'<span class="mono">{_e(info.get("Sealbox-Signer-Fingerprint"))}</span>',
                 ),
-                (
-                    "Trusted timestamp",
-                    "yes (tagmanifest-sha256.txt.tsr)" if (bundle_dir / bagit.TSR).is_file() else "none",
-                ),
+                ("Trusted timestamp", _e(timestamp_line(bundle_dir, verify_report))),
             ]
         )
     )

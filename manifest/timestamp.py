@@ -1,17 +1,17 @@
 """RFC 3161 trusted timestamps over tagmanifest-sha256.txt, kept as `tagmanifest-sha256.txt.tsr`.
 
-The request is a few bytes of DER written here; the reply is checked for a granted status and
-for the exact SHA-256 imprint of the data. Checking the TSA's CMS signature and certificate chain
-is left to `openssl ts -verify`, the standard tool a court expert would use, when a CA is given.
+Requests and replies are built and parsed by `rfc3161-client` (no hand-written ASN.1). A token
+counts as a trusted timestamp only when its CMS signature, its message imprint (SHA-256 of
+tagmanifest-sha256.txt) and its TSA certificate chain (to `--tsa-ca` or a certificate in the key
+store's `tsa/`) all verify. Anything less is said in one plain line: "timestamp present, not
+verified", or a finding when the token is malformed or stamps other data.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import secrets
-import shutil
-import subprocess
+import stat
 from typing import TYPE_CHECKING
 
 from manifest import bagit
@@ -21,72 +21,37 @@ from manifest.findings import Finding
 if TYPE_CHECKING:
     from pathlib import Path
 
-_SHA256_OID = bytes.fromhex("0609608648016503040201")  # 2.16.840.1.101.3.4.2.1
+    from cryptography import x509
+    from rfc3161_client import TimeStampResponse
+
+    from manifest.keys import KeyStore
+
+_SHA256_OID = "2.16.840.1.101.3.4.2.1"
 _TIMEOUT = 30
+TSR_MAX_BYTES = 1 << 20  # real tokens with a certificate chain are a few KiB
+NOTE_VERIFIED = "timestamp verified"
+NOTE_UNVERIFIED = "timestamp present, not verified"
 
 
-def _tlv(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0x80:
-        length = bytes([n])
-    else:
-        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        length = bytes([0x80 | len(raw)]) + raw
-    return bytes([tag]) + length + body
+def timestamp_query(data: bytes) -> tuple[bytes, int]:
+    """DER TimeStampReq over SHA-256 of `data` with a nonce and certReq; (request, nonce)."""
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+
+    builder = TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256)
+    request = builder.nonce(nonce=True).cert_request(cert_request=True).build()
+    return request.as_bytes(), int(request.nonce or 0)
 
 
-def _int(value: int) -> bytes:
-    raw = value.to_bytes(value.bit_length() // 8 + 1, "big")  # leading 0 keeps it positive
-    return _tlv(0x02, raw)
+def _decode(tsr: bytes) -> tuple[TimeStampResponse | None, str | None]:
+    """The parsed reply, or why it is not one (the library raises ValueError on bad DER)."""
+    from rfc3161_client import decode_timestamp_response
 
-
-def timestamp_query(data: bytes, nonce: int | None = None) -> bytes:
-    """DER TimeStampReq: version 1, SHA-256 imprint of `data`, a nonce, certReq TRUE."""
-    imprint = _tlv(0x30, _tlv(0x30, _SHA256_OID + b"\x05\x00") + _tlv(0x04, hashlib.sha256(data).digest()))
-    nonce = secrets.randbits(63) if nonce is None else nonce
-    return _tlv(0x30, _int(1) + imprint + _int(nonce) + b"\x01\x01\xff")
-
-
-def _read(buf: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, start of contents, end of contents) of the DER element at `pos`."""
-    if pos + 2 > len(buf):
-        raise ValueError("truncated DER")
-    tag, first = buf[pos], buf[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or pos + count > len(buf):
-            raise ValueError("bad DER length")
-        length = int.from_bytes(buf[pos : pos + count], "big")
-        pos += count
-    if pos + length > len(buf):
-        raise ValueError("truncated DER")
-    return tag, pos, pos + length
-
-
-def response_status(tsr: bytes) -> int:
-    """PKIStatus of a TimeStampResp (0 granted, 1 granted with mods, 2+ refused)."""
-    tag, start, _end = _read(tsr, 0)
-    if tag != 0x30:
-        raise ValueError("not a DER SEQUENCE")
-    tag, s_start, _s_end = _read(tsr, start)  # PKIStatusInfo
-    tag, i_start, i_end = _read(tsr, s_start)
-    if tag != 0x02:
-        raise ValueError("no PKIStatus")
-    return int.from_bytes(tsr[i_start:i_end], "big")
-
-
-def _holds_imprint(tsr: bytes, digest: bytes) -> bool:
-    """The MessageImprint (sha256 AlgorithmIdentifier + OCTET STRING digest) inside the token."""
-    needle = _SHA256_OID
-    pos = tsr.find(needle)
-    while pos != -1:
-        if _tlv(0x04, digest) in tsr[pos : pos + len(needle) + 2 + 34 + 2]:
-            return True
-        pos = tsr.find(needle, pos + 1)
-    return False
+    try:
+        response = decode_timestamp_response(tsr)
+        response.tst_info.message_imprint.message  # noqa: B018 - a reply without a token fails here
+    except Exception as exc:  # the Rust parser raises several types for malformed DER
+        return None, f"{type(exc).__name__}: {str(exc)[:120] or 'malformed DER'}"
+    return response, None
 
 
 def request_timestamp(url: str, data: bytes) -> bytes:
@@ -94,75 +59,166 @@ def request_timestamp(url: str, data: bytes) -> bytes:
     import urllib.error  # only a collection with --tsa talks to the network: keep verify's start fast
     import urllib.request
 
-    req = urllib.request.Request(
-        url, data=timestamp_query(data), headers={"Content-Type": "application/timestamp-query"}
-    )
+    query, nonce = timestamp_query(data)
+    req = urllib.request.Request(url, data=query, headers={"Content-Type": "application/timestamp-query"})
     try:
         with urllib.request.urlopen(req, timeout=_TIMEOUT) as resp:
-            reply = resp.read(1 << 20)
+            reply = resp.read(TSR_MAX_BYTES)
     except (urllib.error.URLError, OSError) as exc:
         raise BundleError(f"timestamp authority {url} did not answer ({exc})", "check --tsa URL") from exc
-    try:
-        status = response_status(reply)
-    except ValueError as exc:
-        raise BundleError(f"timestamp authority {url} sent no RFC 3161 reply ({exc})") from exc
-    if status not in (0, 1):
-        raise BundleError(f"timestamp authority {url} refused the request (status {status})")
-    if not _holds_imprint(reply, hashlib.sha256(data).digest()):
+    response, problem = _decode(reply)
+    if response is None:
+        raise BundleError(f"timestamp authority {url} sent no RFC 3161 timestamp ({problem})")
+    if response.status not in (0, 1):
+        raise BundleError(f"timestamp authority {url} refused the request (status {response.status})")
+    info = response.tst_info
+    if info.message_imprint.message != hashlib.sha256(data).digest():
         raise BundleError(f"timestamp authority {url} stamped something else than the data sent")
+    if info.nonce != nonce:
+        raise BundleError(f"timestamp authority {url} answered another request (nonce differs)")
     return reply
+
+
+def _load_roots(files: list[Path]) -> tuple[list[x509.Certificate], list[str]]:
+    from cryptography import x509
+
+    roots: list[x509.Certificate] = []
+    problems = []
+    for path in files:
+        try:
+            roots += x509.load_pem_x509_certificates(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: not a PEM certificate file ({type(exc).__name__})")
+    return roots, problems
+
+
+def check_token(
+    tsr: bytes, data: bytes, roots: list[x509.Certificate], where: str = bagit.TSR
+) -> tuple[list[Finding], str | None]:
+    """(findings, why not verified) for a .tsr over `data`: ([], None) means fully verified.
+
+    Malformed, refused or other-data tokens are findings. A well-formed token over the right data
+    whose signature or chain could not be verified against `roots` (or with no roots) is not a
+    finding by itself: the reason is returned for the caller to decide."""
+    response, problem = _decode(tsr)
+    if response is None and problem and "InvalidSetOrdering" in problem:
+        # Some TSAs (openssl ts with `certs`) write a SET OF unsorted: BER, not the DER the
+        # parser insists on. Not malformed, but not verifiable here either.
+        return [], "its DER is not canonical (an unsorted SET OF); check it with `openssl ts -verify`"
+    if response is None:
+        return [Finding("timestamp-unreadable", where, f"not an RFC 3161 timestamp token ({problem})")], None
+    if response.status not in (0, 1):
+        return [
+            Finding("timestamp-refused", where, "the reply is a refusal", "0", str(response.status))
+        ], None
+    imprint = response.tst_info.message_imprint
+    if imprint.hash_algorithm.dotted_string != _SHA256_OID:
+        return [
+            Finding(
+                "timestamp-mismatch",
+                where,
+                "the timestamp is not over a SHA-256 of tagmanifest-sha256.txt",
+                _SHA256_OID,
+                imprint.hash_algorithm.dotted_string,
+            )
+        ], None
+    if imprint.message != hashlib.sha256(data).digest():
+        return [
+            Finding(
+                "timestamp-mismatch", where, "the timestamp is for other data than tagmanifest-sha256.txt"
+            )
+        ], None
+    if not roots:
+        return [], "no trusted TSA certificate (give --tsa-ca FILE or run `sealbox keys trust-tsa FILE`)"
+    from rfc3161_client import VerificationError, VerifierBuilder
+
+    builder = VerifierBuilder()
+    for root in roots:
+        try:
+            builder = builder.add_root_certificate(root)
+        except ValueError:  # the same certificate twice
+            continue
+    try:
+        builder.build().verify_message(response, data)
+    except (VerificationError, ValueError) as exc:
+        return [], f"signature or TSA certificate chain does not verify ({str(exc)[:160]})"
+    return [], None
+
+
+def _describe(tsr: bytes) -> str:
+    response, _ = _decode(tsr)
+    if response is None:
+        return ""
+    when = response.tst_info.gen_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    name = response.tst_info.name
+    tsa = getattr(getattr(name, "value", None), "rfc4514_string", lambda: "")() if name is not None else ""
+    return f"{bagit.TAGMANIFEST} existed at {when}" + (f" (TSA {tsa})" if tsa else "")
 
 
 def verify_timestamp(
     tsr: bytes, data: bytes, ca_file: Path | None = None, where: str = bagit.TSR
 ) -> list[Finding]:
-    """Findings for a .tsr over `data`; with `ca_file` also `openssl ts -verify` (signature, chain)."""
-    try:
-        status = response_status(tsr)
-    except ValueError as exc:
-        return [Finding("timestamp-unreadable", where, f"not an RFC 3161 reply ({exc})")]
-    if status not in (0, 1):
-        return [Finding("timestamp-refused", where, "the reply is a refusal", "0", str(status))]
-    if not _holds_imprint(tsr, hashlib.sha256(data).digest()):
-        return [
-            Finding(
-                "timestamp-mismatch", where, "the timestamp is for other data than tagmanifest-sha256.txt"
-            )
-        ]
-    if ca_file is None:
-        return []
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        return [Finding("timestamp-unchecked", where, "openssl is not installed to check the TSA signature")]
-    import tempfile
+    """Findings for a .tsr over `data`; with `ca_file`, a signature or chain that does not verify
+    against it is a finding too (`timestamp-invalid`)."""
+    roots, problems = _load_roots([ca_file] if ca_file else [])
+    if problems:
+        return [Finding("timestamp-ca-unreadable", str(ca_file), problems[0])]
+    findings, unverified = check_token(tsr, data, roots, where)
+    if findings or ca_file is None or unverified is None:
+        return findings
+    return [Finding("timestamp-invalid", where, unverified)]
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tsr_path, data_path = os.path.join(tmp, "t.tsr"), os.path.join(tmp, "d")  # noqa: PTH118
-        with open(tsr_path, "wb") as fh:
-            fh.write(tsr)
-        with open(data_path, "wb") as fh:
-            fh.write(data)
-        proc = subprocess.run(
-            [openssl, "ts", "-verify", "-in", tsr_path, "-data", data_path, "-CAfile", str(ca_file)],
-            capture_output=True,
-            text=True,
-            check=False,
+
+def _read_tsr(path: Path) -> tuple[bytes | None, Finding | None]:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None, None
+    if not stat.S_ISREG(st.st_mode):
+        return None, Finding("timestamp-unreadable", bagit.TSR, "not a regular file")
+    if st.st_size > TSR_MAX_BYTES:
+        return None, Finding(
+            "timestamp-unreadable", bagit.TSR, f"{st.st_size} bytes, more than the {TSR_MAX_BYTES}-byte cap"
         )
-    if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or ["verification failed"])[-1]
-        return [Finding("timestamp-invalid", where, f"openssl ts -verify failed: {why}")]
-    return []
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        return os.read(fd, TSR_MAX_BYTES + 1)[:TSR_MAX_BYTES], None
+    finally:
+        os.close(fd)
+
+
+def timestamp_status(
+    bundle_dir: Path, tsa_ca: Path | None, store: KeyStore | None
+) -> tuple[list[Finding], str | None]:
+    """For `sealbox verify`: (findings, note). No .tsr: ([], None). A token verified against
+    `tsa_ca` or the store's trusted TSA certificates: a "timestamp verified" note. A token that
+    is well-formed and over the right data but not verified: a "timestamp present, not verified"
+    note, or with `tsa_ca` given a `timestamp-invalid` finding (the verifier asked for it)."""
+    tsr, problem = _read_tsr(bundle_dir / bagit.TSR)
+    if problem:
+        return [problem], None
+    if tsr is None:
+        return [], None
+    tag = bundle_dir / bagit.TAGMANIFEST
+    if not tag.is_file() or tag.is_symlink():
+        return [Finding("timestamp-orphan", bagit.TSR, "a timestamp without tagmanifest-sha256.txt")], None
+    files = ([tsa_ca] if tsa_ca else []) + (store.tsa_certificates() if store is not None else [])
+    roots, bad = _load_roots(files)
+    if bad and tsa_ca is not None and bad[0].startswith(str(tsa_ca)):
+        return [Finding("timestamp-ca-unreadable", str(tsa_ca), bad[0])], None
+    findings, unverified = check_token(tsr, tag.read_bytes(), roots)
+    if findings:
+        return findings, None
+    if unverified is None:
+        return [], f"{NOTE_VERIFIED}: {_describe(tsr)}"
+    if tsa_ca is not None:
+        return [Finding("timestamp-invalid", bagit.TSR, unverified)], None
+    return [], f"{NOTE_UNVERIFIED} ({unverified})"
 
 
 def timestamp_findings(bundle_dir: Path, ca_file: Path | None = None) -> list[Finding]:
-    """For `sealbox verify`: nothing when there is no .tsr, else the checks of `verify_timestamp`."""
-    tsr = bundle_dir / bagit.TSR
-    if not tsr.is_file():
-        return []
-    tag = bundle_dir / bagit.TAGMANIFEST
-    if not tag.is_file():
-        return [Finding("timestamp-orphan", bagit.TSR, "a timestamp without tagmanifest-sha256.txt")]
-    return verify_timestamp(tsr.read_bytes(), tag.read_bytes(), ca_file)
+    """The findings of `timestamp_status` without the key store's TSA certificates."""
+    return timestamp_status(bundle_dir, ca_file, None)[0]
 
 
 def add_timestamp(bundle_dir: Path, url: str) -> Path:

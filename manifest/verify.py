@@ -17,11 +17,12 @@ from manifest.findings import Finding
 from manifest.hashing import BatchCheck, check_batch, lstat_size, sha256_file, sha256_files
 from manifest.items import parse_item
 from manifest.keys import KeyStore, fingerprint, load_public_pem, verify_signature
-from manifest.minisign import verify_prehashed
+from manifest.minisign import MAX_FILE_BYTES, public_key_blob, verify_prehashed
 from manifest.parallel import BackgroundMap, few_collections
 from manifest.previous import PREVIOUS_FIELD, tagmanifest_digest
+from manifest.receipts import check_custody_anchors
 from manifest.timefmt import now_rfc3339
-from manifest.timestamp import timestamp_findings
+from manifest.timestamp import timestamp_status
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,6 +45,9 @@ class VerifyReport:
     payload_bytes: int = 0
     items: int = 0
     custody_events: int = 0
+    # Plain lines on what could not be decided from the bundle alone (custody anchoring,
+    # timestamp status, skipped key store entries): never a claim beyond what was checked.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -70,6 +74,7 @@ class VerifyReport:
             "custody_events": self.custody_events,
             "actors": self.actors,
             "findings": [f.as_dict() for f in self.findings],
+            "notes": self.notes,
         }
 
 
@@ -90,6 +95,7 @@ def verify_bundle(
     workers: int | None = None,
     tsa_ca: Path | None = None,
     previous: Path | None = None,
+    receipts: tuple[Path, ...] = (),
 ) -> VerifyReport:
     """Check a bundle against every rule of SPEC §6 and return all findings; with `previous`,
     also that the bundle follows up that one (its Sealbox-Previous-Bundle)."""
@@ -115,8 +121,12 @@ def verify_bundle(
     tagmanifest = _check_tagmanifest(path, report)
     _check_signatures(path, tagmanifest, trusted_fps, report)
     _check_payload_and_items(path, report, workers)
-    _check_custody(path, report, trusted_fps)
-    report.findings.extend(timestamp_findings(path, tsa_ca))
+    _check_custody(path, report, trusted_fps, store, receipts)
+    ts_findings, ts_note = timestamp_status(path, tsa_ca, store)
+    report.findings.extend(ts_findings)
+    if ts_note:
+        report.notes.append(ts_note)
+    report.notes.extend(w.line() for w in store.warnings)
     if previous is not None:
         _check_previous(report, previous)
     return report
@@ -261,16 +271,15 @@ def _check_signatures(path: Path, tagmanifest: bytes | None, trusted: set[str], 
     if not mini_sig.is_file() or not mini_pub.is_file():
         report.add("signature-missing", bagit.MINISIG, "the minisign signature or key is missing")
         return
-    problem = verify_prehashed(mini_pub.read_text(), mini_sig.read_text(), tagmanifest)
+    pub_bytes = mini_pub.read_bytes()[: MAX_FILE_BYTES + 1]
+    problem = verify_prehashed(pub_bytes, mini_sig.read_bytes()[: MAX_FILE_BYTES + 1], tagmanifest)
     if problem:
         report.add("minisign-invalid", bagit.MINISIG, problem)
     else:
         pub_raw = public.public_bytes_raw()
-        import base64
-
         from manifest.minisign import key_id  # same key in both formats?
 
-        blob = base64.b64decode(mini_pub.read_text().splitlines()[1])
+        blob = public_key_blob(pub_bytes) or b""
         if blob[10:] != pub_raw or blob[2:10] != key_id(pub_raw):
             report.add("signer-mismatch", "keys/signer.minisign.pub", "minisign key is not the PEM key")
 
@@ -427,12 +436,17 @@ def _check_items(path: Path, manifest: dict[str, str], report: VerifyReport) -> 
             report.add("item-missing", rel, "payload file has no item in metadata/items.jsonl")
 
 
-def _check_custody(path: Path, report: VerifyReport, trusted: set[str]) -> None:
+def _check_custody(
+    path: Path, report: VerifyReport, trusted: set[str], store: KeyStore, receipts: tuple[Path, ...]
+) -> None:
     findings, lines = verify_chain(path)
     report.findings.extend(findings)
     report.custody_events = len(lines)
     _check_sealed_event(path, lines, report)
     bundle_id = report.info.get("Sealbox-Bundle-Id")
+    anchor_findings, summary = check_custody_anchors(path, bundle_id or "", lines, store, trusted, receipts)
+    report.findings.extend(anchor_findings)
+    report.notes.append(summary)
     actors: dict[str, dict[str, Any]] = {}
     for line in lines:
         ev = line.event or {}

@@ -20,7 +20,7 @@ default_tsa = tsa_config
 [ tsa_config ]
 serial = {d}/serial
 signer_cert = {d}/tsa.pem
-certs = {d}/ca.pem
+# No `certs =`: with the CA too, openssl writes the certificate SET OF unsorted (not DER).
 signer_key = {d}/tsa.key
 signer_digest = sha256
 default_policy = 1.2.3.4.1

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from agent.commands.common import key_options, load_signer, print_json
-from manifest.custody import append_event, verify_chain
+from manifest.custody import append_event_with_receipt, verify_chain
 from manifest.errors import NotABundleError, UsageError
 from manifest.keys import KeyStore
 
@@ -20,9 +20,8 @@ def chain_rows(bundle: Path) -> tuple[list[dict[str, Any]], list[str]]:
     if not (bundle / "custody").is_dir():
         raise NotABundleError(f"{bundle} has no custody/ directory", "give a sealbox bundle directory")
     findings, lines = verify_chain(bundle)
-    trusted = KeyStore.default().trusted_fingerprints() | {
-        k.identity.fingerprint for k in KeyStore.default().own_keys()
-    }
+    store = KeyStore.default()
+    trusted = store.trusted_fingerprints() | {k.identity.fingerprint for k in store.own_keys()}
     by_where: dict[str, list[str]] = {}
     for f in findings:
         by_where.setdefault(f.where, []).append(f.line())
@@ -102,8 +101,9 @@ def add(
         raise UsageError("--reason must not be empty", "say why this event is recorded")
     signer = load_signer(key_ref, passphrase_file)
     details: dict[str, Any] = {"to": to} if to else {}
-    ev = append_event(bundle, signer, event, details, reason)
-    click.echo(f"appended custody event {ev['seq']} ({event}) signed by {signer.fingerprint}")
+    done = append_event_with_receipt(bundle, signer, event, details, reason)
+    click.echo(f"appended custody event {done.event['seq']} ({event}) signed by {signer.fingerprint}")
+    click.echo(f"receipt: {done.receipt}")
 
 
 COMMANDS = [custody]

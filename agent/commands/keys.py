@@ -44,6 +44,8 @@ def list_keys(as_json: bool) -> None:
     if as_json:
         print_json([{"type": kind, **asdict(k.identity), "encrypted": k.encrypted} for kind, k in rows])
         return
+    for warning in store.warnings:
+        click.echo(f"warning: {warning.line()}", err=True)
     if not rows:
         click.echo(f"no keys in {store.home}; create one with `sealbox keys generate`", err=True)
     for kind, k in rows:
@@ -102,6 +104,14 @@ def untrust(fp: str) -> None:
     """Stop trusting a key."""
     identity = KeyStore.default().untrust(fp)
     click.echo(f"no longer trusted: {identity.fingerprint} ({identity.name})")
+
+
+@keys.command("trust-tsa")
+@click.argument("cert_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def trust_tsa(cert_file: Path) -> None:
+    """Trust a timestamp authority's CA certificate (PEM) for checking .tsr timestamps."""
+    target = KeyStore.default().trust_tsa(cert_file)
+    click.echo(f"trusted TSA certificate kept as {target}")
 
 
 COMMANDS = [keys]

@@ -57,10 +57,12 @@ def export(
                 "encrypted": result.encrypted,
                 "timestamped": result.timestamped,
                 "custody_seq": result.event["seq"],
+                "receipt": str(result.receipt),
             }
         )
         return
     click.echo(str(result.package))
+    click.echo(f"receipt: {result.receipt}", err=True)
     click.echo(
         f"exported to {to}: sha256 {result.sha256}; signed by {signer.fingerprint}; "
         f"custody event {result.event['seq']}",
@@ -120,11 +122,13 @@ def receive(
                 "verified": result.report.ok,
                 "signer": result.report.signer,
                 "custody_seq": result.event["seq"],
+                "receipt": str(result.receipt),
                 **{k: str(v) for k, v in result.extras.items()},
             }
         )
         return
     click.echo(str(result.bundle))
+    click.echo(f"receipt: {result.receipt}", err=True)
     click.echo(
         f"received and VERIFIED: exported by {result.exporter}, bundle signed by {result.report.signer}; "
         f"custody event {result.event['seq']} signed by {signer.fingerprint}",

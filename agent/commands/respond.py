@@ -25,7 +25,7 @@ from collectors.artifacts import Catalog
 from collectors.next_steps import next_steps, render
 from collectors.respond import build_request
 from manifest.bundle import check_case_id
-from manifest.custody import append_event
+from manifest.custody import append_event, append_event_with_receipt
 from manifest.errors import KeyError_, UsageError
 from manifest.keys import KeyStore, Signer
 from manifest.verify import verify_bundle
@@ -265,10 +265,11 @@ def incident_note(
         raise UsageError("nothing to add", "give --text, incident flags, or --incident FILE")
     signer = load_signer(key_ref, passphrase_file)
     values = {k: _lookup(update, k) for k in given}
-    event = append_event(
+    done = append_event_with_receipt(
         bundle, signer, "note", {"incident_update": values, "text": text}, "incident report addition"
     )
-    click.echo(f"recorded custody event {event['seq']} in {bundle}")
+    click.echo(f"recorded custody event {done.event['seq']} in {bundle}")
+    click.echo(f"receipt: {done.receipt}")
 
 
 def _lookup(doc: dict[str, Any], dotted: str) -> Any:

@@ -35,6 +35,8 @@ def print_report(report: VerifyReport) -> None:
             f"custody actor: {actor['fingerprint']} {actor['name']} / {actor['role']} / "
             f"{actor['organization']} ({mark})"
         )
+    for note in report.notes:
+        click.echo(note)
     if report.ok:
         click.echo(
             f"VERIFIED {report.bundle}: {report.payload_files} payload files, "
@@ -53,7 +55,14 @@ def print_report(report: VerifyReport) -> None:
 @click.option(
     "--tsa-ca",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="CA certificates of the timestamp authority: also check the .tsr signature.",
+    help="CA certificates of the timestamp authority: the .tsr must verify against them.",
+)
+@click.option(
+    "--receipt",
+    "receipts",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A custody receipt (from `custody add`, export, receive): the log must still hold its event.",
 )
 @click.option(
     "--previous",
@@ -67,10 +76,16 @@ def verify(
     workers: int | None,
     tsa_ca: Path | None,
     previous: Path | None,
+    receipts: tuple[Path, ...],
 ) -> int:
     """Verify BUNDLE: bag, hashes, signatures, trust, items, custody chain and timestamp."""
     report = verify_bundle(
-        bundle, full_fingerprints(trust), workers=workers, tsa_ca=tsa_ca, previous=previous
+        bundle,
+        full_fingerprints(trust),
+        workers=workers,
+        tsa_ca=tsa_ca,
+        previous=previous,
+        receipts=receipts,
     )
     if as_json:
         print_json(report.as_dict())
