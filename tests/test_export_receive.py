@@ -65,7 +65,12 @@ def test_round_trip_three_keys(handover, tmp_path: Path) -> None:
     received = out / h["bundle"].name
     assert got["bundle"] == str(received) and got["exporter"] == inv.fp and got["verified"] is True
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [received.name, received.name + ".VERIFY.txt", received.name + ".custody-report.html"]
+        [
+            received.name,
+            received.name + ".VERIFY.txt",
+            received.name + ".custody-report.html",
+            received.name + ".custody-receipt.json",  # the exporter's head receipt
+        ]
     )
     show = json.loads(police.cli("custody", "show", received, "--json", check=True).stdout)
     events = [(e["event"], e["actor"]["key"]) for e in show["events"]]
