@@ -110,3 +110,167 @@ def test_custody_add_refuses_bad_requests(chain) -> None:
     proc = inv.cli("custody", "add", bundle.parent / "nope", "--event", "note", "--reason", "x")
     assert proc.returncode != 0
     assert (bundle / "custody/continuation.jsonl").read_bytes() == before
+
+
+# -- every way a stored custody line can be wrong is a finding, never a crash ----------------------
+
+
+@pytest.fixture(scope="module")
+def sealed_with_events(tmp_path_factory: pytest.TempPathFactory):
+    """One sealed bundle with two continuation events; tests change copies of it."""
+    base = tmp_path_factory.mktemp("parse")
+    it = make_person(base, "it")
+    out = base / "bundles"
+    out.mkdir()
+    bundle = collect_bundle(it, base, out)
+    transfer_to_investigator(it, bundle, "hand-over")
+    it.cli("custody", "add", bundle, "--event", "note", "--reason", "stored in the safe", check=True)
+    yield it, bundle
+    clear_flags(out)
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    from tests.builders import writable_copy
+
+    return writable_copy(bundle, tmp_path)
+
+
+def _with_line(bundle: Path, number: int, new: bytes) -> None:
+    path = bundle / "custody/continuation.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[number - 1] = new
+    path.write_bytes(b"\n".join(lines))
+
+
+def _field(bundle: Path, number: int, **changes) -> bytes:
+    ev = json.loads((bundle / "custody/continuation.jsonl").read_bytes().splitlines()[number - 1])
+    ev.update(changes)
+    return json.dumps(ev, sort_keys=True, separators=(",", ":")).encode()
+
+
+MUTATIONS = {
+    "crlf": (
+        lambda b: (b / "custody/continuation.jsonl").write_bytes(
+            (b / "custody/continuation.jsonl").read_bytes().replace(b"\n", b"\r\n")
+        ),
+        "custody-line-ending",
+    ),
+    "non-utf8": (lambda b: _with_line(b, 1, b'{"seq":\xff}'), "custody-not-utf8"),
+    "deep": (lambda b: _with_line(b, 1, b"[" * 200_000 + b"]" * 200_000), "custody-unreadable"),
+    "deep-object": (lambda b: _with_line(b, 1, b'{"a":' * 50 + b"1" + b"}" * 50), "custody-unreadable"),
+    "not-json": (lambda b: _with_line(b, 1, b"seq=1"), "custody-unreadable"),
+    "nan": (lambda b: _with_line(b, 1, b'{"seq":NaN}'), "custody-unreadable"),
+    "float": (lambda b: _with_line(b, 1, _field(b, 1, seq=1.5)), "custody-unreadable"),
+    "duplicate-key": (lambda b: _with_line(b, 1, b'{"seq":1,"seq":2}'), "custody-unreadable"),
+    "seq-string": (lambda b: _with_line(b, 1, _field(b, 1, seq="9")), "custody-field-invalid"),
+    "seq-bool": (lambda b: _with_line(b, 1, _field(b, 1, seq=True)), "custody-field-invalid"),
+    "actor-list": (lambda b: _with_line(b, 1, _field(b, 1, actor=["x"])), "custody-field-invalid"),
+    "actor-key-int": (
+        lambda b: _with_line(
+            b,
+            1,
+            _field(b, 1, actor={"key": 1, "name": "x", "role": "", "organization": "", "public_key": ""}),
+        ),
+        "custody-field-invalid",
+    ),
+    "details-list": (lambda b: _with_line(b, 1, _field(b, 1, details=[])), "custody-field-invalid"),
+    "prev-int": (lambda b: _with_line(b, 1, _field(b, 1, prev=0)), "custody-field-invalid"),
+    "sig-null": (lambda b: _with_line(b, 1, _field(b, 1, sig=None)), "custody-field-invalid"),
+    "array": (lambda b: _with_line(b, 1, b"[1,2]"), "custody-field-invalid"),
+    "empty-line": (lambda b: _with_line(b, 1, b""), "custody-unreadable"),
+    "no-final-newline": (
+        lambda b: (b / "custody/continuation.jsonl").write_bytes(
+            (b / "custody/continuation.jsonl").read_bytes()[:-1]
+        ),
+        "custody-line-partial",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_a_malformed_custody_line_is_a_finding_never_a_crash(sealed_with_events, tmp_path, name) -> None:
+    from manifest.custody import verify_chain
+
+    _it, bundle = sealed_with_events
+    copy = _copy(bundle, tmp_path)
+    mutate, kind = MUTATIONS[name]
+    mutate(copy)
+    findings, lines = verify_chain(copy)
+    assert kind in [f.kind for f in findings], findings
+    assert all(line.event is None or isinstance(line.event["seq"], int) for line in lines)
+
+
+def test_a_malformed_line_through_the_cli_is_one_finding_line_and_exit_1(
+    sealed_with_events, tmp_path
+) -> None:
+    it, bundle = sealed_with_events
+    copy = _copy(bundle, tmp_path)
+    _with_line(copy, 1, b"[" * 200_000 + b"]" * 200_000)
+    for args in (("verify", copy), ("custody", "show", copy)):
+        proc = it.cli(*args)
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    _with_line(copy, 1, _field(bundle, 1, actor=["x"]))
+    proc = it.cli("report", copy, "--out", tmp_path / "r.html")
+    assert proc.returncode == 1 and "NOT VERIFIED" in proc.stderr, proc.stderr
+    assert "custody-field-invalid" in (tmp_path / "r.html").read_text()
+
+
+def test_crlf_line_ends_break_the_link_for_sealbox_as_for_the_readme_sed_check(
+    sealed_with_events, tmp_path
+) -> None:
+    import subprocess
+
+    from manifest.custody import verify_chain
+
+    _it, bundle = sealed_with_events
+    copy = _copy(bundle, tmp_path)
+    path = copy / "custody/continuation.jsonl"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    # The README's by-hand check: line 1 without its newline, hashed, is line 2's prev.
+    sed = subprocess.run(
+        f"sed -n '1p' {path} | tr -d '\\n' | sha256sum", shell=True, capture_output=True, check=True
+    )
+    line2 = path.read_bytes().split(b"\n")[1].rstrip(b"\r")
+    by_hand_holds = sed.stdout.split()[0].decode() == json.loads(line2)["prev"]
+    findings, _ = verify_chain(copy)
+    assert not by_hand_holds and findings, "sealbox and the by-hand check must agree: broken"
+    assert {"custody-line-ending"} <= {f.kind for f in findings}
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink", "fifo"])
+def test_a_continuation_log_that_is_not_a_regular_file_is_never_followed(
+    sealed_with_events, tmp_path, kind
+) -> None:
+    import os
+
+    from manifest.custody import verify_chain
+
+    it, bundle = sealed_with_events
+    copy = _copy(bundle, tmp_path)
+    path = copy / "custody/continuation.jsonl"
+    saved = path.read_bytes()
+    path.unlink()
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "symlink":
+        (tmp_path / "outside.jsonl").write_bytes(saved)
+        path.symlink_to(tmp_path / "outside.jsonl")
+    else:
+        os.mkfifo(path)
+    findings, lines = verify_chain(copy)  # a fifo would block here if it were opened
+    assert ("custody-file-not-regular", "custody/continuation.jsonl") in [(f.kind, f.where) for f in findings]
+    assert not [line for line in lines if line.file == "custody/continuation.jsonl"]
+    proc = it.cli("custody", "add", copy, "--event", "note", "--reason", "x")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "not a regular file" in proc.stderr
+
+
+def test_a_deleted_continuation_log_is_a_finding(sealed_with_events, tmp_path) -> None:
+    from manifest.custody import verify_chain
+
+    _it, bundle = sealed_with_events
+    copy = _copy(bundle, tmp_path)
+    (copy / "custody/continuation.jsonl").unlink()
+    findings, _ = verify_chain(copy)
+    assert [f.kind for f in findings] == ["custody-continuation-missing"]
