@@ -146,12 +146,19 @@ def check_token(
 
 
 def _describe(tsr: bytes) -> str:
+    """When, and by whom (the subject of the certificate that signed the token)."""
+    from cryptography import x509
+
     response, _ = _decode(tsr)
     if response is None:
         return ""
     when = response.tst_info.gen_time.strftime("%Y-%m-%dT%H:%M:%SZ")
-    name = response.tst_info.name
-    tsa = getattr(getattr(name, "value", None), "rfc4514_string", lambda: "")() if name is not None else ""
+    tsa = ""
+    signers = list(response.signed_data.signer_infos)
+    for der in response.signed_data.certificates:
+        cert = x509.load_der_x509_certificate(der)
+        if signers and (cert.issuer, cert.serial_number) == (signers[0].issuer, signers[0].serial_number):
+            tsa = cert.subject.rfc4514_string()
     return f"{bagit.TAGMANIFEST} existed at {when}" + (f" (TSA {tsa})" if tsa else "")
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import clear_flags, require_tool
+from conftest import Cli, clear_flags, require_tool
 from custody_helpers import collect_bundle, make_person
 
 from manifest.timestamp import request_timestamp, timestamp_findings, verify_timestamp
@@ -97,7 +98,12 @@ def tsa(tmp_path_factory: pytest.TempPathFactory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield {"url": f"http://127.0.0.1:{server.server_port}/tsa", "ca": d / "ca.pem", "openssl": openssl}
+    yield {
+        "url": f"http://127.0.0.1:{server.server_port}/tsa",
+        "ca": d / "ca.pem",
+        "openssl": openssl,
+        "dir": d,
+    }
     server.shutdown()
 
 
@@ -205,3 +211,193 @@ def test_collect_with_tsa_seals_a_timestamp_that_verify_and_openssl_check(tsa, t
         assert ida.cli("verify", Path(late.stdout.strip().splitlines()[-1])).returncode == 0
     finally:
         clear_flags(out)
+
+
+# -- a .tsr counts only when signature, imprint and chain all verify -----------------------------
+
+
+def openssl_stamp(tsa: dict, data: bytes, tmp_path: Path, *, with_ca_in_token: bool = False) -> bytes:
+    """A reply made by `openssl ts -reply` directly (optionally with the CA certificate embedded,
+    which openssl writes as an unsorted SET OF)."""
+    d = tsa["dir"]
+    (tmp_path / "data").write_bytes(data)
+    cnf = tmp_path / "tsa.cnf"
+    text = (d / "tsa.cnf").read_text()
+    if with_ca_in_token:
+        text = text.replace("signer_key =", f"certs = {d}/ca.pem\nsigner_key =")
+    cnf.write_text(text)
+    run = [tsa["openssl"], "ts"]
+    subprocess.run(
+        [*run, "-query", "-data", tmp_path / "data", "-sha256", "-cert", "-out", tmp_path / "q.tsq"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*run, "-reply", "-config", cnf, "-queryfile", tmp_path / "q.tsq", "-out", tmp_path / "r.tsr"],
+        check=True,
+        capture_output=True,
+    )
+    return (tmp_path / "r.tsr").read_bytes()
+
+
+def unsigned_tsr(data: bytes) -> bytes:
+    """What an attacker writes: status 'granted' and the right SHA-256 imprint, no token, no
+    signature (58 bytes: enough for a parser that only looks for the imprint)."""
+    import hashlib
+
+    algorithm = bytes.fromhex("300d06096086480165030402010500")
+    imprint = b"\x30\x31" + algorithm + b"\x04\x20" + hashlib.sha256(data).digest()
+    body = b"\x30\x03\x02\x01\x00" + imprint
+    return b"\x30" + bytes([len(body)]) + body
+
+
+@pytest.fixture(scope="module")
+def stamped(tsa, tmp_path_factory: pytest.TempPathFactory):
+    """A bundle sealed with a real timestamp from the loopback TSA."""
+    base = tmp_path_factory.mktemp("stamped")
+    ida = make_person(base, "it")
+    src = base / "src"
+    src.mkdir()
+    (src / "auth.log").write_text("sshd: Failed password for root\n")
+    out = base / "out"
+    out.mkdir()
+    proc = ida.cli("collect", "--case", "C-TS", "--out", out, "--tsa", tsa["url"], src, check=True)
+    yield ida, Path(proc.stdout.strip().splitlines()[-1])
+    clear_flags(out)
+
+
+def _copy_with_tsr(bundle: Path, tmp_path: Path, tsr: bytes | None) -> Path:
+    from tests.builders import writable_copy
+
+    copy = writable_copy(bundle, tmp_path)
+    if tsr is not None:
+        (copy / "tagmanifest-sha256.txt.tsr").unlink()
+        (copy / "tagmanifest-sha256.txt.tsr").write_bytes(tsr)
+    return copy
+
+
+def _notes(proc) -> list[str]:
+    return json.loads(proc.stdout)["notes"]
+
+
+def test_a_real_timestamp_without_a_trusted_tsa_is_present_not_verified(stamped, tmp_path) -> None:
+    ida, bundle = stamped
+    proc = ida.cli("verify", "--json", bundle)
+    assert proc.returncode == 0, proc.stdout
+    (note,) = [n for n in _notes(proc) if n.startswith("timestamp")]
+    assert note.startswith("timestamp present, not verified (no trusted TSA certificate")
+    report = tmp_path / "r.html"
+    ida.cli("report", bundle, "--out", report, check=True)
+    html = report.read_text()
+    assert "timestamp present, not verified" in html and "yes (tagmanifest" not in html
+
+
+def test_a_tsa_trusted_in_the_key_store_verifies_the_timestamp(tsa, stamped, tmp_path) -> None:
+    ida, bundle = stamped
+    home = tmp_path / "home"
+    shutil.copytree(ida.cli.home, home, symlinks=True)
+    cli = Cli(home)
+    assert "trusted TSA certificate kept as" in cli("keys", "trust-tsa", tsa["ca"], check=True).stdout
+    proc = cli("verify", "--json", bundle)
+    assert proc.returncode == 0, proc.stdout
+    (note,) = [n for n in _notes(proc) if n.startswith("timestamp")]
+    assert note.startswith("timestamp verified: tagmanifest-sha256.txt existed at 20") and "Test TSA" in note
+    cli("report", bundle, "--out", tmp_path / "r.html", check=True)
+    assert "yes, timestamp verified" in (tmp_path / "r.html").read_text()
+
+
+def test_an_unsigned_60_byte_tsr_is_a_finding(tsa, stamped, tmp_path) -> None:
+    ida, bundle = stamped
+    data = (bundle / "tagmanifest-sha256.txt").read_bytes()
+    fake = unsigned_tsr(data)
+    assert len(fake) < 64
+    copy = _copy_with_tsr(bundle, tmp_path, fake)
+    for extra in ((), ("--tsa-ca", tsa["ca"])):
+        proc = ida.cli("verify", "--json", *extra, copy)
+        assert proc.returncode == 1, proc.stdout
+        kinds = [f["kind"] for f in json.loads(proc.stdout)["findings"]]
+        assert kinds == ["timestamp-unreadable"]
+    ida.cli("report", copy, "--out", tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    assert (
+        "Trusted timestamp" in html
+        and "INVALID" in html
+        and "yes" not in html.split("Trusted timestamp")[1][:40]
+    )
+
+
+def test_a_token_over_other_data_is_a_mismatch(tsa, stamped, tmp_path) -> None:
+    ida, bundle = stamped
+    copy = _copy_with_tsr(bundle, tmp_path, openssl_stamp(tsa, b"other data", tmp_path))
+    proc = ida.cli("verify", "--json", copy)
+    assert [f["kind"] for f in json.loads(proc.stdout)["findings"]] == ["timestamp-mismatch"]
+
+
+def test_a_chain_to_an_untrusted_ca_is_invalid_with_tsa_ca_and_unverified_otherwise(
+    tsa, stamped, tmp_path
+) -> None:
+    ida, bundle = stamped
+    other_ca = tmp_path / "other-ca.pem"
+    subprocess.run(
+        [
+            tsa["openssl"],
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            tmp_path / "k",
+            "-out",
+            other_ca,
+            "-subj",
+            "/CN=Other CA",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    proc = ida.cli("verify", "--json", "--tsa-ca", other_ca, bundle)
+    assert proc.returncode == 1
+    assert [f["kind"] for f in json.loads(proc.stdout)["findings"]] == ["timestamp-invalid"]
+    home = tmp_path / "home"
+    shutil.copytree(ida.cli.home, home, symlinks=True)
+    cli = Cli(home)
+    cli("keys", "trust-tsa", other_ca, check=True)
+    proc = cli("verify", "--json", bundle)
+    assert proc.returncode == 0
+    (note,) = [n for n in _notes(proc) if n.startswith("timestamp")]
+    assert note.startswith("timestamp present, not verified (signature or TSA certificate chain")
+
+
+def test_a_token_with_an_unsorted_certificate_set_is_not_verified_never_a_crash(
+    tsa, stamped, tmp_path
+) -> None:
+    ida, bundle = stamped
+    data = (bundle / "tagmanifest-sha256.txt").read_bytes()
+    copy = _copy_with_tsr(bundle, tmp_path, openssl_stamp(tsa, data, tmp_path, with_ca_in_token=True))
+    proc = ida.cli("verify", "--json", copy)
+    assert proc.returncode == 0, proc.stdout
+    (note,) = [n for n in _notes(proc) if n.startswith("timestamp")]
+    assert note.startswith("timestamp present, not verified")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory", "huge"])
+def test_a_tsr_that_is_not_a_small_regular_file_is_a_finding(stamped, tmp_path, kind) -> None:
+    ida, bundle = stamped
+    copy = _copy_with_tsr(bundle, tmp_path, None)
+    tsr = copy / "tagmanifest-sha256.txt.tsr"
+    saved = tsr.read_bytes()
+    tsr.unlink()
+    if kind == "symlink":
+        (tmp_path / "outside.tsr").write_bytes(saved)
+        tsr.symlink_to(tmp_path / "outside.tsr")
+    elif kind == "directory":
+        tsr.mkdir()
+    else:
+        with open(tsr, "wb") as fh:
+            fh.truncate(20 << 30)  # sparse: never read
+    proc = ida.cli("verify", "--json", copy, timeout=60)
+    kinds = [f["kind"] for f in json.loads(proc.stdout)["findings"]]
+    assert "timestamp-unreadable" in kinds
