@@ -117,3 +117,39 @@ def test_keys_on_an_exfat_stick_need_a_passphrase(cli, tmp_path):
     assert "Traceback" not in proc.stderr
     (bundle,) = (tmp_path / "out").iterdir()
     assert bundle.name.startswith("C-STICK_")
+
+
+def test_garbage_in_the_unsigned_minisign_files_is_a_finding_never_a_crash(cli, tmp_path, out_dir):
+    from manifest.minisign import verify_prehashed
+    from tests.builders import collect, writable_copy
+
+    make_key(cli)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    bundle = collect(cli, out_dir, src)
+    good_sig = (bundle / "tagmanifest-sha256.txt.minisig").read_bytes()
+    good_pub = (bundle / "keys/signer.minisign.pub").read_bytes()
+    data = (bundle / "tagmanifest-sha256.txt").read_bytes()
+    assert verify_prehashed(good_pub, good_sig, data) is None
+    broken = {
+        "non-utf8 comment": (good_pub, good_sig.replace(b"untrusted comment:", b"untrusted \xff\xfe:")),
+        "non-utf8 key": (good_pub + b"\xff", good_sig),
+        "bad base64": (good_pub, good_sig.replace(b"\n", b"\n!!", 1)),
+        "short": (good_pub, b"untrusted comment: x\n"),
+        "huge": (good_pub, good_sig + b"A" * 100_000),
+        "empty": (b"", b""),
+        "wrong length": (good_pub.replace(good_pub.splitlines()[1], b"RWQ="), good_sig),
+    }
+    for name, (pub, sig) in broken.items():
+        assert verify_prehashed(pub, sig, data) is not None, name
+    (tmp_path / "copies").mkdir()
+    copy = writable_copy(bundle, tmp_path / "copies")
+    (copy / "tagmanifest-sha256.txt.minisig").write_bytes(broken["non-utf8 comment"][1])
+    proc = cli("verify", copy)
+    assert proc.returncode == 1 and "FAIL minisign-invalid: tagmanifest-sha256.txt.minisig" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    (copy / "tagmanifest-sha256.txt.minisig").write_bytes(good_sig)
+    (copy / "keys/signer.minisign.pub").write_bytes(b"\xff\xfe\x00garbage")
+    proc = cli("verify", copy)
+    assert proc.returncode == 1 and "minisign-invalid" in proc.stdout and "Traceback" not in proc.stderr

@@ -266,3 +266,37 @@ def test_append_refuses_a_log_that_does_not_verify_or_is_not_a_regular_file(worl
     os.mkfifo(path)
     with pytest.raises(BundleError, match="not a regular file"):
         append_event_with_receipt(bundle, signer, "note", {}, "more")
+
+
+def test_export_carries_the_head_receipt_and_receive_keeps_and_checks_it(sealed, tmp_path) -> None:
+    home, bundle = sealed
+    shutil.copytree(home, tmp_path / "home", symlinks=True)
+    cli = Cli(tmp_path / "home")
+    copy = writable_copy(bundle, tmp_path)
+    (tmp_path / "pkg").mkdir()
+    proc = cli("export", copy, "--to", "Paula Police, City PD", "--out", tmp_path / "pkg")
+    assert proc.returncode == 0, proc.stderr
+    receipt = Path(next(x for x in proc.stderr.splitlines() if x.startswith("receipt: ")).split(" ", 1)[1])
+    exported = json.loads(receipt.read_bytes())
+    assert exported["event"] == "exported"
+    package = Path(proc.stdout.strip().splitlines()[-1])
+    import tarfile
+
+    with tarfile.open(package) as tar:
+        assert tar.extractfile("custody-receipt.json").read() == receipt.read_bytes()
+    (tmp_path / "in").mkdir()
+    got = json.loads(cli("receive", package, "--out", tmp_path / "in", "--json", check=True).stdout)
+    kept = tmp_path / "in" / f"{copy.name}.custody-receipt.json"
+    assert got["custody-receipt.json"] == str(kept) and kept.read_bytes() == receipt.read_bytes()
+    received = Path(got["bundle"])
+    assert json.loads(Path(got["receipt"]).read_bytes())["event"] == "received"
+    # The exporter's receipt, given to verify, holds for the received copy; cut the copy and it fails.
+    assert cli("verify", "--receipt", kept, received).returncode == 0
+    clear_flags(tmp_path / "in")
+    path = received / CONTINUATION
+    path.chmod(0o644)
+    received.joinpath("custody").chmod(0o755)
+    path.write_bytes(b"")
+    proc = cli("verify", "--receipt", kept, received)
+    assert proc.returncode == 1 and "custody-tail-truncated" in proc.stdout
+    clear_flags(tmp_path / "in")
