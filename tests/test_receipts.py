@@ -245,6 +245,10 @@ def test_custody_add_prints_the_receipt_and_verify_prints_the_anchor(sealed, tmp
     assert "custody after seal: 1 events, last anchored at seq" in out and "by Ann Example" in out
     data = json.loads(cli("verify", "--json", copy, check=True).stdout)
     assert any(n.startswith("custody after seal: 1 events, last anchored") for n in data["notes"])
+    assert "custody after seal: 1 events, last anchored" in cli("custody", "show", copy, check=True).stdout
+    _empty(copy / CONTINUATION)
+    shown = cli("custody", "show", copy)
+    assert shown.returncode == 1 and "FAIL custody-tail-truncated" in shown.stdout
 
 
 def test_append_refuses_a_log_that_does_not_verify_or_is_not_a_regular_file(world) -> None:

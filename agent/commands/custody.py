@@ -11,17 +11,24 @@ from agent.commands.common import key_options, load_signer, print_json
 from manifest.custody import append_event_with_receipt, verify_chain
 from manifest.errors import NotABundleError, UsageError
 from manifest.keys import KeyStore
+from manifest.receipts import check_custody_anchors
 
 ADDABLE = ("note", "transferred", "verified")
 
 
-def chain_rows(bundle: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Each line with whether its link and signature hold, plus findings not tied to a line."""
+def chain_rows(bundle: Path) -> tuple[list[dict[str, Any]], list[str], str]:
+    """Each line with whether its link and signature hold, findings not tied to a line, and the
+    receipt summary ("custody after seal: ...")."""
     if not (bundle / "custody").is_dir():
         raise NotABundleError(f"{bundle} has no custody/ directory", "give a sealbox bundle directory")
     findings, lines = verify_chain(bundle)
     store = KeyStore.default()
     trusted = store.trusted_fingerprints() | {k.identity.fingerprint for k in store.own_keys()}
+    sealed = next((ln.event for ln in lines if ln.event and ln.event["event"] == "sealed"), None)
+    anchors, summary = check_custody_anchors(
+        bundle, str((sealed or {}).get("bundle", "")), lines, store, trusted
+    )
+    findings += anchors
     by_where: dict[str, list[str]] = {}
     for f in findings:
         by_where.setdefault(f.where, []).append(f.line())
@@ -46,7 +53,7 @@ def chain_rows(bundle: Path) -> tuple[list[dict[str, Any]], list[str]]:
             }
         )
     rest = [msg for msgs in by_where.values() for msg in msgs]
-    return rows, rest
+    return rows, rest, summary
 
 
 @click.group()
@@ -59,10 +66,10 @@ def custody() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(bundle: Path, as_json: bool) -> int:
     """Show every custody event of BUNDLE and whether each link and signature holds."""
-    rows, rest = chain_rows(bundle)
+    rows, rest, summary = chain_rows(bundle)
     ok = all(r["holds"] for r in rows) and not rest
     if as_json:
-        print_json({"bundle": str(bundle), "holds": ok, "events": rows, "problems": rest})
+        print_json({"bundle": str(bundle), "holds": ok, "events": rows, "problems": rest, "anchor": summary})
         return 0 if ok else 1
     for r in rows:
         a = r["actor"]
@@ -78,6 +85,7 @@ def show(bundle: Path, as_json: bool) -> int:
             click.echo(f"          FAIL {problem}")
     for problem in rest:
         click.echo(f"FAIL {problem}")
+    click.echo(summary)
     click.echo(
         f"chain {'holds' if ok else 'is BROKEN'}: {len(rows)} event(s) in {bundle}",
         err=not ok,
