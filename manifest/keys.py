@@ -490,9 +490,11 @@ def load_private_key(path: Path, identity: Identity, passphrase: bytes | None) -
     encrypted = b"ENCRYPTED" in data[:64]
     if stat.S_IMODE(st.st_mode) & 0o077:
         if keeps_permissions(path.parent):
+            mode = stat.S_IMODE(st.st_mode)
+            how = "readable" if mode & 0o044 else "writable"  # writable: it could have been swapped
             raise KeyError_(
-                f"private key {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o})",
-                f"run `chmod 600 {path}` if it has not leaked, otherwise make a new key",
+                f"private key {path} is {how} by group or others (mode {mode:04o})",
+                f"run `chmod 600 {path}` if it has not leaked or been changed, otherwise make a new key",
             )
         if not encrypted:  # on a disk without permissions only a passphrase protects it
             raise KeyError_(

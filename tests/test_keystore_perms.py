@@ -105,6 +105,7 @@ def test_a_private_key_another_user_owns_or_can_write_is_never_used(signed, bob,
     private.chmod(0o620)
     proc = bob("custody", "add", copy, "--event", "note", "--reason", "x")
     assert proc.returncode != 0 and str(private) in proc.stderr and "Traceback" not in proc.stderr
+    assert "writable by group or others" in proc.stderr
     assert (copy / "custody/continuation.jsonl").read_bytes() == b"", "nothing was signed"
     clear_flags(copy)
 
