@@ -454,6 +454,8 @@ def test_isolate_and_restore_append_signed_custody_events(lab: Lab, cli, tmp_pat
     assert restored["reason"] == "cleared" and restored["details"]["drift"] == []
     verified = cli("verify", bundle, "--trust", fp)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # Both events left a receipt in the key store (SPEC §4.1): the tail is anchored.
+    assert f"custody after seal: 2 events, last anchored at seq {restored['seq']}" in verified.stdout
 
 
 def test_bundle_without_key_store_is_refused_before_any_change(lab: Lab, tmp_path: Path):
@@ -570,3 +572,4 @@ def test_expiry_restore_is_logged_in_the_bundle_too(lab: Lab, cli, tmp_path: Pat
     assert _status(lab) == ("not isolated", 0)
     verified = cli("verify", bundle, "--trust", fp)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"last anchored at seq {events[1]['seq']}" in verified.stdout, "the expiry helper kept a receipt"

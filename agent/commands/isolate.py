@@ -13,7 +13,7 @@ import structlog
 from agent.commands.common import key_options, load_signer
 from agent.isolation import IsolateRequest, engine, parse_duration, platform_plan
 from agent.isolation.engine import BACKENDS, PLATFORMS, CustodyHook, build_policy
-from manifest.custody import append_event
+from manifest.custody import append_event_with_receipt
 from manifest.errors import SealboxError, UsageError
 
 
@@ -47,7 +47,9 @@ def _custody(bundle: Path | None, key_ref: str | None, passphrase_file: Path | N
     signer = load_signer(key_ref, passphrase_file)
 
     def hook(event: str, details: dict[str, Any], reason: str) -> dict[str, Any]:
-        return append_event(bundle, signer, event, details, reason=reason)
+        done = append_event_with_receipt(bundle, signer, event, details, reason=reason)
+        click.echo(f"receipt: {done.receipt}", err=True)
+        return done.event
 
     return hook
 
