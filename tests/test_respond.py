@@ -197,7 +197,10 @@ def test_incident_note_appends_to_the_custody_continuation(linux_run: dict[str, 
         "notifications.police.when": "2026-11-24T11:00:00+01:00",
     }
     fp = last["actor"]["key"]
-    assert cli("verify", bundle, "--trust", fp).returncode == 0
+    receipt = Path(proc.stdout.strip().splitlines()[-1].removeprefix("receipt: "))
+    assert json.loads(receipt.read_bytes())["seq"] == last["seq"]
+    verified = cli("verify", bundle, "--trust", fp)
+    assert verified.returncode == 0 and f"last anchored at seq {last['seq']}" in verified.stdout
     empty = cli("incident-note", bundle)
     assert empty.returncode == 2 and "nothing to add" in empty.stderr
 
