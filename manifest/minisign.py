@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
+import stat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -48,6 +50,21 @@ def sign_prehashed(private: Ed25519PrivateKey, message: bytes, trusted_comment: 
 
 
 MAX_FILE_BYTES = 4096  # a .minisig or minisign.pub is four lines of base64 and comments
+
+
+def read_small(path: os.PathLike[str] | str) -> bytes:
+    """At most MAX_FILE_BYTES + 1 bytes of a minisign file (enough to call it malformed when
+    larger); a link or fifo is not opened as one (O_NOFOLLOW, O_NONBLOCK): b"" then."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.read(fd, MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
 
 
 def _text_lines(data: str | bytes) -> list[str] | None:

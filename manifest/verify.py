@@ -17,7 +17,7 @@ from manifest.findings import Finding
 from manifest.hashing import BatchCheck, check_batch, lstat_size, sha256_file, sha256_files
 from manifest.items import parse_item
 from manifest.keys import KeyStore, fingerprint, load_public_pem, verify_signature
-from manifest.minisign import MAX_FILE_BYTES, public_key_blob, verify_prehashed
+from manifest.minisign import public_key_blob, read_small, verify_prehashed
 from manifest.parallel import BackgroundMap, few_collections
 from manifest.previous import PREVIOUS_FIELD, tagmanifest_digest
 from manifest.receipts import check_custody_anchors
@@ -271,8 +271,8 @@ def _check_signatures(path: Path, tagmanifest: bytes | None, trusted: set[str], 
     if not mini_sig.is_file() or not mini_pub.is_file():
         report.add("signature-missing", bagit.MINISIG, "the minisign signature or key is missing")
         return
-    pub_bytes = mini_pub.read_bytes()[: MAX_FILE_BYTES + 1]
-    problem = verify_prehashed(pub_bytes, mini_sig.read_bytes()[: MAX_FILE_BYTES + 1], tagmanifest)
+    pub_bytes = read_small(mini_pub)
+    problem = verify_prehashed(pub_bytes, read_small(mini_sig), tagmanifest)
     if problem:
         report.add("minisign-invalid", bagit.MINISIG, problem)
     else:

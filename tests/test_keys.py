@@ -153,3 +153,8 @@ def test_garbage_in_the_unsigned_minisign_files_is_a_finding_never_a_crash(cli, 
     (copy / "keys/signer.minisign.pub").write_bytes(b"\xff\xfe\x00garbage")
     proc = cli("verify", copy)
     assert proc.returncode == 1 and "minisign-invalid" in proc.stdout and "Traceback" not in proc.stderr
+    (copy / "keys/signer.minisign.pub").write_bytes(good_pub)
+    with open(copy / "tagmanifest-sha256.txt.minisig", "r+b") as fh:
+        fh.truncate(20 << 30)  # sparse: read no further than a minisign file can be
+    proc = cli("verify", copy, timeout=60)
+    assert proc.returncode == 1 and "FAIL minisign-invalid" in proc.stdout, proc.stdout
