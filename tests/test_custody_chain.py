@@ -274,3 +274,15 @@ def test_a_deleted_continuation_log_is_a_finding(sealed_with_events, tmp_path) -
     (copy / "custody/continuation.jsonl").unlink()
     findings, _ = verify_chain(copy)
     assert [f.kind for f in findings] == ["custody-continuation-missing"]
+
+
+def test_a_custody_log_beyond_the_cap_is_a_finding_and_never_read(sealed_with_events, tmp_path) -> None:
+    from manifest.custody import CUSTODY_MAX_BYTES, verify_chain
+
+    _it, bundle = sealed_with_events
+    copy = _copy(bundle, tmp_path)
+    with open(copy / "custody/continuation.jsonl", "r+b") as fh:
+        fh.truncate(CUSTODY_MAX_BYTES + 1)  # sparse
+    findings, _ = verify_chain(copy)
+    assert ("custody-too-large", "custody/continuation.jsonl") in [(f.kind, f.where) for f in findings]
+    assert str(CUSTODY_MAX_BYTES) in next(f.message for f in findings if f.kind == "custody-too-large")

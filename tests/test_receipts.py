@@ -304,3 +304,20 @@ def test_export_carries_the_head_receipt_and_receive_keeps_and_checks_it(sealed,
     proc = cli("verify", "--receipt", kept, received)
     assert proc.returncode == 1 and "custody-tail-truncated" in proc.stdout
     clear_flags(tmp_path / "in")
+
+
+def test_a_valid_receipt_for_another_bundle_is_named(world, tmp_path) -> None:
+    from manifest.custody import read_lines
+    from manifest.receipts import make_receipt
+
+    store, signer, bundle = world
+    add(store, bundle, "first")
+    chain = read_lines(bundle)
+    last = json.loads(chain[-1].raw)
+    other = tmp_path / "other.json"
+    other.write_bytes(
+        canonical_bytes(make_receipt(signer, last | {"bundle": "another-bundle"}, chain[-1].raw, bundle))
+        + b"\n"
+    )
+    found, summary = check_custody_anchors(bundle, last["bundle"], chain, None, {signer.fingerprint}, [other])
+    assert [f.kind for f in found] == ["receipt-wrong-bundle"] and summary.endswith("not anchored")

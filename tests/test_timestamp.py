@@ -401,3 +401,16 @@ def test_a_tsr_that_is_not_a_small_regular_file_is_a_finding(stamped, tmp_path, 
     proc = ida.cli("verify", "--json", copy, timeout=60)
     kinds = [f["kind"] for f in json.loads(proc.stdout)["findings"]]
     assert "timestamp-unreadable" in kinds
+
+
+def test_an_unreadable_tsa_ca_and_an_orphan_tsr_are_findings(stamped, tmp_path) -> None:
+    ida, bundle = stamped
+    bad_ca = tmp_path / "ca.pem"
+    bad_ca.write_bytes(b"\xff not a certificate")
+    proc = ida.cli("verify", "--json", "--tsa-ca", bad_ca, bundle)
+    assert proc.returncode == 1
+    assert [f["kind"] for f in json.loads(proc.stdout)["findings"]] == ["timestamp-ca-unreadable"]
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    shutil.copy(bundle / "tagmanifest-sha256.txt.tsr", lonely)
+    assert [f.kind for f in timestamp_findings(lonely)] == ["timestamp-orphan"]
