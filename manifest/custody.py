@@ -470,7 +470,7 @@ def append_event_with_receipt(
     reason: str = "",
 ) -> Appended:
     """Append one signed event to custody/continuation.jsonl, never rewriting what is there, and
-    keep a signed receipt of it in the signer's key store (SPEC §4.4).
+    keep a signed receipt of it in the signer's key store (SPEC §4.1).
 
     Refused unless continuation.jsonl is a regular file and the whole chain verifies: an event
     appended to a broken or cut log would lend it a fresh signature."""

@@ -35,7 +35,7 @@ class ExportResult:
     receipt: Path | None = None
 
 
-# The exporter's signed receipt of the `exported` event, carried in the package (SPEC §4.4).
+# The exporter's signed receipt of the `exported` event, carried in the package (SPEC §4.1).
 PACKAGE_RECEIPT = "custody-receipt.json"
 
 

@@ -1,4 +1,4 @@
-"""Custody receipts (SPEC §4.4): signed witnesses of the custody tail, kept outside the bundle.
+"""Custody receipts (SPEC §4.1): signed witnesses of the custody tail, kept outside the bundle.
 
 An append-only log cannot show that its latest lines were deleted. Every event appended after
 sealing therefore leaves a receipt in the appender's key store: (bundle id, seq, SHA-256 of the

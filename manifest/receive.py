@@ -160,7 +160,7 @@ def receive_package(
         # The exporter's head receipt (older packages have none): the bundle must still hold
         # the event it names, or its custody was cut or rewritten on the way.
         head_receipt = quarantine / PACKAGE_RECEIPT
-        if f"{PACKAGE_RECEIPT}" in names:
+        if PACKAGE_RECEIPT in names:
             extras_final[PACKAGE_RECEIPT] = out_dir / f"{bundle_name}.{PACKAGE_RECEIPT}"
         for target in [final, *extras_final.values()]:
             if target.exists():
