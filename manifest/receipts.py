@@ -252,6 +252,7 @@ def check_custody_anchors(
     sources = [(path, False) for path in _store_receipts(store, bundle_id)]
     sources += [(Path(path), True) for path in extra_receipts]
     best: Receipt | None = None
+    elsewhere: tuple[Receipt, Path] | None = None  # the furthest receipt of another copy not matched
     for path, given in sources:
         receipt, problem = read_receipt_file(path)
         if receipt is None:
@@ -294,6 +295,8 @@ def check_custody_anchors(
                         str(len(lines)),
                     )
                 )
+            elif elsewhere is None or receipt.seq > elsewhere[0].seq:
+                elsewhere = (receipt, path)
             continue
         line = lines[receipt.seq - 1]
         if hashlib.sha256(line.raw).hexdigest() != receipt.line_sha256:
@@ -308,12 +311,24 @@ def check_custody_anchors(
                         hashlib.sha256(line.raw).hexdigest(),
                     )
                 )
+            elif elsewhere is None or receipt.seq > elsewhere[0].seq:
+                elsewhere = (receipt, path)
             continue
         if best is None or receipt.seq > best.seq:
             best = receipt
     if best is None:
-        return findings, f"custody after seal: {after_seal} events, not anchored"
-    return findings, (
-        f"custody after seal: {after_seal} events, last anchored at seq {best.seq} "
-        f"by {best.signer_name} ({best.signer_key})"
-    )
+        summary = f"custody after seal: {after_seal} events, not anchored"
+    else:
+        summary = (
+            f"custody after seal: {after_seal} events, last anchored at seq {best.seq} "
+            f"by {best.signer_name} ({best.signer_key})"
+        )
+    if elsewhere is not None:
+        other, path = elsewhere
+        # Said, not judged: a bundle handed over goes on in two places; if this is that copy
+        # moved, the receipt given with --receipt makes it a strict check.
+        summary += (
+            f"; a receipt made for the copy at {other.bundle_path} names seq {other.seq}, "
+            f"which this log does not hold (if this is that copy, verify with --receipt {path})"
+        )
+    return findings, summary

@@ -178,6 +178,25 @@ def test_another_copy_of_the_bundle_going_on_elsewhere_is_not_a_cut(world, tmp_p
         report = verify_bundle(b, store=store)
         assert report.ok, report.findings
         assert "last anchored at seq" in anchor_note(report)
+    # Each copy's note names the other copy's receipt it does not hold, and how to hold it strictly.
+    assert f"a receipt made for the copy at {copy.resolve()} names seq" in anchor_note(
+        verify_bundle(bundle, store=store)
+    )
+
+
+def test_a_moved_and_cut_copy_is_not_judged_but_the_note_says_what_to_give(world, tmp_path) -> None:
+    store, _signer, bundle = world
+    add(store, bundle, "first")
+    receipt = add(store, bundle, "second")
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    bundle = bundle.rename(moved / bundle.name)
+    _drop_last(bundle / CONTINUATION)
+    report = verify_bundle(bundle, store=store)
+    assert report.ok  # another copy may legitimately hold fewer events
+    assert f"verify with --receipt {receipt}" in anchor_note(report)
+    strict = verify_bundle(bundle, store=store, receipts=(receipt,))
+    assert kinds(strict) == ["custody-tail-truncated"]
 
 
 def _forge(receipt: Path, tmp_path: Path, **changes) -> Path:
