@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.isolation._run import have, run
 from agent.isolation.policy import intents
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from agent.isolation.model import IPAddress, Policy
     from agent.isolation.policy import Intents
 
@@ -50,10 +52,13 @@ class Connection:
         return f"{self.proto} {ends}{who}"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f: getattr(self, f) for f in _FIELDS}
 
     def key(self) -> tuple[str, str, int, str, int]:
         return (self.proto, self.local, self.local_port, self.peer, self.peer_port)
+
+
+_FIELDS = ("proto", "state", "local", "local_port", "peer", "peer_port", "process", "pid", "inbound")
 
 
 def _join(addr: str, port: int) -> str:
@@ -131,19 +136,33 @@ def _term(c: Connection) -> str:
     return " or ".join(forms)
 
 
-def _destroy(conns: list[Connection]) -> None:
+def _destroy(conns: list[Connection], whole_peers: Collection[str] = ()) -> None:
+    """`ss -K` in a few calls: one term per peer none of whose flows is allowed (`dst PEER`),
+    else one per socket (both ends)."""
     for proto in ("tcp", "udp"):
         batch = [c for c in conns if c.proto == proto]
-        for i in range(0, len(batch), _BATCH):
-            expr = " or ".join(_term(c) for c in batch[i : i + _BATCH])
+        terms = []
+        for peer in sorted({c.peer for c in batch if c.peer in whole_peers}):
+            terms.append(f"dst {_host(peer)}")
+            if ":" not in peer:
+                terms.append(f"dst [::ffff:{peer}]")
+        terms += [_term(c) for c in batch if c.peer not in whole_peers]
+        for i in range(0, len(terms), _BATCH):
+            expr = " or ".join(terms[i : i + _BATCH])
             run(["ss", "-K", "-H", "-n", f"-{proto[0]}", "state", "connected", expr], check=False)
 
 
-def kill(conns: list[Connection]) -> list[dict[str, Any]]:
+def _host(addr: str) -> str:
+    return f"[{addr}]" if ":" in addr else addr
+
+
+def kill(conns: list[Connection], policy: Policy | None = None) -> list[dict[str, Any]]:
     """Destroy each socket and confirm it is gone; returns one report per connection."""
     if not conns:
         return []
-    _destroy(conns)
+    it = intents(policy) if policy is not None else None
+    whole = {c.peer for c in conns if it is not None and not it.touches(ipaddress.ip_address(c.peer))}
+    _destroy(conns, whole)
     left = {c.key() for c in list_connections(with_process=False)}
     retry = [c for c in conns if c.key() in left]
     if retry:  # once more, one by one: a socket may have been busy
@@ -285,5 +304,5 @@ def cut_tracked(policy: Policy, sockets: list[dict[str, Any]]) -> list[dict[str,
 
 def cut(policy: Policy) -> list[dict[str, Any]]:
     """Cut every existing flow the policy does not allow; one report per flow."""
-    reports = kill(to_kill(policy, list_connections()))
+    reports = kill(to_kill(policy, list_connections()), policy)
     return reports + cut_tracked(policy, reports)
