@@ -263,6 +263,7 @@ class Lab:
     def start(self, ns: str, *args: str, wait_for: str = "") -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, str(HERE), *args],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -530,6 +531,20 @@ def _sink(port: int) -> None:
         threading.Thread(target=one, args=(conn,), daemon=True).start()
 
 
+def _push(port: int) -> None:
+    """Accept one connection, then send each line read from stdin to it (the peer speaks first)."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+    s.listen(1)
+    print("serving", flush=True)
+    conn, _ = s.accept()
+    print("accepted", flush=True)
+    for line in sys.stdin:
+        conn.sendall(line.encode())
+
+
 def _upload(addr: str, port: int, size: int, timeout: float) -> None:
     """Send `size` bytes and wait for the count: prints `ok N` or why it failed."""
     try:
@@ -561,6 +576,8 @@ if __name__ == "__main__":
     if cmd == "serve":
         ports = [int(p) for p in sys.argv[2:]]
         _serve(tuple(ports)) if ports else _serve()
+    elif cmd == "push":
+        _push(int(sys.argv[2]))
     elif cmd == "sink":
         _sink(int(sys.argv[2]))
     elif cmd == "upload":

@@ -10,7 +10,7 @@ addresses only, in namespaces the tests create (tests/netns.py).
 from __future__ import annotations
 
 import json
-import sys
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -249,7 +249,29 @@ def test_existing_v4_and_v6_tcp_and_udp_flows_are_cut_and_named(lab: Lab, backen
     _ok(lab.sealbox("restore"))
 
 
-def test_a_flow_that_cannot_be_cut_fails_the_isolation_and_is_named(lab: Lab, tmp_path: Path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_allowed_flow_from_before_isolation_keeps_working_when_the_peer_speaks_first(
+    lab: Lab, backend: str
+):
+    # conntrack was not active before: without sealbox entering the flow in its own direction,
+    # the server's packet would arrive first and look like a new inbound connection.
+    _need_backend(lab, backend)
+    port = 9443
+    server = lab.start(lab.itsrv, "push", str(port), wait_for="serving")
+    held = lab.start(lab.host, "hold", IT6, str(port), wait_for="connected")
+    assert server.stdout is not None and server.stdout.readline().strip() == "accepted"
+    _isolate(lab, backend, "--allow", f"[{IT6}]:{port}/tcp")
+    assert server.stdin is not None
+    server.stdin.write("hello\n")
+    server.stdin.flush()
+    held.wait(timeout=10)
+    assert held.stdout is not None and held.stdout.read().strip() == "data"
+    _ok(lab.sealbox("restore"))
+
+
+def test_a_flow_that_cannot_be_cut_fails_the_isolation_and_is_named(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     # An `ss` that lists but never destroys: the flow survives, and sealbox must say so.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -258,23 +280,13 @@ def test_a_flow_that_cannot_be_cut_fails_the_isolation_and_is_named(lab: Lab, tm
     fake.write_text(f'#!/bin/sh\ncase " $* " in *" -K "*) exit 0;; esac\nexec {real} "$@"\n')
     fake.chmod(0o755)
     held = lab.start(lab.host, "hold", OUT6, str(OUT_PORT), wait_for="connected")
-    proc = lab.run(
-        lab.host,
-        "env",
-        f"PATH={bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
-        sys.executable,
-        "-m",
-        "agent",
-        "isolate",
-        "--allow",
-        f"{IT4}:{IT_PORT}/tcp",
-        "--case",
-        "C",
-    )
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    proc = lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}/tcp", "--case", "C")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "could not be cut" in last and f"-> [{OUT6}]:{OUT_PORT}" in last, proc.stderr
     assert held.poll() is None
+    monkeypatch.undo()
     _ok(lab.sealbox("restore"))
 
 

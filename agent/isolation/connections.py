@@ -302,7 +302,58 @@ def cut_tracked(policy: Policy, sockets: list[dict[str, Any]]) -> list[dict[str,
     return reports
 
 
+def adopt(policy: Policy, conns: list[Connection]) -> list[Connection]:
+    """Enter the allowed flows that conntrack does not know (it was not active before the
+    rules loaded) in the direction they were opened. Otherwise the first packet after isolation
+    would decide their direction, and a reply arriving first would make an allowed flow look
+    like a new inbound one, which the rules drop."""
+    if not have("conntrack"):
+        return []
+    it = intents(policy)
+    known: set[tuple[str, str, int, str, int]] = set()
+    for t in list_tracked():
+        known.add((t.proto, t.src, t.sport, t.dst, t.dport))
+        known.add((t.proto, t.dst, t.dport, t.src, t.sport))
+    adopted = []
+    for c in conns:
+        if (c.proto == "tcp" and c.state != "ESTAB") or not _allowed(it, c):
+            continue
+        if (c.proto, c.local, c.local_port, c.peer, c.peer_port) in known:
+            continue
+        if ipaddress.ip_address(c.peer).is_loopback:
+            continue
+        src, sport, dst, dport = (
+            (c.peer, c.peer_port, c.local, c.local_port)
+            if c.inbound
+            else (c.local, c.local_port, c.peer, c.peer_port)
+        )
+        argv = [
+            "conntrack",
+            "-I",
+            "-p",
+            c.proto,
+            "-s",
+            src,
+            "-d",
+            dst,
+            "--sport",
+            str(sport),
+            "--dport",
+            str(dport),
+        ]
+        if c.proto == "tcp":
+            argv += ["--state", "ESTABLISHED", "-t", "432000"]
+        else:
+            argv += ["-t", "180"]
+        if run([*argv, "-u", "SEEN_REPLY,ASSURED"], check=False).returncode == 0:
+            adopted.append(c)
+    return adopted
+
+
 def cut(policy: Policy) -> list[dict[str, Any]]:
-    """Cut every existing flow the policy does not allow; one report per flow."""
-    reports = kill(to_kill(policy, list_connections()), policy)
+    """Cut every existing flow the policy does not allow; one report per flow. Allowed flows
+    unknown to conntrack are entered first, in their own direction (see `adopt`)."""
+    conns = list_connections()
+    adopt(policy, conns)
+    reports = kill(to_kill(policy, conns), policy)
     return reports + cut_tracked(policy, reports)
