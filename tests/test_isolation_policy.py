@@ -138,6 +138,10 @@ def test_dhcp_is_the_exchange_with_the_current_lease_server(tmp_path: Path, monk
     assert [str(n) for n in v4.hear_from] == ["203.0.113.254/32", "203.0.113.1/32"]
     assert [str(n) for n in v6.send_to] == ["ff02::1:2/128", "2001:db8::67/128"]
     assert (v4.client_port, v4.server_port, v6.client_port, v6.server_port) == (68, 67, 546, 547)
+    it = intents(p)
+    assert it.dhcp_exchange(ip("203.0.113.1"), 68, 67) and it.dhcp_exchange(ip("255.255.255.255"), 68, 67)
+    assert not it.dhcp_exchange(ip("198.51.100.2"), 68, 67)  # a stranger is not a DHCP server
+    assert not it.dhcp_exchange(ip("203.0.113.1"), 40000, 67)
     assert intents(_compose("203.0.113.2", dhcp=False)).dhcp == ()
     with pytest.raises(UsageError, match=re.escape("--dhcp-server 224.0.0.1")):
         _compose("203.0.113.2", dhcp_servers=("224.0.0.1",))

@@ -119,6 +119,8 @@ def list_connections(with_process: bool = True) -> list[Connection]:
 
 def _allowed(it: Intents, c: Connection) -> bool:
     peer = ipaddress.ip_address(c.peer)
+    if c.proto == "udp" and it.dhcp_exchange(peer, c.local_port, c.peer_port):
+        return True
     if c.inbound:
         return it.permits("in", peer, c.proto, c.local_port)
     return it.permits("out", peer, c.proto, c.peer_port)
@@ -244,6 +246,8 @@ def _tracked_allowed(it: Intents, t: Tracked, local: set[IPAddress], forward: bo
     if t.proto in ("icmp", "icmpv6"):
         peer, direction = (dst, "out") if src in local else (src, "in")
         return any(f.any_protocol and f.matches(direction, peer, "", 0) for f in it.flows)
+    if t.proto == "udp" and src in local and it.dhcp_exchange(dst, t.sport, t.dport):
+        return True
     if src in local:
         return it.permits("out", dst, t.proto, t.dport)
     if dst in local:

@@ -107,6 +107,15 @@ class Intents:
             return True
         return any(f.matches(direction, peer, proto, port) for f in self.flows)
 
+    def dhcp_exchange(self, peer: IPAddress, local_port: int, peer_port: int) -> bool:
+        """Whether a UDP flow with `peer` is the DHCP exchange the rules let through."""
+        for d in self.dhcp:
+            if d.version != peer.version or (local_port, peer_port) != (d.client_port, d.server_port):
+                continue
+            if not d.hear_from or any(peer in n for n in (*d.send_to, *d.hear_from)):
+                return True
+        return False
+
     def touches(self, peer: IPAddress) -> bool:
         """Whether any allowed flow involves `peer` at all."""
         return any(peer.version == f.version and peer in f.peer for f in self.flows)
