@@ -31,8 +31,48 @@ def _notified(incident: dict[str, Any] | None, party: str) -> bool:
     return bool(((incident.get("notifications") or {}).get(party) or {}).get("notified"))
 
 
-def next_steps(bundle: Path, case: str, incident: dict[str, Any] | None, verified: bool) -> list[Step]:
-    """The ordered checklist for this bundle and what is already known to be done."""
+def isolate_advice(case: str, config: Path | None) -> str:
+    """How to cut the host off without cutting IT off: the isolate command to run."""
+    if config is not None:
+        return (
+            f"Run `sealbox isolate --case {case} --config '{config}' --reason 'incident response'`: it keeps "
+            "the machine on and blocks the network except IT's standing channel in that file "
+            "(management server, vault, resolvers), and checks that IT is still reachable."
+        )
+    return (
+        "Unplug the network cable / turn off Wi-Fi, or ask city IT for their server's address and "
+        f"port and run `sealbox isolate --case {case} --allow ADDRESS:PORT/tcp --check ADDRESS:PORT "
+        "--reason 'incident response'` (keeps the machine on and blocks everything but IT). City IT "
+        "can make this one step for every host with /etc/sealbox/isolation.toml."
+    )
+
+
+def _isolation_config() -> Path | None:
+    # Imported here: only this step needs to know where IT's standing channel is configured.
+    from agent.isolation.config import find_config, load_config
+    from manifest.errors import SealboxError
+
+    try:
+        config = load_config(find_config())
+    except SealboxError:
+        return None
+    return config.path if config.keeps_it_reachable else None
+
+
+def next_steps(
+    bundle: Path,
+    case: str,
+    incident: dict[str, Any] | None,
+    verified: bool,
+    isolation_config: Path | bool | None = True,
+) -> list[Step]:
+    """The ordered checklist for this bundle and what is already known to be done.
+
+    `isolation_config`: the isolation.toml holding IT's standing channel (True: look it up)."""
+    if isolation_config is True:
+        isolation_config = _isolation_config()
+    elif isolation_config is False:
+        isolation_config = None
     crime = (incident or {}).get("crime_suspected")
     quoted = f"'{bundle}'"
     steps = [
@@ -40,8 +80,7 @@ def next_steps(bundle: Path, case: str, incident: dict[str, Any] | None, verifie
             "keep-powered",
             "Keep the device powered on and isolated",
             "Do not shut it down, reboot, log out or 'clean it up': memory and running processes are "
-            "evidence. Unplug the network cable / turn off Wi-Fi, or run "
-            f"`sealbox isolate --case {case}` (keeps the machine on, blocks the network).",
+            "evidence. " + isolate_advice(case, isolation_config),
         ),
         Step(
             "report-it",

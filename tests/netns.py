@@ -30,6 +30,7 @@ REPO = HERE.parent.parent
 IT4, IT6 = "203.0.113.2", "2001:db8:1::2"
 OUT4, OUT6 = "198.51.100.2", "2001:db8:2::2"
 HOST_IT4, HOST_OUT4 = "203.0.113.1", "198.51.100.1"
+HOST_IT6, HOST_OUT6 = "2001:db8:1::1", "2001:db8:2::1"
 IT_PORT, OUT_PORT, UDP_PORT = 8443, 8080, 5353
 _counter = itertools.count()
 
@@ -125,7 +126,10 @@ class Lab:
         self.systemd_dir = state_dir.parent / "systemd"
         self.resolv_conf = state_dir.parent / "resolv.conf"
         self.home = state_dir.parent / "home"
+        self.isolation_config = state_dir.parent / "isolation.toml"
+        self.leases_dir = state_dir.parent / "leases"
         self.procs: list[subprocess.Popen[str]] = []
+        self.started: dict[str, list[subprocess.Popen[str]]] = {}
 
     # -- building and tearing down -------------------------------------------------------
     def __enter__(self) -> Lab:
@@ -231,6 +235,9 @@ class Lab:
             "SEALBOX_SYSTEMD_DIR": str(self.systemd_dir),
             "SEALBOX_HOME": str(self.home),
             "SEALBOX_RESOLV_CONF": str(self.resolv_conf),
+            # Hermetic: no isolation.toml and no DHCP lease of this machine leaks into a test.
+            "SEALBOX_ISOLATION_CONFIG": str(self.isolation_config),
+            "SEALBOX_DHCP_LEASES": str(self.leases_dir / "*"),
         }
 
     def run(
@@ -256,17 +263,25 @@ class Lab:
     def start(self, ns: str, *args: str, wait_for: str = "") -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, str(HERE), *args],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=self.env(),
         )
         self.procs.append(proc)
+        self.started.setdefault(ns, []).append(proc)
         if wait_for:
             assert proc.stdout is not None
             line = proc.stdout.readline()
             assert wait_for in line, f"{args} did not start: {line!r} {proc.stderr.read()}"
         return proc
+
+    def stop(self, ns: str) -> None:
+        """End what this lab started in `ns` (to free its ports for probes from them)."""
+        for proc in self.started.pop(ns, []):
+            proc.kill()
+            proc.wait(timeout=5)
 
     def probe(self, *targets: str, timeout: float = 1.0, ns: str | None = None) -> dict[str, bool]:
         """`tcp:ADDR:PORT`, `udp:ADDR:PORT`, `icmp:ADDR` from `host`; True = it got through."""
@@ -275,12 +290,109 @@ class Lab:
         return json.loads(proc.stdout)
 
 
+class PathLab(Lab):
+    """A routed path with a smaller-MTU hop, for path MTU discovery through isolation:
+
+        host ── veth ── router ── veth (router end MTU 1280) ── server
+        198.51.100.1/25 ↔ .126        203.0.113.1/25 ↔ 203.0.113.2/25
+        2001:db8:a::1/64 ↔ ::2        2001:db8:b::1/64 ↔ 2001:db8:b::2/64
+
+    Both ends advertise an MSS for 1500 bytes, so the host learns the 1280 hop only from the
+    router's "fragmentation needed" (v4) / "packet too big" (v6), which isolation must let in.
+    The server runs `sink` on SERVER_PORT.
+    """
+
+    SERVER4, SERVER6, SERVER_PORT = "203.0.113.2", "2001:db8:b::2", 8443
+    HOP_MTU = 1280
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        tag = self.host.split("-", 1)[1]
+        # `itsrv` is the router here, `outside` the server (Lab.close removes both).
+        self.itsrv, self.outside = f"sbxrt-{tag}", f"sbxsv-{tag}"
+        self.router, self.server = self.itsrv, self.outside
+
+    def _build(self) -> None:
+        for ns in (self.host, self.router, self.server):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            for conf in ("all", "default"):
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{conf}.accept_dad=0")
+        sh(
+            "ip",
+            "-n",
+            self.host,
+            "link",
+            "add",
+            "vrt",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vhost",
+            "netns",
+            self.router,
+        )
+        sh(
+            "ip",
+            "-n",
+            self.server,
+            "link",
+            "add",
+            "vrt",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vsrv",
+            "netns",
+            self.router,
+        )
+        for ns, dev, a4, a6 in (
+            (self.host, "vrt", "198.51.100.1/25", "2001:db8:a::1/64"),
+            (self.router, "vhost", "198.51.100.126/25", "2001:db8:a::2/64"),
+            (self.router, "vsrv", "203.0.113.1/25", "2001:db8:b::1/64"),
+            (self.server, "vrt", "203.0.113.2/25", "2001:db8:b::2/64"),
+        ):
+            sh("ip", "-n", ns, "addr", "add", a4, "dev", dev)
+            sh("ip", "-n", ns, "addr", "add", a6, "dev", dev, "nodad")
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", self.router, "link", "set", "vsrv", "mtu", str(self.HOP_MTU))
+        for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
+            sh("ip", "netns", "exec", self.router, "sysctl", "-qw", key)
+        sh("ip", "-n", self.host, "route", "add", "203.0.113.0/25", "via", "198.51.100.126")
+        sh("ip", "-n", self.host, "-6", "route", "add", "2001:db8:b::/64", "via", "2001:db8:a::2")
+        sh("ip", "-n", self.server, "route", "add", "198.51.100.0/25", "via", "203.0.113.1")
+        sh("ip", "-n", self.server, "-6", "route", "add", "2001:db8:a::/64", "via", "2001:db8:b::1")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.resolv_conf.write_text(f"nameserver {self.SERVER4}\n", encoding="utf-8")
+        self.start(self.server, "sink", str(self.SERVER_PORT), wait_for="serving")
+        deadline = time.monotonic() + 10
+        while not all("ok" in self.upload(a, 1000, 0.5) for a in (self.SERVER4, self.SERVER6)):
+            assert time.monotonic() < deadline, "routed test network not ready"
+
+    def upload(self, addr: str, size: int, timeout: float) -> str:
+        proc = self.run(
+            self.host,
+            sys.executable,
+            str(HERE),
+            "upload",
+            addr,
+            str(self.SERVER_PORT),
+            str(size),
+            str(timeout),
+        )
+        return proc.stdout.strip() or proc.stderr.strip()
+
+
 # -- the programs that run inside the namespaces -----------------------------------------
 
 
-def _serve() -> None:
+def _serve(
+    tcp_ports: tuple[int, ...] = (IT_PORT, OUT_PORT), udp_ports: tuple[int, ...] = (UDP_PORT, 53, 67)
+) -> None:
     listeners = []
-    for port in (IT_PORT, OUT_PORT):
+    for port in tcp_ports:
         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -288,7 +400,7 @@ def _serve() -> None:
         s.listen(16)
         listeners.append(s)
     udps = []
-    for port in (UDP_PORT, 53):
+    for port in udp_ports:
         udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         udp.bind(("::", port))
@@ -349,20 +461,23 @@ def _icmp(addr: str, timeout: float) -> bool:
 
 
 def _one(target: str, timeout: float) -> bool:
+    """`tcp:ADDR:PORT`, `udp:ADDR:PORT` (`@SPORT`: from that source port), `icmp:ADDR`."""
     kind, _, rest = target.partition(":")
     if kind == "icmp":
         return _icmp(rest, timeout)
+    rest, _, sport = rest.partition("@")
     addr, _, port = rest.rpartition(":")
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     try:
-        if kind == "tcp":
-            with socket.create_connection((addr, int(port)), timeout=timeout) as s:
-                s.sendall(b"ping")
-                return s.recv(4) == b"ping"
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
+        with socket.socket(family, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM) as s:
             s.settimeout(timeout)
-            s.sendto(b"ping", (addr, int(port)))
-            return s.recvfrom(16)[0] == b"ping"
+            if sport:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", int(sport)))
+            # Connected, also for UDP: probes sharing a source port each get their own answers.
+            s.connect((addr, int(port)))
+            s.sendall(b"ping")
+            return s.recv(4) == b"ping"
     except OSError:
         return False
 
@@ -377,9 +492,15 @@ def _probe(timeout: float, targets: list[str]) -> None:
     print(json.dumps(results))
 
 
-def _hold(addr: str, port: int) -> None:
-    """Open a TCP connection, say so, then report how it ends."""
-    s = socket.create_connection((addr, port), timeout=2)
+def _hold(addr: str, port: int, proto: str = "tcp") -> None:
+    """Open a TCP connection (or connect a UDP socket), say so, then report how it ends."""
+    if proto == "udp":
+        s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+        s.connect((addr, port))
+        s.send(b"ping")
+        s.recv(16)  # the echo: the flow exists both ways
+    else:
+        s = socket.create_connection((addr, port), timeout=2)
     s.settimeout(None)
     print("connected", flush=True)
     try:
@@ -389,11 +510,81 @@ def _hold(addr: str, port: int) -> None:
         print(f"cut {exc.errno}", flush=True)
 
 
+def _sink(port: int) -> None:
+    """Accept connections, read each to its end, answer with the byte count (uploads)."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+    s.listen(16)
+
+    def one(conn: socket.socket) -> None:
+        with conn:
+            total = 0
+            while data := conn.recv(65536):
+                total += len(data)
+            conn.sendall(f"{total}".encode())
+
+    print("serving", flush=True)
+    while True:
+        conn, _ = s.accept()
+        threading.Thread(target=one, args=(conn,), daemon=True).start()
+
+
+def _push(port: int) -> None:
+    """Accept one connection, then send each line read from stdin to it (the peer speaks first)."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+    s.listen(1)
+    print("serving", flush=True)
+    conn, _ = s.accept()
+    print("accepted", flush=True)
+    for line in sys.stdin:
+        conn.sendall(line.encode())
+
+
+def _upload(addr: str, port: int, size: int, timeout: float) -> None:
+    """Send `size` bytes and wait for the count: prints `ok N` or why it failed."""
+    try:
+        with socket.create_connection((addr, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(b"x" * size)
+            s.shutdown(socket.SHUT_WR)
+            answer = s.recv(64).decode()
+        print(f"ok {answer}" if answer == str(size) else f"short {answer}", flush=True)
+    except OSError as exc:
+        print(f"failed {exc}", flush=True)
+
+
+def _many(addr: str, port: int, count: int) -> None:
+    """Open `count` TCP connections, say so, then wait for them all to be cut (bench-isolate)."""
+    socks = [socket.create_connection((addr, port), timeout=5) for _ in range(count)]
+    print("connected", flush=True)
+    for s in socks:
+        s.settimeout(None)
+        try:
+            s.recv(1)
+        except OSError:
+            pass
+    print("all cut", flush=True)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "serve":
-        _serve()
+        ports = [int(p) for p in sys.argv[2:]]
+        _serve(tuple(ports)) if ports else _serve()
+    elif cmd == "push":
+        _push(int(sys.argv[2]))
+    elif cmd == "sink":
+        _sink(int(sys.argv[2]))
+    elif cmd == "upload":
+        _upload(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    elif cmd == "many":
+        _many(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "probe":
         _probe(float(sys.argv[2]), sys.argv[3:])
     elif cmd == "hold":
-        _hold(sys.argv[2], int(sys.argv[3]))
+        _hold(sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])

@@ -115,14 +115,25 @@ def test_policy_permits_only_allowed_flows():
     assert p.first_tcp_peer() == ("203.0.113.2", 8443)
 
 
-def test_nft_ruleset_has_no_blanket_established_accept_and_drops_by_default():
+def test_nft_ruleset_is_stateful_directional_and_drops_by_default():
     text = nftables.render(_policy("203.0.113.2:8443/tcp"))
-    assert "ct state" not in text and "established" not in text
+    assert "ct state established" not in text  # no blanket accept of whatever is established
     assert text.count("policy drop;") == 3
-    assert "priority -350;" in text
-    assert "203.0.113.2/32 . tcp . 8443" in text
+    assert f"priority {nftables.PRIORITY};" in text and -200 < nftables.PRIORITY < -150
+    assert (
+        "set out4 { type ipv4_addr . inet_proto . inet_service; flags interval;"
+        " elements = { 203.0.113.2/32 . tcp . 8443 } }" in text
+    )
+    # Own packets leave in the original direction to the service; replies come back from it.
+    assert "ct direction original ip daddr . meta l4proto . th dport @out4 accept" in text
+    assert "ct direction reply ip saddr . meta l4proto . th sport @out4 accept" in text
+    assert "set in4 { type ipv4_addr . inet_proto . inet_service; flags interval; }" in text  # no --allow-in
     assert " 53 " not in text  # DNS closed by default
-    assert "udp sport 68 udp dport 67 accept" in text  # DHCP open by default
+    assert "ip daddr { 255.255.255.255/32 } udp sport 68 udp dport 67 accept" in text  # DHCP: broadcast only
+    related = [ln.strip() for ln in text.splitlines() if "ct state related" in ln]
+    assert related and all(
+        "ct original ip daddr 203.0.113.2/32 ct original protocol tcp" in ln for ln in related
+    )
 
 
 def test_nft_switches_change_only_what_they_say():
@@ -132,7 +143,7 @@ def test_nft_switches_change_only_what_they_say():
     assert "nd-neighbor-solicit" not in no_dhcp  # no IPv6 peer, no DHCPv6: no ND
     assert "nd-neighbor-solicit" in nftables.render(_policy("2001:db8::1", dhcp=False))
     fwd = nftables.render(_policy("203.0.113.2", forward=True))
-    assert "hook forward priority -350; policy accept;" in fwd
+    assert f"hook forward priority {nftables.PRIORITY}; policy accept;" in fwd
     dns = nftables.render(
         _policy(
             "203.0.113.2",
@@ -140,21 +151,28 @@ def test_nft_switches_change_only_what_they_say():
             resolvers=(ipaddress.ip_address("198.51.100.53"), ipaddress.ip_address("2001:db8::53")),
         )
     )
-    assert "set resolvers4 { type ipv4_addr; elements = { 198.51.100.53 } }" in dns
-    assert "set resolvers6 { type ipv6_addr; elements = { 2001:db8::53 } }" in dns
-    assert "th dport 53 accept" in dns
+    assert "198.51.100.53/32 . udp . 53, 198.51.100.53/32 . tcp . 53" in dns
+    assert "2001:db8::53/128 . udp . 53, 2001:db8::53/128 . tcp . 53" in dns
 
 
-def test_iptables_rules_end_in_drop_and_jump_first():
+def test_iptables_rules_are_stateful_end_in_drop_and_jump_first():
     text = iptables.render(_policy("203.0.113.2:8443/tcp", "2001:db8::7"))
     v4, v6 = iptables.split(text)[4], iptables.split(text)[6]
     for part in (v4, v6):
         assert "-I INPUT 1 -j SEALBOX-INPUT" in part and "-I OUTPUT 1 -j SEALBOX-OUTPUT" in part
         assert "-A SEALBOX-INPUT -j DROP" in part and "-A SEALBOX-FORWARD -j DROP" in part
-        assert "ESTABLISHED" not in part and "conntrack" not in part
-    assert "-d 203.0.113.2/32 -p tcp -m tcp --dport 8443 -j ACCEPT" in v4
+        assert "ESTABLISHED" not in part
+    assert (
+        "-A SEALBOX-OUTPUT -d 203.0.113.2/32 -p tcp -m tcp --dport 8443"
+        " -m conntrack --ctdir ORIGINAL -j ACCEPT" in v4
+    )
+    assert (
+        "-A SEALBOX-INPUT -s 203.0.113.2/32 -p tcp -m tcp --sport 8443 -m conntrack --ctdir REPLY -j ACCEPT"
+        in v4
+    )
+    assert "--ctstate RELATED --ctorigdst 203.0.113.2/32 --ctproto tcp --ctorigdstport 8443" in v4
     assert "2001:db8::7" in v6 and "2001:db8::7" not in v4
-    assert "neighbour-solicitation" in v6
+    assert "neighbour-solicitation" in v6 and "packet-too-big" in v6
 
 
 def test_iptables_save_normalisation_ignores_counters_and_empty_tables():

@@ -63,6 +63,18 @@ def _with_bundle(f: Any) -> Any:
     )(f)
 
 
+def _addr(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def _flow(c: dict[str, Any]) -> str:
+    arrow = "<-" if c.get("inbound") else "->"
+    who = f" ({c['process']} pid {c['pid']})" if c.get("pid") else ""
+    return (
+        f"{c['proto']} {_addr(c['local'], c['local_port'])} {arrow} {_addr(c['peer'], c['peer_port'])}{who}"
+    )
+
+
 def _isolate_text(r: dict[str, Any]) -> str:
     lines = [f"isolated ({r['backend']}), rules sha256 {r['ruleset_sha256']}"]
     for name, addrs in r["policy"]["names"].items():
@@ -73,16 +85,28 @@ def _isolate_text(r: dict[str, Any]) -> str:
             + (f" port {e['port']}" if e["port"] else "")
             + (f"/{e['proto']}" if e["proto"] else "")
         )
+    for e in r["policy"].get("allow_in", []):
+        lines.append(
+            f"allowed in: from {e['network']}"
+            + (f" to port {e['port']}" if e["port"] else "")
+            + (f"/{e['proto']}" if e["proto"] else "")
+        )
+    if r["policy"].get("config"):
+        lines.append(f"IT's standing channel from {r['policy']['config']}")
     if r["policy"]["allow_dns"]:
         lines.append(f"allowed DNS to: {', '.join(r['policy']['resolvers'])}")
-    lines.append("DHCP: " + ("allowed" if r["policy"]["dhcp"] else "blocked"))
+    servers = r["policy"].get("dhcp_servers") or []
+    lines.append(
+        "DHCP: "
+        + (
+            ("exchange only, servers " + ", ".join(servers) if servers else "exchange only, server unknown")
+            if r["policy"]["dhcp"]
+            else "blocked"
+        )
+    )
     lines.append("forwarding: " + ("allowed" if r["policy"]["forward"] else "blocked"))
     for c in r["killed_connections"]:
-        state = "killed" if c["killed"] else "COULD NOT KILL"
-        lines.append(
-            f"{state}: {c['proto']} {c['local']}:{c['local_port']} -> "
-            f"{c['peer']}:{c['peer_port']}" + (f" ({c['process']} pid {c['pid']})" if c.get("pid") else "")
-        )
+        lines.append(f"{'cut' if c['killed'] else 'COULD NOT CUT'}: {_flow(c)}")
     if not r["killed_connections"]:
         lines.append("no existing connection to a peer outside the allow-list")
     for other in r["other_firewalls"]:
@@ -106,8 +130,28 @@ def _isolate_text(r: dict[str, Any]) -> str:
     metavar="ADDR[/PREFIX][:PORT][/tcp|udp]",
     help="Peer that stays reachable (repeatable); host names resolve to all A/AAAA.",
 )
+@click.option(
+    "--allow-in",
+    "allow_in",
+    multiple=True,
+    metavar="ADDR[/PREFIX][:PORT][/tcp|udp]",
+    help="Peer that may open connections to this host (the port is this host's; repeatable).",
+)
 @click.option("--allow-dns", is_flag=True, help="Allow DNS to the configured resolvers only.")
-@click.option("--no-dhcp", is_flag=True, help="Block DHCP (allowed by default).")
+@click.option("--no-dhcp", is_flag=True, help="Block DHCP (allowed by default, as the exchange only).")
+@click.option(
+    "--dhcp-server",
+    "dhcp_servers",
+    multiple=True,
+    metavar="ADDR",
+    help="DHCP server besides those of the current leases (repeatable).",
+)
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="IT's standing channel (default: /etc/sealbox/isolation.toml or $SEALBOX_HOME/isolation.toml).",
+)
 @click.option("--allow-forward", is_flag=True, help="Do not block forwarding (containers, VMs).")
 @click.option(
     "--check",
@@ -139,8 +183,11 @@ def _isolate_text(r: dict[str, Any]) -> str:
 @_with_bundle
 def isolate_cmd(
     allow: tuple[str, ...],
+    allow_in: tuple[str, ...],
     allow_dns: bool,
     no_dhcp: bool,
+    dhcp_servers: tuple[str, ...],
+    config: Path | None,
     allow_forward: bool,
     check: str | None,
     check_timeout: float,
@@ -174,7 +221,11 @@ def isolate_cmd(
         backend=backend,
         resolve_timeout=check_timeout,
         custody_target={"bundle": str(bundle.resolve()), "key": key_ref} if bundle else None,
+        allow_in=allow_in,
+        dhcp_servers=dhcp_servers,
+        config=str(config) if config else None,
     )
+
     target = platform or _current_platform()
     if target != "linux":
         if not dry_run and target != _current_platform():
@@ -196,6 +247,14 @@ def isolate_cmd(
     record = engine.isolate(req, _custody(bundle, key_ref, passphrase_file))
     shown = {k: v for k, v in record.items() if k not in ("snapshot_before", "applied_listing")}
     _emit(shown, as_json, _isolate_text(record))
+    survivors = [c for c in record["killed_connections"] if not c["killed"]]
+    if survivors:
+        click.echo(
+            f"sealbox: {len(survivors)} connection(s) outside the allow-list could not be cut: "
+            + "; ".join(_flow(c) for c in survivors),
+            err=True,
+        )
+        return 1
     return 0
 
 

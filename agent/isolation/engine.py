@@ -11,16 +11,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from agent.isolation import connections, foreign, persist, state
 from agent.isolation import iptables as ipt
 from agent.isolation import nftables as nft
-from agent.isolation.model import Policy, parse_allow, read_resolvers
+from agent.isolation.policy import compose_policy
 from manifest.errors import IsolationError, UsageError
 from manifest.timefmt import now_ns, rfc3339_ns
+
+if TYPE_CHECKING:
+    from agent.isolation.model import Policy
 
 log = structlog.get_logger("sealbox.isolation")
 
@@ -67,6 +70,12 @@ class IsolateRequest:
     # Where custody events go ({"bundle": path, "key": ref}); recorded so that an `--expire`
     # restore can log its event too (it can only sign with a key that has no passphrase).
     custody_target: dict[str, Any] | None = None
+    # Peers that may open connections to this host (`--allow-in`, the port is this host's).
+    allow_in: tuple[str, ...] = ()
+    # DHCP servers besides those of the current leases (`--dhcp-server`).
+    dhcp_servers: tuple[str, ...] = ()
+    # isolation.toml to use instead of the one found (`--config`).
+    config: str | None = None
 
 
 def require_root(action: str) -> None:
@@ -99,17 +108,15 @@ def operator() -> dict[str, Any]:
 
 
 def build_policy(req: IsolateRequest) -> Policy:
-    entries, names = parse_allow(req.allow, resolve_timeout=req.resolve_timeout)
-    resolvers = read_resolvers() if req.allow_dns else ()
-    if req.allow_dns and not resolvers:
-        raise UsageError("--allow-dns: no name server is configured in /etc/resolv.conf")
-    return Policy(
-        allow=entries,
+    return compose_policy(
+        allow=req.allow,
+        allow_in=req.allow_in,
         allow_dns=req.allow_dns,
-        resolvers=resolvers,
         dhcp=req.dhcp,
+        dhcp_servers=req.dhcp_servers,
         forward=req.forward,
-        names=names,
+        resolve_timeout=req.resolve_timeout,
+        config_path=req.config,
     )
 
 
@@ -208,9 +215,7 @@ def isolate(req: IsolateRequest, custody: CustodyHook | None = None) -> dict[str
         # Never leave rules loaded that no record describes (restore could not find them).
         backend.remove()
         raise
-    record["killed_connections"] = connections.kill(
-        connections.to_kill(policy, connections.list_connections())
-    )
+    record["killed_connections"] = connections.cut(policy)
     state.save(record)
     _event(record, "isolate", custody, "network-isolated", req.reason)
     if target is not None:

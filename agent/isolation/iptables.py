@@ -1,5 +1,9 @@
 """iptables fallback: sealbox's own chains, jumped to from the first rule of INPUT/OUTPUT/FORWARD.
 
+The rules render the intents of `agent.isolation.policy` with `-m conntrack` (`--ctdir` for a
+flow's own packets and its replies, `--ctstate RELATED` with the original tuple for the ICMP
+errors of allowed flows): the same semantics as the nftables table.
+
 Used when nftables is not available (or chosen with `--backend iptables` / `iptables-legacy`).
 The chains are loaded with `iptables-restore --noflush` and `ip6tables-restore --noflush`, so
 nothing else in the filter table is touched. If IPv6 is enabled and cannot be filtered, isolation
@@ -13,10 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.isolation._run import have, run
+from agent.isolation.policy import ICMP_ERRORS4, ICMP_ERRORS6, intents
 from manifest.errors import IsolationError
 
 if TYPE_CHECKING:
-    from agent.isolation.model import AllowEntry, Policy
+    from agent.isolation.model import Policy
+    from agent.isolation.policy import Flow
 
 CHAINS = {"INPUT": "SEALBOX-INPUT", "OUTPUT": "SEALBOX-OUTPUT", "FORWARD": "SEALBOX-FORWARD"}
 _ND_TYPES = (
@@ -35,46 +41,78 @@ def ipv6_enabled() -> bool:
         return False
 
 
-def _peer_rules(chain: str, e: AllowEntry) -> list[str]:
-    addr_opt, port_opt = ("-s", "--sport") if chain == CHAINS["INPUT"] else ("-d", "--dport")
-    if e.port is None and e.proto is None:
-        return [f"-A {chain} {addr_opt} {e.network} -j ACCEPT"]
-    rules = []
-    for proto in e.protocols():
-        port = f" {port_opt} {e.port}" if e.port is not None else ""
-        rules.append(f"-A {chain} {addr_opt} {e.network} -p {proto} -m {proto}{port} -j ACCEPT")
-    return rules
+def _flow_rules(chain: str, f: Flow) -> list[str]:
+    """A flow's own packets and its replies (by conntrack direction), as in nftables.py."""
+    inbound = chain == CHAINS["INPUT"]
+    ours = (f.direction == "out") != inbound
+    addr = "-s" if inbound else "-d"
+    ctdir = "ORIGINAL" if ours else "REPLY"
+    port_opt = "--dport" if ours else "--sport"
+    if f.any_protocol:
+        return [f"-A {chain} {addr} {f.peer} -m conntrack --ctdir {ctdir} -j ACCEPT"]
+    port = f" {port_opt} {f.port}" if f.port is not None else ""
+    return [
+        f"-A {chain} {addr} {f.peer} -p {proto} -m {proto}{port} -m conntrack --ctdir {ctdir} -j ACCEPT"
+        for proto in f.protocols()
+    ]
+
+
+def _related_rules(chain: str, f: Flow) -> list[str]:
+    """ICMP errors about an allowed flow (PMTU), matched on the flow's original tuple."""
+    icmp, type_opt = ("icmp", "--icmp-type") if f.version == 4 else ("ipv6-icmp", "--icmpv6-type")
+    module = "icmp" if f.version == 4 else "icmp6"
+    types = ICMP_ERRORS4 if f.version == 4 else ICMP_ERRORS6
+    orig = "--ctorigdst" if f.direction == "out" else "--ctorigsrc"
+    tuples = [""]
+    if not f.any_protocol:
+        port = f" --ctorigdstport {f.port}" if f.port is not None else ""
+        tuples = [f" --ctproto {proto}{port}" for proto in f.protocols()]
+    return [
+        f"-A {chain} -p {icmp} -m {module} {type_opt} {t} -m conntrack --ctstate RELATED"
+        f" {orig} {f.peer}{tup} -j ACCEPT"
+        for t in types
+        for tup in tuples
+    ]
 
 
 def render_family(policy: Policy, version: int) -> str:
     """The `iptables-restore --noflush` input for one address family (4 or 6)."""
+    it = intents(policy)
     lines = ["# sealbox network isolation (iptables fallback)", "*filter"]
     lines += [f":{own} - [0:0]" for own in CHAINS.values()]
     lines += [f"-I {builtin} 1 -j {own}" for builtin, own in CHAINS.items()]
+    flows = [f for f in it.flows if f.version == version]
     for direction in ("INPUT", "OUTPUT"):
         chain = CHAINS[direction]
         inbound = direction == "INPUT"
-        addr_opt, port_opt = ("-s", "--sport") if inbound else ("-d", "--dport")
         lines.append(f"-A {chain} {'-i' if inbound else '-o'} lo -j ACCEPT")
-        for e in policy.entries(version):
-            lines += _peer_rules(chain, e)
-        for r in policy.resolvers_v(version):
-            prefix = 32 if version == 4 else 128
-            for proto in ("udp", "tcp"):
-                lines.append(
-                    f"-A {chain} {addr_opt} {r}/{prefix} -p {proto} -m {proto} {port_opt} 53 -j ACCEPT"
-                )
-        if policy.dhcp:
-            client, server = (68, 67) if version == 4 else (546, 547)
-            sport, dport = (server, client) if inbound else (client, server)
-            lines.append(f"-A {chain} -p udp -m udp --sport {sport} --dport {dport} -j ACCEPT")
-        if version == 6 and policy.needs_nd:
+        for f in flows:
+            lines += _flow_rules(chain, f)
+        for f in flows:
+            lines += _related_rules(chain, f)
+        for d in it.dhcp:
+            if d.version != version:
+                continue
+            if inbound:
+                for src in d.hear_from or (None,):
+                    s_opt = f"-s {src} " if src is not None else ""
+                    lines.append(
+                        f"-A {chain} {s_opt}-p udp -m udp --sport {d.server_port}"
+                        f" --dport {d.client_port} -j ACCEPT"
+                    )
+            else:
+                for dst in d.send_to:
+                    lines.append(
+                        f"-A {chain} -d {dst} -p udp -m udp --sport {d.client_port}"
+                        f" --dport {d.server_port} -j ACCEPT"
+                    )
+        if version == 6 and it.neighbor_discovery:
             for t in _ND_TYPES:
                 lines.append(
                     f"-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255 -j ACCEPT"
                 )
         lines.append(f"-A {chain} -j DROP")
-    if not policy.forward:
+    if not it.forward:
         lines.append(f"-A {CHAINS['FORWARD']} -j DROP")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"

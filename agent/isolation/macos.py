@@ -6,6 +6,13 @@ reference `com.apple/*`, isolation is refused). pf is enabled with `pfctl -E`, w
 token is kept so that restore releases exactly that reference (`pfctl -X`); existing states are
 killed (`pfctl -k`), otherwise established connections would continue to pass on their state.
 Every rule is `quick`, so nothing later in the main ruleset can reopen traffic.
+
+It renders the intents of `agent.isolation.policy`: pf is stateful, so `pass out ... keep state`
+to an allowed service lets this host open those connections and their replies in (and ICMP
+errors that match the state: path MTU discovery works); `--allow-in` becomes `pass in` on this
+host's port. Nothing else passes but DHCP (the exchange only) and neighbour discovery. Sockets
+of killed states are not closed (macOS has no SOCK_DESTROY); their packets are dropped.
+This is a plan only: sealbox applies isolation on Linux today.
 """
 
 from __future__ import annotations
@@ -13,43 +20,52 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agent.isolation.plan import Plan
+from agent.isolation.policy import intents
 
 if TYPE_CHECKING:
-    from agent.isolation.model import AllowEntry, Policy
+    from agent.isolation.model import Policy
+    from agent.isolation.policy import Flow
 
 ANCHOR = "com.apple/com.sealbox"
 STATE_DIR = "/var/db/sealbox"
 RULES = f"{STATE_DIR}/com.sealbox.pf"
 
 
-def _entry_rules(e: AllowEntry) -> list[str]:
-    af = "inet" if e.version == 4 else "inet6"
-    if e.port is None and e.proto is None:
-        return [
-            f"pass out quick {af} from any to {e.network} flags any keep state",
-            f"pass in quick {af} from {e.network} to any flags any keep state",
-        ]
+def _flow_rules(f: Flow) -> list[str]:
+    af = "inet" if f.version == 4 else "inet6"
+    if f.direction == "out":
+        head, ends = "pass out quick", f"from any to {f.peer}"
+    else:
+        head, ends = "pass in quick", f"from {f.peer} to any"
+    if f.any_protocol:
+        return [f"{head} {af} {ends} keep state"]
     rules = []
-    for proto in e.protocols():
-        port = f" port {e.port}" if e.port is not None else ""
+    for proto in f.protocols():
+        port = f" port {f.port}" if f.port is not None else ""
+        # flags any: an allowed connection that lost its state (pfctl -k) picks it up again
         flags = " flags any" if proto == "tcp" else ""
-        rules.append(f"pass out quick {af} proto {proto} from any to {e.network}{port}{flags} keep state")
+        rules.append(f"{head} {af} proto {proto} {ends}{port}{flags} keep state")
     return rules
 
 
 def ruleset(policy: Policy) -> str:
+    it = intents(policy)
     lines = ["# sealbox network isolation (pf anchor com.sealbox)", "pass quick on lo0 all no state"]
-    for e in policy.allow:
-        lines += _entry_rules(e)
-    for r in policy.resolvers_v(4) + policy.resolvers_v(6):
-        af = "inet" if r.version == 4 else "inet6"
-        lines.append(f"pass out quick {af} proto {{ udp, tcp }} from any to {r} port 53 keep state")
-    if policy.dhcp:
-        lines.append("pass quick inet proto udp from any port 68 to any port 67 no state")
-        lines.append("pass quick inet proto udp from any port 67 to any port 68 no state")
-        lines.append("pass quick inet6 proto udp from any port 546 to any port 547 no state")
-        lines.append("pass quick inet6 proto udp from any port 547 to any port 546 no state")
-    if policy.needs_nd:
+    for f in it.flows:
+        lines += _flow_rules(f)
+    for d in it.dhcp:
+        af = "inet" if d.version == 4 else "inet6"
+        to = ", ".join(str(n) for n in d.send_to)
+        hear = "{ " + ", ".join(str(n) for n in d.hear_from) + " }" if d.hear_from else "any"
+        lines.append(
+            f"pass out quick {af} proto udp from any port {d.client_port}"
+            f" to {{ {to} }} port {d.server_port} no state"
+        )
+        lines.append(
+            f"pass in quick {af} proto udp from {hear} port {d.server_port}"
+            f" to any port {d.client_port} no state"
+        )
+    if it.neighbor_discovery:
         lines.append(
             "pass quick inet6 proto ipv6-icmp icmp6-type "
             "{ routersol, routeradv, neighbrsol, neighbradv } no state"
@@ -109,5 +125,10 @@ def plan(policy: Policy) -> Plan:
         isolate=isolate,
         status=status,
         restore=restore,
-        notes=("run as root; /etc/pf.conf is never rewritten", f"rules live in the pf anchor {ANCHOR}"),
+        notes=(
+            "a plan only: sealbox applies isolation on Linux today",
+            "run as root; /etc/pf.conf is never rewritten",
+            f"rules live in the pf anchor {ANCHOR}",
+            "existing states are killed; their sockets stall (macOS cannot destroy them)",
+        ),
     )

@@ -1,9 +1,12 @@
-"""The isolation policy: the allow-list as parsed and resolved, and the switches around it.
+"""The isolation policy: the allow-lists as parsed and resolved, and the switches around them.
 
 An `--allow` value is `ADDR[/PREFIX][:PORT][/tcp|udp]`; ADDR may be an IPv4 or IPv6 address
-(IPv6 with a port is written in brackets, `[2001:db8::2]:8443`) or a host name, which is resolved
-to all of its A/AAAA records. A port means the *peer's* port: `--allow 203.0.113.2:8443` lets this
-host talk to 203.0.113.2 port 8443 (both directions of those flows), nothing else with that peer.
+(IPv6 with a port is written in brackets, `[2001:db8::2]:8443`; an unbracketed IPv6 address whose
+last group could be a port is refused as ambiguous) or a host name, which is resolved to all of
+its A/AAAA records. For `--allow` the port is the *peer's*: this host may open connections to
+203.0.113.2 port 8443, and the replies of those connections come back; nothing else with that
+peer. For `--allow-in` the port is *this host's*: the peer may open connections to it.
+What the lists mean for packets is decided once, in `agent.isolation.policy`.
 """
 
 from __future__ import annotations
@@ -99,6 +102,14 @@ class Policy:
     dhcp: bool = True
     forward: bool = False
     names: dict[str, list[str]] = field(default_factory=dict)
+    # Peers that may open connections to this host (the port is this host's).
+    allow_in: tuple[AllowEntry, ...] = ()
+    # The DHCP servers of the current leases (or --dhcp-server): the only unicast DHCP peers.
+    dhcp_servers: tuple[IPAddress, ...] = ()
+    # Where the standing IT channel came from (isolation.toml), recorded for the record.
+    config: str | None = None
+    # The config's `check` target (HOST:PORT): the default for --check.
+    check: str | None = None
 
     def entries(self, version: int) -> list[AllowEntry]:
         return [e for e in self.allow if e.version == version]
@@ -106,45 +117,56 @@ class Policy:
     def resolvers_v(self, version: int) -> list[IPAddress]:
         return [r for r in self.resolvers if r.version == version] if self.allow_dns else []
 
-    @property
-    def needs_nd(self) -> bool:
-        """IPv6 neighbor discovery is needed to reach any IPv6 peer or for DHCPv6."""
-        return bool(self.entries(6) or self.resolvers_v(6) or self.dhcp)
+    def permits(
+        self, peer: IPAddress, proto: str, peer_port: int, local_port: int = 0, inbound: bool = False
+    ) -> bool:
+        """Whether an existing flow may stay: the same judgement the rules make (see policy.py)."""
+        from agent.isolation.policy import intents
 
-    def permits(self, peer: IPAddress, proto: str, peer_port: int) -> bool:
-        """Whether an existing flow with this peer may stay (used to pick connections to kill)."""
         if peer.is_loopback:
             return True
-        if any(e.permits(peer, proto, peer_port) for e in self.allow):
-            return True
-        return peer_port == 53 and peer in self.resolvers_v(peer.version)
+        direction = "in" if inbound else "out"
+        port = local_port if inbound else peer_port
+        return intents(self).permits(direction, peer, proto, port)
 
     def first_tcp_peer(self) -> tuple[str, int] | None:
-        """The default `--check` target: the first allowed peer with a TCP port."""
+        """The default `--check` target: the config's, else the first allowed TCP host and port."""
+        if self.check:
+            host, _, port = self.check.rpartition(":")
+            if port.isdigit():
+                return host.strip("[]"), int(port)
         for e in self.allow:
-            if e.port is not None and e.proto in (None, "tcp"):
+            if e.port is not None and e.proto in (None, "tcp") and e.network.num_addresses == 1:
                 return str(e.network.network_address), e.port
         return None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "allow": [e.to_json() for e in self.allow],
+            "allow_in": [e.to_json() for e in self.allow_in],
             "allow_dns": self.allow_dns,
             "resolvers": [str(r) for r in self.resolvers],
             "dhcp": self.dhcp,
+            "dhcp_servers": [str(s) for s in self.dhcp_servers],
             "forward": self.forward,
             "names": self.names,
+            "config": self.config,
+            "check": self.check,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Policy:
         return cls(
             allow=tuple(AllowEntry.from_json(e) for e in data.get("allow", [])),
+            allow_in=tuple(AllowEntry.from_json(e) for e in data.get("allow_in", [])),
             allow_dns=bool(data.get("allow_dns")),
             resolvers=tuple(ipaddress.ip_address(r) for r in data.get("resolvers", [])),
             dhcp=bool(data.get("dhcp", True)),
+            dhcp_servers=tuple(ipaddress.ip_address(r) for r in data.get("dhcp_servers", [])),
             forward=bool(data.get("forward")),
             names=dict(data.get("names", {})),
+            config=data.get("config"),
+            check=data.get("check"),
         )
 
 
@@ -157,10 +179,10 @@ class _Parsed:
     proto: str | None
 
 
-def _parse_spec(spec: str) -> _Parsed:
+def _parse_spec(spec: str, option: str = "--allow") -> _Parsed:
     text = spec.strip()
     if not text:
-        raise UsageError("--allow needs a value like 203.0.113.5:8443/tcp")
+        raise UsageError(f"{option} needs a value like 203.0.113.5:8443/tcp")
     proto = None
     head, sep, tail = text.rpartition("/")
     if sep and tail.lower() in PROTOCOLS:
@@ -169,33 +191,53 @@ def _parse_spec(spec: str) -> _Parsed:
     if text.startswith("["):
         inner, sep, rest = text[1:].partition("]")
         if not sep:
-            raise UsageError(f"--allow {spec}: missing ']' after the IPv6 address")
+            raise UsageError(f"{option} {spec}: missing ']' after the IPv6 address")
         if rest:
             if not rest.startswith(":"):
-                raise UsageError(f"--allow {spec}: expected ':PORT' after ']'")
-            port = _port(spec, rest[1:])
+                raise UsageError(f"{option} {spec}: expected ':PORT' after ']'")
+            port = _port(spec, rest[1:], option)
         text = inner
     elif text.count(":") == 1:
         text, _, port_text = text.partition(":")
-        port = _port(spec, port_text)
+        port = _port(spec, port_text, option)
+    elif ":" in text:
+        _refuse_ambiguous_v6(spec, text, option)
     prefix: int | None = None
     addr, sep, prefix_text = text.partition("/")
     if sep:
         if not prefix_text.isdigit():
-            raise UsageError(f"--allow {spec}: the prefix length must be a number")
+            raise UsageError(f"{option} {spec}: the prefix length must be a number")
         prefix = int(prefix_text)
     if proto and port is None and not addr:
-        raise UsageError(f"--allow {spec}: no address")
+        raise UsageError(f"{option} {spec}: no address")
     return _Parsed(spec=spec, target=addr, prefix=prefix, port=port, proto=proto)
 
 
-def _port(spec: str, text: str) -> int:
+def _refuse_ambiguous_v6(spec: str, text: str, option: str) -> None:
+    """`2001:db8:2::2:8443` is both an address and an address with a port: refuse, name both."""
+    addr, sep, prefix = text.partition("/")
+    head, _, last = addr.rpartition(":")
+    if not (last.isdigit() and 0 < int(last) < 65536 and head):
+        return
+    try:
+        ipaddress.IPv6Address(head)
+    except ValueError:
+        return
+    bare = f"[{addr}]" + (f"/{prefix}" if sep else "")
+    with_port = f"[{head}" + (f"/{prefix}" if sep else "") + f"]:{last}"
+    raise UsageError(
+        f"{option} {spec}: ambiguous IPv6 form; write {with_port} for port {last} of {head},"
+        f" or {bare} for the address alone"
+    )
+
+
+def _port(spec: str, text: str, option: str = "--allow") -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise UsageError(f"--allow {spec}: port must be a number from 1 to 65535")
+        raise UsageError(f"{option} {spec}: port must be a number from 1 to 65535")
     return int(text)
 
 
-def _resolve(name: str, timeout: float) -> list[IPAddress]:
+def _resolve(name: str, timeout: float, option: str = "--allow") -> list[IPAddress]:
     def lookup() -> list[IPAddress]:
         infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
         found: list[IPAddress] = []
@@ -212,49 +254,92 @@ def _resolve(name: str, timeout: float) -> list[IPAddress]:
         return pool.submit(lookup).result(timeout=timeout)
     except concurrent.futures.TimeoutError as exc:
         raise UsageError(
-            f"--allow {name}: the name did not resolve within {timeout:g} s; isolation refused",
+            f"{option} {name}: the name did not resolve within {timeout:g} s; isolation refused",
             hint="give the address instead",
         ) from exc
     except (OSError, UnicodeError) as exc:
         raise UsageError(
-            f"--allow {name}: the name does not resolve ({exc}); isolation refused",
+            f"{option} {name}: the name does not resolve ({exc}); isolation refused",
             hint="give the address instead",
         ) from exc
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+# Destinations that are never a remote IT peer: allowing them opens this host to itself, to
+# everyone on the link, or to an address that means "any".
+_NOT_PEERS: tuple[tuple[IPNetwork, str], ...] = (
+    (ipaddress.ip_network("0.0.0.0/32"), "the unspecified address"),
+    (ipaddress.ip_network("127.0.0.0/8"), "loopback"),
+    (ipaddress.ip_network("224.0.0.0/4"), "multicast"),
+    (ipaddress.ip_network("255.255.255.255/32"), "the broadcast address"),
+    (ipaddress.ip_network("::/128"), "the unspecified address"),
+    (ipaddress.ip_network("::1/128"), "loopback"),
+    (ipaddress.ip_network("ff00::/8"), "multicast"),
+    (ipaddress.ip_network("::ffff:0:0/96"), "IPv4-mapped (write the IPv4 address)"),
+)
+
+
+def refuse_non_peer(option: str, spec: str, network: IPNetwork) -> None:
+    """Loopback, unspecified, multicast and broadcast destinations are refused with the reason."""
+    for bad, what in _NOT_PEERS:
+        if bad.version == network.version and network.overlaps(bad):
+            raise UsageError(
+                f"{option} {spec}: {network} includes {what} ({bad}); that is not a remote peer",
+                hint="allow IT's hosts by their own addresses",
+            )
+
+
 def parse_allow(
-    specs: list[str] | tuple[str, ...], *, resolve_timeout: float = RESOLVE_TIMEOUT
+    specs: list[str] | tuple[str, ...],
+    *,
+    resolve_timeout: float = RESOLVE_TIMEOUT,
+    option: str = "--allow",
 ) -> tuple[tuple[AllowEntry, ...], dict[str, list[str]]]:
-    """Parse every `--allow`, resolving host names; returns the entries and name -> addresses."""
+    """Parse every value of `option`, resolving host names; returns the entries and name -> addresses."""
     entries: list[AllowEntry] = []
     names: dict[str, list[str]] = {}
     for spec in specs:
-        p = _parse_spec(spec)
+        p = _parse_spec(spec, option)
         try:
             addrs: list[IPAddress] = [ipaddress.ip_address(p.target)]
             host = None
         except ValueError:
             if not _HOST_RE.match(p.target) or p.prefix is not None:
                 raise UsageError(
-                    f"--allow {spec}: {p.target!r} is neither an IP address nor a host name"
+                    f"{option} {spec}: {p.target!r} is neither an IP address nor a host name"
                 ) from None
             host = p.target.rstrip(".")
-            addrs = _resolve(host, resolve_timeout)
+            addrs = _resolve(host, resolve_timeout, option)
             names[host] = [str(a) for a in addrs]
         for addr in addrs:
             prefix = p.prefix if p.prefix is not None else addr.max_prefixlen
             try:
                 network = ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
             except ValueError as exc:
-                raise UsageError(f"--allow {spec}: {exc}") from exc
+                raise UsageError(f"{option} {spec}: {exc}") from exc
             if network.prefixlen == 0:
-                raise UsageError(f"--allow {spec}: allowing every address is not isolation")
+                raise UsageError(f"{option} {spec}: allowing every address is not isolation")
             entry = AllowEntry(spec=spec, network=network, proto=p.proto, port=p.port, host=host)
             if entry not in entries:
                 entries.append(entry)
     return tuple(entries), names
+
+
+def parse_servers(
+    values: list[str] | tuple[str, ...], option: str = "--dhcp-server"
+) -> tuple[IPAddress, ...]:
+    """Plain addresses (DHCP servers, resolvers): one line naming a bad one."""
+    out: list[IPAddress] = []
+    for value in values:
+        try:
+            addr = ipaddress.ip_address(value.strip().strip("[]"))
+        except ValueError:
+            raise UsageError(f"{option} {value}: not an IP address") from None
+        refuse_non_peer(option, value, ipaddress.ip_network(addr))
+        if addr not in out:
+            out.append(addr)
+    return tuple(out)
 
 
 def read_resolvers(path: Path | None = None) -> tuple[IPAddress, ...]:

@@ -1,14 +1,17 @@
 """nftables backend: one table, `inet sealbox`, loaded atomically with `nft -f`.
 
-The three base chains hook input, output and forward at priority -350: after IP defragmentation
-(-400), so ports are visible, but before the raw (-300), conntrack (-200), mangle (-150), NAT and
-filter (0) hooks that iptables, firewalld, ufw and Docker use. A packet this table drops is never
-seen by another manager's chain, and no conntrack entry is created for it; another manager's
-accept cannot override our drop, because a drop in any base chain is final.
+It renders the intents of `agent.isolation.policy` (the semantics live there). The base chains
+hook input, output and forward at priority -190: after conntrack (-200), so every packet is
+judged by its connection (`ct direction`, `ct state related`, the original tuple), and before
+mangle (-150), NAT and filter (0) that iptables, firewalld, ufw and Docker use. A drop in any
+base chain is final, so another manager's accept cannot reopen what this table drops; a packet
+dropped here is never confirmed in the conntrack table.
 
-There is no `ct state established accept`: every rule names an allow-listed peer (or a fixed,
-named service such as DHCP), in both directions, so a connection that existed before isolation
-gets no packets through unless its peer is allowed.
+Packets of allowed flows are matched on their own addresses and ports together with the
+conntrack direction: `ct direction original ip daddr . meta l4proto . th dport @out4` is a
+packet of a connection this host opened to an allowed service; `ct direction reply ... th sport`
+are its replies. A packet from IT's host *from* port 8443 to this host's port 22 is the original
+direction of a new inbound connection and matches nothing.
 """
 
 from __future__ import annotations
@@ -18,94 +21,123 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from agent.isolation._run import have, run
+from agent.isolation.policy import ICMP_ERRORS4, ICMP_ERRORS6, intents
 from manifest.errors import IsolationError
 
 if TYPE_CHECKING:
-    from agent.isolation.model import AllowEntry, Policy
+    from agent.isolation.model import Policy
+    from agent.isolation.policy import Flow, Intents
 
 TABLE_FAMILY = "inet"
 TABLE_NAME = "sealbox"
-PRIORITY = -350
+PRIORITY = -190
 CHAINS = ("input", "output", "forward")
+_FAM = {4: ("ip", "ipv4_addr", "icmp", "icmp"), 6: ("ip6", "ipv6_addr", "ipv6-icmp", "icmpv6")}
 
 
 def _elements(items: list[str]) -> str:
     return f" elements = {{ {', '.join(items)} }}" if items else ""
 
 
-def _svc_elements(entries: list[AllowEntry]) -> list[str]:
+def _service_items(flows: list[Flow]) -> list[str]:
     items: list[str] = []
-    for e in entries:
-        if e.port is None and e.proto is None:
+    for f in flows:
+        if f.any_protocol:
             continue
-        port = str(e.port) if e.port is not None else "0-65535"
-        for proto in e.protocols():
-            item = f"{e.network} . {proto} . {port}"
+        port = str(f.port) if f.port is not None else "0-65535"
+        for proto in f.protocols():
+            item = f"{f.peer} . {proto} . {port}"
             if item not in items:
                 items.append(item)
     return items
 
 
-def _peer_elements(entries: list[AllowEntry]) -> list[str]:
-    items: list[str] = []
-    for e in entries:
-        if e.port is None and e.proto is None and str(e.network) not in items:
-            items.append(str(e.network))
-    return items
+def _host_items(flows: list[Flow]) -> list[str]:
+    return list(dict.fromkeys(str(f.peer) for f in flows if f.any_protocol))
+
+
+def _sets(it: Intents) -> list[str]:
+    lines = []
+    for v in (4, 6):
+        _, addr_type, _, _ = _FAM[v]
+        for direction in ("out", "in"):
+            flows = it.flows_of(v, direction)
+            lines.append(
+                f"\tset {direction}{v} {{ type {addr_type} . inet_proto . inet_service; flags interval;"
+                f"{_elements(_service_items(flows))} }}"
+            )
+            lines.append(
+                f"\tset {direction}host{v} {{ type {addr_type}; flags interval;"
+                f"{_elements(_host_items(flows))} }}"
+            )
+    return lines
+
+
+def _related(f: Flow) -> str:
+    """ICMP errors about an allowed flow (PMTU: fragmentation needed, packet too big)."""
+    fam, _, l4, icmp = _FAM[f.version]
+    types = ICMP_ERRORS4 if f.version == 4 else ICMP_ERRORS6
+    peer = "daddr" if f.direction == "out" else "saddr"
+    rule = (
+        f"ct state related meta l4proto {l4} {icmp} type {{ {', '.join(types)} }}"
+        f" ct original {fam} {peer} {f.peer}"
+    )
+    if not f.any_protocol:
+        protos = f.protocols()
+        rule += f" ct original protocol {protos[0] if len(protos) == 1 else '{ ' + ', '.join(protos) + ' }'}"
+        if f.port is not None:
+            rule += f" ct original proto-dst {f.port}"
+    return rule + " accept"
+
+
+def _chain_rules(it: Intents, chain: str) -> list[str]:
+    inbound = chain == "input"
+    rules = [f'{"iif" if inbound else "oif"} "lo" accept']
+    for v in (4, 6):
+        fam = _FAM[v][0]
+        # (set, conntrack direction, address, port) for the flows' own packets and their replies.
+        for direction in ("out", "in"):
+            ours = (direction == "out") != inbound  # a packet in the connection's own direction
+            ct_dir = "original" if ours else "reply"
+            addr = "saddr" if inbound else "daddr"
+            port = "dport" if ours else "sport"
+            rules.append(
+                f"ct direction {ct_dir} {fam} {addr} . meta l4proto . th {port} @{direction}{v} accept"
+            )
+            rules.append(f"ct direction {ct_dir} {fam} {addr} @{direction}host{v} accept")
+    rules += [_related(f) for f in it.flows]
+    for d in it.dhcp:
+        fam = _FAM[d.version][0]
+        if inbound:
+            src = f"{fam} saddr {{ {', '.join(map(str, d.hear_from))} }} " if d.hear_from else ""
+            rules.append(f"{src}udp sport {d.server_port} udp dport {d.client_port} accept")
+        else:
+            rules.append(
+                f"{fam} daddr {{ {', '.join(map(str, d.send_to))} }} udp sport {d.client_port}"
+                f" udp dport {d.server_port} accept"
+            )
+    if it.neighbor_discovery:
+        rules.append(
+            "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit,"
+            " nd-neighbor-advert } ip6 hoplimit 255 accept"
+        )
+    return rules
 
 
 def render(policy: Policy) -> str:
     """The exact ruleset text that `nft -f` loads (deterministic for a given policy)."""
-    sets: list[str] = []
-    for v, fam in ((4, "ipv4_addr"), (6, "ipv6_addr")):
-        entries = policy.entries(v)
-        sets.append(f"\tset peers{v} {{ type {fam}; flags interval;{_elements(_peer_elements(entries))} }}")
-        sets.append(
-            f"\tset services{v} {{ type {fam} . inet_proto . inet_service; flags interval;"
-            f"{_elements(_svc_elements(entries))} }}"
-        )
-        sets.append(
-            f"\tset resolvers{v} {{ type {fam};{_elements([str(r) for r in policy.resolvers_v(v)])} }}"
-        )
-
-    def direction(chain: str) -> list[str]:
-        local, remote = ("iif", "saddr") if chain == "input" else ("oif", "daddr")
-        peer_port = "sport" if chain == "input" else "dport"
-        rules = [
-            f'{local} "lo" accept',
-            f"ip {remote} @peers4 accept",
-            f"ip6 {remote} @peers6 accept",
-            f"ip {remote} . meta l4proto . th {peer_port} @services4 accept",
-            f"ip6 {remote} . meta l4proto . th {peer_port} @services6 accept",
-        ]
-        if policy.allow_dns:
-            rules += [
-                f"ip {remote} @resolvers4 meta l4proto {{ tcp, udp }} th {peer_port} 53 accept",
-                f"ip6 {remote} @resolvers6 meta l4proto {{ tcp, udp }} th {peer_port} 53 accept",
-            ]
-        if policy.dhcp:
-            if chain == "input":
-                rules += ["udp sport 67 udp dport 68 accept", "udp sport 547 udp dport 546 accept"]
-            else:
-                rules += ["udp sport 68 udp dport 67 accept", "udp sport 546 udp dport 547 accept"]
-        if policy.needs_nd:
-            rules.append(
-                "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit,"
-                " nd-neighbor-advert } ip6 hoplimit 255 accept"
-            )
-        return rules
-
+    it = intents(policy)
     lines = [
         "# sealbox network isolation (nftables); loaded atomically with `nft -f`",
         f"table {TABLE_FAMILY} {TABLE_NAME} {{",
-        *sets,
+        *_sets(it),
     ]
     for chain in ("input", "output"):
         lines.append(f"\tchain {chain} {{")
         lines.append(f"\t\ttype filter hook {chain} priority {PRIORITY}; policy drop;")
-        lines += [f"\t\t{r}" for r in direction(chain)]
+        lines += [f"\t\t{r}" for r in _chain_rules(it, chain)]
         lines.append("\t}")
-    forward_policy = "accept" if policy.forward else "drop"
+    forward_policy = "accept" if it.forward else "drop"
     lines.append("\tchain forward {")
     lines.append(f"\t\ttype filter hook forward priority {PRIORITY}; policy {forward_policy};")
     lines.append("\t}")
