@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from manifest import TOOL_NAME, __version__, bagit
 from manifest.acquisition_log import open_log
+from manifest.crashpoint import crash_point
 from manifest.custody import CONTINUATION, CUSTODY, CustodyWriter
 from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file, sha256_files
@@ -272,6 +273,49 @@ class BundleWriter:
         self._start_streams()
         return self
 
+    @classmethod
+    def reopen_sealed(
+        cls,
+        path: Path,
+        *,
+        case: str,
+        bundle_id: str,
+        host: str,
+        started_ns: int,
+        signer: Signer,
+        lock: int,
+        organization: str = "",
+        contact: str = "",
+        root: Path | None = None,
+        immutable: bool | None = None,
+        extra_info: list[tuple[str, str]] | None = None,
+    ) -> BundleWriter:
+        """An interrupted bundle whose `sealed` event is in custody: only the files that follow
+        that event are left to write (manifest/resume.py has checked it and removed them)."""
+        self = cls.__new__(cls)
+        name = path.name[: -len(INCOMPLETE)]
+        self._identity(case, bundle_id, host, started_ns, name, signer, organization, contact, root)
+        self.extra_info = extra_info or []
+        self.immutable = _immutable_default() if immutable is None else immutable
+        self.path = path
+        self.final_path = path.parent / self.name
+        if self.final_path.exists():
+            raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
+        self._lock = lock
+        self.payload_dirs = None
+        log = path / "metadata/acquisition-log.jsonl"
+        log.chmod(0o644)
+        self._log_file = os.fdopen(os.open(log, os.O_WRONLY | os.O_APPEND), "ab", 1 << 20)
+        self.log = open_log(self._log_file_text(), bundle=self.bundle_id, case=self.case)
+        self.sealed = False
+        self.timestamp_error = None
+        return self
+
+    def finish_seal(self, oxum: str, manifest_hash: str, *, tsa_url: str | None = None) -> Path:
+        """Write the tag files, sign, lock down and rename a bundle reopened with `reopen_sealed`."""
+        self.log.info("seal-resumed", manifest_sha256=manifest_hash, payload_oxum=oxum)
+        return self._write_seal(oxum, manifest_hash, tsa_url)
+
     def adopt_items(self, items: list[dict[str, Any]]) -> None:
         """Items an interrupted run already recorded (already in items.jsonl): their manifest
         lines and view fragments are written again, and ids continue after them."""
@@ -394,6 +438,12 @@ class BundleWriter:
             },
         )
         self.custody.close()
+        crash_point("seal-after-sealed-event")
+        return self._write_seal(oxum, manifest_hash, tsa_url)
+
+    def _write_seal(self, oxum: str, manifest_hash: str, tsa_url: str | None) -> Path:
+        """Everything after the `sealed` event: derived from what that event covers, so a run
+        killed here is finished by `--resume` (SPEC §1)."""
         (self.path / CUSTODY).chmod(0o444)
         _write_once(self.path / CONTINUATION, b"", 0o644)
         _write_once(self.path / "keys/signer.pub.pem", self._public_pem())
@@ -414,6 +464,7 @@ class BundleWriter:
         if tsa_url:
             self._timestamp(tsa_url, tagmanifest)
         self._lock_down()
+        crash_point("seal-before-rename")
         self.path.rename(self.final_path)
         dir_fd = os.open(self.final_path.parent, os.O_RDONLY)
         try:
