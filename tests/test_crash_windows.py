@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from manifest.crashpoint import CRASH_POINTS, ENV
+from manifest.hashing import sha256_file
+from manifest.keys import KeyStore
 from tests.builders import assert_write_once, collect, make_key
 from tests.conftest import Cli, clear_flags
+from tests.custody_helpers import collect_bundle, introduce, make_person
 
 CASE = "C-CRASH"
 
@@ -80,3 +84,119 @@ def test_resume_of_a_run_killed_before_its_first_custody_line_says_what_to_do(cl
     # Doing what it says works.
     shutil.rmtree(partial)
     assert collect(cli, out, src, case=CASE).is_dir()
+
+
+# -- export and receive ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def handover(tmp_path_factory: pytest.TempPathFactory):
+    """IT collects a bundle; the police trust IT's key."""
+    tmp = tmp_path_factory.mktemp("crash-handover")
+    it, police = make_person(tmp, "it"), make_person(tmp, "police")
+    introduce(it, police, tmp)
+    (tmp / "bundles").mkdir()
+    bundle = collect_bundle(it, tmp, tmp / "bundles")
+    yield tmp, it, police, bundle
+    clear_flags(tmp)
+
+
+def exported_events(bundle: Path) -> list[dict]:
+    return [e for e in events(bundle) if e["event"] == "exported"]
+
+
+def fresh_dir(base: Path, name: str) -> Path:
+    path = base / name
+    path.mkdir()
+    return path
+
+
+def export_args(bundle: Path, out: Path) -> tuple[str | Path, ...]:
+    return ("export", bundle, "--to", "Paula Police, City PD", "--out", out)
+
+
+@pytest.mark.parametrize("point", ["export-partial-written", "export-staged", "export-event-appended"])
+def test_export_killed_anywhere_leaves_no_phantom_event_and_a_rerun_just_works(handover, tmp_path, point):
+    _tmp, it, police, original = handover
+    bundle = writable_bundle_copy(original, tmp_path)
+    pkg = fresh_dir(tmp_path, "pkg")
+    killed_at(it.cli, point, *export_args(bundle, pkg))
+    package = pkg / (bundle.name + ".tar")
+    assert not package.exists()
+    logged = exported_events(bundle)
+    # Only a package that is complete and durable gets its event in the bundle's log.
+    assert len(logged) == (1 if point == "export-event-appended" else 0)
+    staged = list(pkg.glob("*.staged-*"))
+    assert len(staged) == (0 if point == "export-partial-written" else 1)
+
+    proc = it.cli(*export_args(bundle, pkg), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in pkg.iterdir()) == sorted(
+        package.name + suffix for suffix in ("", ".sha256", ".sig", ".pub.pem")
+    )
+    (event,) = exported_events(bundle)
+    assert json.loads(proc.stdout)["custody_seq"] == event["seq"]
+    with tarfile.open(package) as tar:  # the package carries the log with its own event
+        carried = tar.extractfile(f"{bundle.name}/custody/continuation.jsonl").read()
+        report = tar.extractfile("custody-report.html").read().decode()
+    assert carried == (bundle / "custody/continuation.jsonl").read_bytes()
+    assert "exported" in report and "continuation.jsonl:1" in report
+    assert it.cli("verify", bundle).returncode == 0
+    out = fresh_dir(tmp_path, "received")
+    got = police.cli("receive", package, "--out", out)
+    assert got.returncode == 0, got.stderr
+    assert [e["event"] for e in events(out / bundle.name)][-2:] == ["exported", "received"]
+
+
+def writable_bundle_copy(bundle: Path, base: Path) -> Path:
+    """Each test exports its own copy of the sealed bundle (the log is append-only)."""
+    dest = fresh_dir(base, "bundles") / bundle.name
+    shutil.copytree(bundle, dest)
+    return dest
+
+
+@pytest.mark.parametrize("point", ["receive-extracted", "receive-event-appended", "receive-extras-moved"])
+def test_receive_killed_anywhere_can_be_run_again(handover, tmp_path, point):
+    _tmp, it, police, original = handover
+    bundle = writable_bundle_copy(original, tmp_path)
+    pkg = fresh_dir(tmp_path, "pkg")
+    it.cli(*export_args(bundle, pkg), check=True)
+    package = pkg / (bundle.name + ".tar")
+    out = fresh_dir(tmp_path, "received")
+    killed_at(police.cli, point, "receive", package, "--out", out)
+    assert not (out / bundle.name).exists()  # the bundle's rename is the last step
+    proc = police.cli("receive", package, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        bundle.name + suffix for suffix in ("", ".VERIFY.txt", ".custody-report.html")
+    )  # no quarantine left behind
+    received = out / bundle.name
+    assert [e["event"] for e in events(received)].count("received") == 1
+    assert police.cli("verify", received).returncode == 0
+
+
+@pytest.mark.parametrize("missing", ["VERIFY.txt", "custody-report.html"])
+def test_receive_checks_everything_before_moving_anything(handover, tmp_path, missing):
+    _tmp, it, police, original = handover
+    bundle = writable_bundle_copy(original, tmp_path)
+    pkg = fresh_dir(tmp_path, "pkg")
+    it.cli(*export_args(bundle, pkg), check=True)
+    package = pkg / (bundle.name + ".tar")
+    # The same package without one of its two documents, signed again by the exporter.
+    bad_dir = fresh_dir(tmp_path, "bad")
+    bad = bad_dir / package.name
+    with tarfile.open(package) as src, tarfile.open(bad, "w", format=tarfile.PAX_FORMAT) as dst:
+        for member in src.getmembers():
+            if member.name != missing:
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    signer = KeyStore(it.cli.home).load_signer(None)
+    sha_bytes = f"{sha256_file(bad)}  {bad.name}\n".encode()
+    (bad_dir / (bad.name + ".sha256")).write_bytes(sha_bytes)
+    (bad_dir / (bad.name + ".sig")).write_bytes(signer.sign(sha_bytes))
+    shutil.copy(pkg / (package.name + ".pub.pem"), bad_dir / (bad.name + ".pub.pem"))
+    out = fresh_dir(tmp_path, "received")
+    proc = police.cli("receive", bad, "--out", out)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"no {missing}" in proc.stderr and "internal error" not in proc.stderr
+    assert list(out.iterdir()) == []  # nothing moved, no quarantine left
+    assert police.cli("receive", package, "--out", out).returncode == 0  # the good one still goes in
