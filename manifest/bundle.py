@@ -370,6 +370,8 @@ class BundleWriter:
         body = (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
         rel = f"data/volatile/{name}.json"
         _write_once(self.path / rel, body)
+        if self.immutable:  # like every payload copy (SPEC §8 amendment 4): it cannot be taken again
+            self._make_immutable(rel)
         digest = hashlib.sha256(body).hexdigest()
         item = empty_item()
         item.update(
@@ -386,6 +388,17 @@ class BundleWriter:
         )
         self.append_items(item_line(item), bagit.manifest_line(digest, rel), 1, len(body))
         return item
+
+    def _make_immutable(self, rel: str) -> None:
+        from collectors.fsmeta import add_flags
+
+        fd = os.open(self.path / rel, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            why = add_flags(fd, _FS_IMMUTABLE_FL)
+        finally:
+            os.close(fd)
+        if why:
+            self.log.warning("immutable-flag-unavailable", path=rel, detail=why)
 
     @contextlib.contextmanager
     def open_metadata(self, name: str) -> Iterator[IO[bytes]]:

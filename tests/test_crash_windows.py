@@ -7,16 +7,20 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from agent.commands.collect import cli_sources
+from collectors.collection import CollectionRequest, run_collection
+from collectors.respond import capture_volatile
 from manifest.crashpoint import CRASH_POINTS, ENV
 from manifest.hashing import sha256_file
 from manifest.keys import KeyStore
 from tests.builders import assert_write_once, collect, make_key
-from tests.conftest import Cli, clear_flags
+from tests.conftest import Cli, clear_flags, require_root, require_tool
 from tests.custody_helpers import collect_bundle, introduce, make_person
 
 CASE = "C-CRASH"
@@ -200,3 +204,30 @@ def test_receive_checks_everything_before_moving_anything(handover, tmp_path, mi
     assert f"no {missing}" in proc.stderr and "internal error" not in proc.stderr
     assert list(out.iterdir()) == []  # nothing moved, no quarantine left
     assert police.cli("receive", package, "--out", out).returncode == 0  # the good one still goes in
+
+
+# -- volatile snapshots --------------------------------------------------------------------
+
+
+def test_volatile_snapshots_get_the_immutable_flag_like_every_payload_file(cli, source):
+    require_root()
+    lsattr = require_tool("lsattr")
+    src, out = source
+    signer = KeyStore(cli.home).load_signer(None)
+    request = CollectionRequest(
+        case=CASE,
+        out_dir=out,
+        signer=signer,
+        sources=cli_sources((str(src),), (), None, None),
+        volatile=capture_volatile(["system", "users"]),
+        workers=1,
+    )
+    bundle = run_collection(request).bundle
+    snapshots = sorted((bundle / "data/volatile").iterdir())
+    copies = sorted((bundle / "data/files").rglob("*.txt"))
+    assert [p.name for p in snapshots] == ["system.json", "users.json"] and copies
+    listed = subprocess.run([lsattr, *map(str, snapshots + copies[:2])], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    flags = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert flags and all("i" in f for f in flags), listed.stdout
+    assert cli("verify", bundle).returncode == 0
