@@ -614,7 +614,7 @@ class Acquirer:
             out, dest, rel = created
             try:
                 try:
-                    digest, total = self._pump(fd, out, before.size, is_sparse(at_open))
+                    digest, total, grown = self._pump(fd, out, before.size, is_sparse(at_open))
                     after = os.fstat(fd)
                     os.utime(out, ns=(before.atime_ns, before.mtime_ns))
                     if self.flags is not None and self.immutable_problem is None:
@@ -635,12 +635,13 @@ class Acquirer:
             item["sha256"] = digest
             item["size"] = total
             if (
-                total != before.size
+                grown
+                or total != before.size
                 or after.st_size != total
                 or after.st_mtime_ns != before.mtime_ns
                 or (after.st_ctime_ns != before.ctime_ns)
             ):
-                changes = _changes(before, after, total)
+                changes = _changes(before, after, total, grown)
                 if changes:
                     item["status"] = "changed"
                     item["note"] = "; ".join(filter(None, [item["note"], *changes]))
@@ -704,21 +705,26 @@ class Acquirer:
             self.spelled[path] = known
         return known
 
-    def _pump(self, fd: int, out: int, expected: int, sparse: bool = False) -> tuple[str, int]:
-        """(SHA-256, bytes) of the open source `fd`, copied to `out` as read. A `sparse` source
-        (fewer blocks than bytes) is read around its holes."""
+    def _pump(self, fd: int, out: int, expected: int, sparse: bool = False) -> tuple[str, int, bool]:
+        """(SHA-256, bytes, grown) of the open source `fd`, copied to `out` as read. At most
+        `expected` bytes (its size at stat) are read: a file that grows while it is read (a log
+        being written, a sparse file extended) would otherwise be read until the evidence disk
+        is full; `grown` says it held more. A `sparse` source is read around its holes."""
         buf, view = self.buf, self.view
         n = os.readv(fd, [buf])
-        if n < BUFFER and n >= expected:  # the whole file in one read: the small-file hot path
+        if n < BUFFER:  # the whole file in one read (EOF): the small-file hot path
+            grown = n > expected
+            n = min(n, expected)
             chunk = view[:n]
             written = os.write(out, chunk)
             while written < n:
                 written += os.write(out, chunk[written:])
-            return sha256(chunk).hexdigest(), n
+            return sha256(chunk).hexdigest(), n, grown
         h = sha256()
         total = 0
         hole = False  # the copy ends in a hole: its length is set at the end
         while n:
+            n = min(n, expected - total)
             chunk = view[:n]
             h.update(chunk)
             if n == BUFFER and buf == _ZEROS:
@@ -727,23 +733,27 @@ class Acquirer:
                 # read back are the same; a dense copy could fill the evidence disk.
                 os.lseek(out, n, os.SEEK_CUR)
                 hole = True
-            else:
+            elif n:
                 written = 0
                 while written < n:
                     written += os.write(out, chunk[written:])
                 hole = False
             total += n
-            if n < BUFFER and total >= expected:
-                break  # short read at the expected size is EOF; a later growth shows in fstat
-            if sparse and (gap := hole_at(fd, total)):
+            if total >= expected:
+                break
+            if sparse and (gap := min(hole_at(fd, total), expected - total)):
                 hash_zeros(h, gap)  # a hole is not read; the copy gets the same hole
                 os.lseek(out, gap, os.SEEK_CUR)
                 hole = True
                 total += gap
-            n = os.readv(fd, [buf])
+                os.lseek(fd, total, os.SEEK_SET)
+                if total >= expected:
+                    break
+            n = os.readv(fd, [view[: min(BUFFER, expected - total)]])
         if hole:
             os.ftruncate(out, total)
-        return h.hexdigest(), total
+        grown = total >= expected and bool(os.pread(fd, 1, expected))
+        return h.hexdigest(), total, grown
 
 
 def _fill_meta(item: dict[str, Any], meta: Meta, names: tuple[str | None, str | None]) -> None:
@@ -765,8 +775,10 @@ def _fill_meta(item: dict[str, Any], meta: Meta, names: tuple[str | None, str | 
     item["birthtime"] = rfc3339_ns(meta.birthtime_ns)
 
 
-def _changes(before: Meta, after: os.stat_result, read: int) -> list[str]:
+def _changes(before: Meta, after: os.stat_result, read: int, grown: bool = False) -> list[str]:
     out = []
+    if grown:
+        out.append(f"the file grew past the {before.size} bytes it had when stat'ed: read stopped there")
     if read != before.size:
         out.append(f"read {read} bytes but the file had {before.size} when stat'ed")
     if after.st_size != before.size:

@@ -4,11 +4,16 @@ custody event, no evidence lost, one plain line where a person must act."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -230,4 +235,82 @@ def test_volatile_snapshots_get_the_immutable_flag_like_every_payload_file(cli, 
     assert listed.returncode == 0, listed.stderr
     flags = [line.split()[0] for line in listed.stdout.splitlines()]
     assert flags and all("i" in f for f in flags), listed.stdout
+    assert cli("verify", bundle).returncode == 0
+
+
+# -- a file growing while it is read ---------------------------------------------------------
+
+_APPENDER = """
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+block = os.urandom(65536)
+while True:
+    os.write(fd, block)
+    time.sleep(0.005)
+"""
+
+_EXTENDER = """
+import os, sys, time
+size = os.stat(sys.argv[1]).st_size
+while True:
+    size += 1 << 20
+    os.truncate(sys.argv[1], size)
+    time.sleep(0.005)
+"""
+
+
+def _collect_while(cli, tmp_path, script: str, prepare) -> tuple[dict, Path, Path]:
+    """Collect one file while `script` keeps changing it: its item, the bundle, the file."""
+    src = tmp_path / "src"
+    src.mkdir()
+    path = src / "growing.log"
+    prepare(path)
+    start = path.stat().st_size
+    writer = subprocess.Popen([sys.executable, "-c", script, str(path)])
+    try:
+        while path.stat().st_size == start:  # it is running: the file is growing
+            time.sleep(0.01)
+        out = tmp_path / "out"
+        out.mkdir()
+        bundle = collect(cli, out, path, case=CASE)
+    finally:
+        writer.kill()
+        writer.wait()
+    (item,) = [i for i in map(json.loads, (bundle / "metadata/items.jsonl").read_bytes().splitlines())]
+    return item, bundle, path
+
+
+def _stat_size(item: dict) -> int:
+    match = re.search(r"grew past the (\d+) bytes it had when stat'ed", item["note"] or "")
+    assert match, item
+    return int(match.group(1))
+
+
+def test_a_file_growing_while_read_is_read_only_to_its_size_at_stat(cli, tmp_path):
+    make_key(cli)
+    item, bundle, path = _collect_while(
+        cli, tmp_path, _APPENDER, lambda p: p.write_bytes(os.urandom(8 << 20))
+    )
+    copy = bundle / item["stored_as"]
+    recorded = _stat_size(item)
+    assert item["status"] == "changed" and item["size"] == recorded == copy.stat().st_size
+    assert path.stat().st_size > recorded  # it did grow, and the copy stopped at the size at stat
+    with path.open("rb") as fh:
+        assert hashlib.sha256(fh.read(recorded)).hexdigest() == item["sha256"] == sha256_file(copy)
+    assert cli("verify", bundle).returncode == 0
+
+
+def test_a_sparse_file_extended_while_read_is_read_only_to_its_size_at_stat(cli, tmp_path):
+    make_key(cli)
+
+    def sparse(p: Path) -> None:
+        with p.open("wb") as fh:
+            fh.write(b"head of a sparse file\n")
+            fh.truncate(256 << 20)
+
+    item, bundle, path = _collect_while(cli, tmp_path, _EXTENDER, sparse)
+    copy = bundle / item["stored_as"]
+    recorded = _stat_size(item)
+    assert item["status"] == "changed" and item["size"] == recorded == copy.stat().st_size
+    assert path.stat().st_size > recorded and copy.stat().st_blocks * 512 <= 2 << 20  # still sparse
     assert cli("verify", bundle).returncode == 0
