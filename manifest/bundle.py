@@ -15,7 +15,6 @@ import socket
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from manifest import TOOL_NAME, __version__, bagit
@@ -32,6 +31,7 @@ from manifest.views import ViewContext, ViewSet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from manifest.keys import Signer
     from manifest.spool import Spool
@@ -117,6 +117,28 @@ def ignores_case(path: Path) -> bool:
         return path.with_name(swapped).is_dir() and swapped not in {p.name for p in path.parent.iterdir()}
     except OSError:
         return False
+
+
+def _lock_deepest_first(dirs: list[bytes]) -> None:
+    """chmod 0555 each of `dirs` (deepest first) through its parent's fd, reached from the
+    directory just done by `..` where that is its parent: a deep chain costs two calls a level,
+    not a walk of the whole path for each."""
+    here: bytes | None = None
+    here_fd = -1
+    try:
+        for path in dirs:
+            parent, _, name = path.rpartition(b"/")
+            if here == path:
+                up = os.open(b"..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=here_fd)
+            else:
+                up = os.open(parent or b"/", os.O_RDONLY | os.O_DIRECTORY)
+            if here_fd >= 0:
+                os.close(here_fd)
+            here, here_fd = parent, up
+            os.chmod(name, 0o555, dir_fd=here_fd)  # these are directories sealbox made: no links
+    finally:
+        if here_fd >= 0:
+            os.close(here_fd)
 
 
 class BundleWriter:
@@ -545,26 +567,26 @@ class BundleWriter:
                 add_flags(fd, _FS_APPEND_FL)
             finally:
                 os.close(fd)
-        dirs = [self.path / d for d in ("data/volatile", "metadata", "custody", "keys")]
-        dirs += self._dirs_to_lock()
-        dirs += [self.path / "data", self.path]
-        for d in dirs:
-            d.chmod(0o555)
+        for d in ("data/volatile", "metadata", "custody", "keys"):
+            (self.path / d).chmod(0o555)
+        _lock_deepest_first(self._dirs_to_lock())
+        for top in (self.path / "data", self.path):
+            top.chmod(0o555)
 
     def note_payload_dirs(self, made: list[bytes]) -> None:
         """Directories the acquisition made under data/ (their parents count as made too)."""
         if self.payload_dirs is not None:
             self.payload_dirs.update(made)
 
-    def _dirs_to_lock(self) -> list[Path]:
+    def _dirs_to_lock(self) -> list[bytes]:
         """Every directory under data/files and data/long, deepest first, those two included."""
         tops = [self.path / top for top in PAYLOAD_FILE_DIRS if (self.path / top).is_dir()]
         if self.payload_dirs is None:
-            found: list[Path] = []
+            found: list[bytes] = []
             for top in tops:
-                for root, subdirs, _files in os.walk(top, topdown=False):
-                    found.extend(Path(root) / d for d in subdirs)
-            return found + tops
+                for root, subdirs, _files in os.walk(os.fsencode(top), topdown=False):
+                    found.extend(root + b"/" + d for d in subdirs)
+            return found + [os.fsencode(top) for top in tops]
         data = os.fsencode(self.path / "data") + b"/"
         every: set[bytes] = set()
         for made in self.payload_dirs:
@@ -572,7 +594,7 @@ class BundleWriter:
                 every.add(made)
                 made = made.rpartition(b"/")[0]
         every.update(os.fsencode(top) for top in tops)
-        return [Path(os.fsdecode(d)) for d in sorted(every, key=len, reverse=True)]
+        return sorted(every, key=len, reverse=True)
 
     def abort(self, reason: str) -> None:
         """Leave the unsealed `.incomplete` directory as it is, with the reason logged."""

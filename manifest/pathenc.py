@@ -70,6 +70,7 @@ def encode_component(name: bytes) -> str:
 MAX_STORED = 3000
 PAYLOAD_FILE_DIRS = ("data/files", "data/long")  # where copies of files go (volatile has its own)
 NAME_MAX = 255
+_OVER_NAME_MAX = re.compile(rb"[^/]{%d,}" % (NAME_MAX + 1))  # a component longer than NAME_MAX bytes
 _LONG_NAME = 100  # bytes of the escaped file name kept after the digest, for the reader's sake
 
 
@@ -79,7 +80,7 @@ def stored_path(original: bytes) -> str:
     by the SHA-256 of its original bytes and the start of its file name; items.jsonl keeps it."""
     rel = _stored_path(original)
     if len(rel) > NAME_MAX and (
-        len(rel.encode()) > MAX_STORED or any(len(part.encode()) > NAME_MAX for part in rel.split("/"))
+        len(encoded := rel.encode()) > MAX_STORED or _OVER_NAME_MAX.search(encoded) is not None
     ):
         return long_stored_path(original)
     return rel
