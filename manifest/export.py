@@ -209,12 +209,18 @@ def _leftovers(bundle_dir: Path, package: Path, signer: Signer) -> ExportResult 
             logged[sha256_hex(line.raw)] = line.event
     finished: ExportResult | None = None
     prefix = package.name + ".staged-"
+    partials = (bundle_dir.name + ".tar.partial", bundle_dir.name + ".tar.age.partial")
     for entry in sorted(package.parent.iterdir()):
         name = entry.name
-        if name in (bundle_dir.name + ".tar.partial", bundle_dir.name + ".tar.age.partial"):
-            entry.unlink()  # never a directory here: unlink refuses those, and does not follow links
+        if name not in partials and not (name.startswith(prefix) and not name.endswith(".partial")):
             continue
-        if not name.startswith(prefix) or name.endswith(".partial"):
+        if entry.is_dir() and not entry.is_symlink():
+            raise UsageError(
+                f"{entry} is a directory, where sealbox keeps an unfinished package",
+                "move it out of the way, then run the export again",
+            )
+        if name in partials:
+            entry.unlink()  # a half-written package; unlink does not follow a link
             continue
         event = logged.get(name.removeprefix(prefix))
         if event is None or not entry.is_file() or entry.is_symlink() or finished is not None:
@@ -273,6 +279,30 @@ def export_bundle(
         "package": package.name,
         "encrypted_to": encrypt_to.strip() if encrypt_to else None,
     }
+    try:
+        return _export_locked(
+            bundle_dir, signer, recipient, package, details, age_recipient, tsa_url, trusted, store
+        )
+    except OSError as exc:
+        raise PackageError(
+            f"export of {bundle_dir.name} failed: {exc.strerror or exc} ({exc.filename or package.parent})",
+            "fix that and run the same command again: an interrupted export is finished or cleaned up",
+        ) from exc
+
+
+def _export_locked(
+    bundle_dir: Path,
+    signer: Signer,
+    recipient: str,
+    package: Path,
+    details: dict[str, Any],
+    age_recipient: Any,
+    tsa_url: str | None,
+    trusted: set[str] | None,
+    store: KeyStore | None,
+) -> ExportResult:
+    """`export_bundle` with the bundle's continuation log locked."""
+    encrypt_to = details.get("encrypted_to")
     with _locked_log(bundle_dir) as log_fd:
         finished = _leftovers(bundle_dir, package, signer)
         if finished is not None:

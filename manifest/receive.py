@@ -173,15 +173,21 @@ def receive_package(
     if encrypted and identity_file is None:
         raise UsageError(f"{package.name} is encrypted", "give your age identity with --identity FILE")
     identities = read_identities(identity_file) if encrypted and identity_file else []
-    _remove_stale_quarantines(out_dir, package)
-    quarantine, lock = _new_quarantine(out_dir, package)
     try:
-        return _receive_into(
-            package, signer, trusted, out_dir, quarantine, identities, identity_file, limits, store
-        )
-    finally:
-        os.close(lock)
-        remove_tree(quarantine)
+        _remove_stale_quarantines(out_dir, package)
+        quarantine, lock = _new_quarantine(out_dir, package)
+        try:
+            return _receive_into(
+                package, signer, trusted, out_dir, quarantine, identities, identity_file, limits, store
+            )
+        finally:
+            os.close(lock)
+            remove_tree(quarantine)
+    except OSError as exc:
+        raise PackageError(
+            f"receiving {package.name} failed: {exc.strerror or exc} ({exc.filename or out_dir})",
+            "nothing was moved into place; fix that and run the same command again",
+        ) from exc
 
 
 def _receive_into(

@@ -230,6 +230,26 @@ def resume(
             f"{path} is not an interrupted bundle (no directory ending in {INCOMPLETE})",
             "give the BUNDLE.incomplete directory that the interrupted run named",
         )
+    try:
+        return _resume(path, signer, organization, contact, root, immutable, sources, case, previous)
+    except OSError as exc:
+        raise BundleError(
+            f"cannot resume {path}: {exc.strerror or exc} ({exc.filename or path})",
+            "fix that and run the same command again",
+        ) from exc
+
+
+def _resume(
+    path: Path,
+    signer: Signer,
+    organization: str,
+    contact: str,
+    root: Path | None,
+    immutable: bool | None,
+    sources: list[str] | None,
+    case: str | None,
+    previous: str | None,
+) -> ResumePoint:
     lock = lock_bundle_dir(path)  # refused while a collection is still writing it
     try:
         point, started, events, last_raw = _trusted_point(path, signer, sources, case, previous)

@@ -314,3 +314,24 @@ def test_a_sparse_file_extended_while_read_is_read_only_to_its_size_at_stat(cli,
     assert item["status"] == "changed" and item["size"] == recorded == copy.stat().st_size
     assert path.stat().st_size > recorded and copy.stat().st_blocks * 512 <= 2 << 20  # still sparse
     assert cli("verify", bundle).returncode == 0
+
+
+def test_export_after_leftovers_of_an_older_run(handover, tmp_path):
+    _tmp, it, _police, original = handover
+    bundle = writable_bundle_copy(original, tmp_path)
+    pkg = fresh_dir(tmp_path, "pkg")
+    (pkg / (bundle.name + ".tar.partial")).write_bytes(b"half a tar from a run that died")
+    (pkg / (bundle.name + ".tar.staged-" + "0" * 64)).write_bytes(b"a package whose event never came")
+    proc = it.cli(*export_args(bundle, pkg))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in pkg.iterdir()) == sorted(
+        bundle.name + ".tar" + suffix for suffix in ("", ".sha256", ".sig", ".pub.pem")
+    )
+    assert len(exported_events(bundle)) == 1
+    # A directory where the unfinished package goes is not sealbox's to remove: one line.
+    other = fresh_dir(tmp_path, "other")
+    (other / (bundle.name + ".tar.partial")).mkdir()
+    refused = it.cli(*export_args(bundle, other))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "is a directory" in refused.stderr and "internal error" not in refused.stderr
+    assert len(exported_events(bundle)) == 1
