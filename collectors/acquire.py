@@ -168,40 +168,104 @@ def walk(
         if src.max_depth is None and not src.excludes:
             walked.add(src.path.rstrip(b"/") + b"/")
         stack: list[tuple[bytes, bytes, int, DirId | None, bool]] = [(src.path, src.original, 1, None, False)]
-        while stack:
-            dpath, dorig, depth, listed_in, dir_apart = stack.pop()
-            try:
-                listed_from, entries = _list_dir(dpath, listed_in, sizes)
-            except OSError as exc:
-                if on_error:
-                    on_error(dpath, exc.strerror or str(exc))
+        held = _HeldDirs()
+        try:
+            yield from _walk_tree(src, index, stack, held, walked, singles, excluded, skip, on_error, sizes)
+        finally:
+            held.close()
+
+
+def _walk_tree(
+    src: Source,
+    index: int,
+    stack: list[tuple[bytes, bytes, int, DirId | None, bool]],
+    held: _HeldDirs,
+    walked: set[bytes],
+    singles: set[bytes],
+    excluded: Callable[[str, str], bool],
+    skip: Skip | None,
+    on_error: Callable[[bytes, str], None] | None,
+    sizes: bool,
+) -> Iterator[Found]:
+    """The walk below one directory source (see `walk`)."""
+    while stack:
+        dpath, dorig, depth, listed_in, dir_apart = stack.pop()
+        try:
+            listed_from, entries, fd = _list_dir(dpath, listed_in, sizes, held.take(dpath))
+        except OSError as exc:
+            if on_error:
+                on_error(dpath, exc.strerror or str(exc))
+            continue
+        subdirs: list[tuple[bytes, bytes, int, DirId | None, bool]] = []
+        folded: set[str] = set()  # the names seen so far, case folded
+        prefix = dpath.rstrip(b"/") + b"/"
+        sep = b"\\" if src.windows else b"/"
+        oprefix = dorig if dorig.endswith(sep) else dorig + sep
+        for name, is_dir, size in entries:
+            orig = oprefix + name
+            if src.excludes and excluded(_text(orig), _text(name)):
                 continue
-            subdirs: list[tuple[bytes, bytes, int, DirId | None, bool]] = []
-            folded: set[str] = set()  # the names seen so far, case folded
-            prefix = dpath.rstrip(b"/") + b"/"
-            sep = b"\\" if src.windows else b"/"
-            oprefix = dorig if dorig.endswith(sep) else dorig + sep
-            for name, is_dir, size in entries:
-                orig = oprefix + name
-                if src.excludes and excluded(_text(orig), _text(name)):
-                    continue
-                path = prefix + name
-                key = _folded(name)
-                apart = dir_apart or key in folded
-                folded.add(key)
-                if not is_dir:
-                    if not singles or path not in singles:
-                        yield path, orig, index, size, listed_from, apart
-                    continue
-                if walked and path + b"/" in walked:
-                    continue  # an earlier source walked it whole, its own item included
-                why = skip.check(path) if skip is not None else None
-                if why == OUTPUT:
-                    continue
-                yield path, orig, index, 0, listed_from, apart
-                if why != PSEUDO and (src.max_depth is None or depth < src.max_depth):
-                    subdirs.append((path, orig, depth + 1, listed_from, apart))
-            stack.extend(reversed(subdirs))
+            path = prefix + name
+            key = _folded(name)
+            apart = dir_apart or key in folded
+            folded.add(key)
+            if not is_dir:
+                if not singles or path not in singles:
+                    yield path, orig, index, size, listed_from, apart
+                continue
+            if walked and path + b"/" in walked:
+                continue  # an earlier source walked it whole, its own item included
+            why = skip.check(path, (fd, name)) if skip is not None else None
+            if why == OUTPUT:
+                continue
+            yield path, orig, index, 0, listed_from, apart
+            if why != PSEUDO and (src.max_depth is None or depth < src.max_depth):
+                subdirs.append((path, orig, depth + 1, listed_from, apart))
+        held.hold(dpath, fd, len(subdirs))
+        stack.extend(reversed(subdirs))
+
+
+class _HeldDirs:
+    """Open directories of a walk whose subdirectories are still to be listed, so that each is
+    listed through its parent's fd: by path, every level of a deep tree cost the kernel a walk
+    of the whole path (and past PATH_MAX one open per component), so collection time grew with
+    the square of the depth. At most `limit` are held; beyond that one is opened by path."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self.fds: dict[bytes, list[int]] = {}  # path -> [fd, subdirectories still to list]
+        self._done: list[int] = []  # parents handed out for their last subdirectory
+
+    def take(self, path: bytes) -> int | None:
+        """The held fd of `path`'s parent, for listing `path`; None if it is not held."""
+        parent = path.rstrip(b"/").rpartition(b"/")[0] or b"/"
+        entry = self.fds.get(parent)
+        if entry is None:
+            return None
+        entry[1] -= 1
+        if entry[1] <= 0:  # its last subdirectory: closed once that one is open
+            del self.fds[parent]
+            self._done.append(entry[0])
+        return entry[0]
+
+    def hold(self, path: bytes, fd: int, subdirs: int) -> None:
+        """Keep `path`'s fd for its `subdirs` subdirectories to come (or close it)."""
+        self._release()
+        if subdirs and len(self.fds) < self.limit:
+            self.fds[path.rstrip(b"/") or b"/"] = [fd, subdirs]
+        else:
+            os.close(fd)
+
+    def _release(self) -> None:
+        for fd in self._done:
+            os.close(fd)
+        self._done.clear()
+
+    def close(self) -> None:
+        self._release()
+        for fd, _left in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
 
 
 def _folded(name: bytes) -> str:
@@ -237,10 +301,11 @@ class Skip:
         self.skipped: list[bytes] = []  # own output met on the way
         self.not_walked: list[bytes] = []  # pseudo filesystems met on the way
 
-    def check(self, path: bytes) -> str | None:
-        """OUTPUT, PSEUDO or None (walk it) for the directory `path` met on the walk."""
+    def check(self, path: bytes, at: tuple[int, bytes] | None = None) -> str | None:
+        """OUTPUT, PSEUDO or None (walk it) for the directory `path` met on the walk; `at` is
+        (its parent's fd, its name), which reaches it in one step however deep it is."""
         try:
-            st = os.lstat(path)
+            st = os.lstat(at[1], dir_fd=at[0]) if at is not None else os.lstat(path)
         except OSError:
             return None
         if (st.st_dev, st.st_ino) in self.ids:
@@ -262,16 +327,28 @@ def _said(exc: OSError, message: str) -> OSError:
     return OSError(exc.errno, message) if exc.errno in (errno.ENOTDIR, errno.ELOOP) else exc
 
 
-def _open_in_steps(path: bytes) -> int:
-    """An O_PATH fd of directory `path` opened one component at a time, none followed if it is a
-    symlink: for a path longer than one call takes (PATH_MAX), as deep trees made to hide files are."""
+_STEP = 3072  # bytes of path opened in one call: well under PATH_MAX
+
+
+def _open_in_steps(path: bytes, per_component: bool = True) -> int:
+    """An O_PATH fd of directory `path`, for a path longer than one call takes (PATH_MAX), as
+    deep trees made to hide files are: one component at a time, none followed if it is a
+    symlink; or, when the caller checks the identity of what it reaches (`per_component`
+    False), a few thousand bytes of path at a time, so a deep path costs a few calls, not one
+    per level."""
     fd = os.open(b"/" if path.startswith(b"/") else b".", _O_PATH | _O_DIRECTORY)
     try:
-        for part in path.split(b"/"):
-            if part:
-                step = os.open(part, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW, dir_fd=fd)
-                os.close(fd)
-                fd = step
+        parts = [p for p in path.split(b"/") if p]
+        steps: list[bytes] = []
+        for part in parts:
+            if steps and not per_component and len(steps[-1]) + 1 + len(part) <= _STEP:
+                steps[-1] += b"/" + part
+            else:
+                steps.append(part)
+        for step_path in steps:
+            step = os.open(step_path, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = step
     except BaseException:
         os.close(fd)
         raise
@@ -288,7 +365,7 @@ def open_listed_dir(path: bytes, listed: DirId | None) -> int:
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:
                 raise
-            fd = _open_in_steps(path)
+            fd = _open_in_steps(path, per_component=listed is None)
     except OSError as exc:
         raise _said(exc, "a directory was replaced by a non-directory (not followed)") from None
     if listed is not None:
@@ -300,23 +377,26 @@ def open_listed_dir(path: bytes, listed: DirId | None) -> int:
 
 
 def _list_dir(
-    path: bytes, listed_in: DirId | None, sizes: bool = False
-) -> tuple[DirId, list[tuple[bytes, bool, int]]]:
-    """The directory's identity, and its (name, is a directory, size of a file or 0 when not
-    asked for) sorted by name.
-    It is opened through the directory it was listed in, so each level of the walk is pinned to
-    the one above it."""
+    path: bytes, listed_in: DirId | None, sizes: bool = False, parent_fd: int | None = None
+) -> tuple[DirId, list[tuple[bytes, bool, int]], int]:
+    """The directory's identity, its (name, is a directory, size of a file or 0 when not
+    asked for) sorted by name, and its open fd (the caller closes it).
+    It is opened through the directory it was listed in (`parent_fd`, that very directory held
+    open, or its path checked to be it), so each level of the walk is pinned to the one above."""
     parent, _, name = path.rpartition(b"/")
     if listed_in is None or not name:
         fd = open_noatime(path, _O_DIRECTORY | _O_NOFOLLOW)
     else:
-        parent_fd = open_listed_dir(parent or b"/", listed_in)
+        opened = parent_fd is None
+        if parent_fd is None:
+            parent_fd = open_listed_dir(parent or b"/", listed_in)
         try:
             fd = open_noatime(name, _O_DIRECTORY | _O_NOFOLLOW, dir_fd=parent_fd)
         except OSError as exc:
             raise _said(exc, "replaced by a non-directory after listing (not followed)") from None
         finally:
-            os.close(parent_fd)
+            if opened:
+                os.close(parent_fd)
     try:
         st = os.fstat(fd)
         out = []
@@ -331,10 +411,11 @@ def _list_dir(
                     except OSError:
                         size = 0
                 out.append((name, is_dir, size))
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
     out.sort()
-    return (st.st_dev, st.st_ino), out
+    return (st.st_dev, st.st_ino), out, fd
 
 
 def batches(
@@ -414,6 +495,7 @@ class Acquirer:
         # This batch's open directories: sources' (by path and the identity the walk listed)
         # and copies'. A batch comes from one or a few directories, so each opens once.
         self.dirs: dict[tuple[bytes, DirId | None], int | OSError] = {}
+        self.dir_by_path: dict[bytes, int] = {}  # the same fds, by path
         self.out_dirs: dict[bytes, int] = {}
         self.spelled: dict[bytes, bool] = {}  # output directories checked for their spelling
 
@@ -425,6 +507,7 @@ class Acquirer:
                 if isinstance(fd, int):
                     os.close(fd)
             self.dirs.clear()
+            self.dir_by_path.clear()
             self.out_dirs.clear()
 
     def _run(self, batch: list[Task]) -> BatchResult:
@@ -494,13 +577,32 @@ class Acquirer:
         got = self.dirs.get(key)
         if got is None:
             try:
-                got = open_listed_dir(key[0], listed_from)
+                got = self._open_dir(key[0], listed_from)
             except OSError as exc:
                 got = exc
             self.dirs[key] = got
+            if isinstance(got, int):
+                self.dir_by_path[key[0]] = got
         if isinstance(got, OSError):
             raise got
         return got, name
+
+    def _open_dir(self, path: bytes, listed: DirId | None) -> int:
+        """`open_listed_dir`, through the parent when this batch has it open: in a deep tree a
+        batch goes down level by level, and by path each open would walk the whole path."""
+        above, _, name = path.rpartition(b"/")
+        above_fd = self.dir_by_path.get(above or b"/")
+        if above_fd is None or not name or listed is None:
+            return open_listed_dir(path, listed)
+        try:
+            fd = os.open(name, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW, dir_fd=above_fd)
+        except OSError as exc:
+            raise _said(exc, "a directory was replaced by a non-directory (not followed)") from None
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != listed:
+            os.close(fd)
+            raise OSError(errno.ESTALE, "a directory was replaced after listing (not followed)")
+        return fd
 
     def acquire_one(self, task: Task, result: BatchResult, shared: bool = False) -> dict[str, Any] | None:
         """The item for one task; None for a big file in a `shared` batch (left to a batch of its
@@ -614,7 +716,7 @@ class Acquirer:
             out, dest, rel = created
             try:
                 try:
-                    digest, total = self._pump(fd, out, before.size, is_sparse(at_open))
+                    digest, total, grown = self._pump(fd, out, before.size, is_sparse(at_open))
                     after = os.fstat(fd)
                     os.utime(out, ns=(before.atime_ns, before.mtime_ns))
                     if self.flags is not None and self.immutable_problem is None:
@@ -635,12 +737,13 @@ class Acquirer:
             item["sha256"] = digest
             item["size"] = total
             if (
-                total != before.size
+                grown
+                or total != before.size
                 or after.st_size != total
                 or after.st_mtime_ns != before.mtime_ns
                 or (after.st_ctime_ns != before.ctime_ns)
             ):
-                changes = _changes(before, after, total)
+                changes = _changes(before, after, total, grown)
                 if changes:
                     item["status"] = "changed"
                     item["note"] = "; ".join(filter(None, [item["note"], *changes]))
@@ -683,14 +786,34 @@ class Acquirer:
         parent, _, name = dest.rpartition(b"/")
         dir_fd = self.out_dirs.get(parent)
         if dir_fd is None:
-            if parent not in self.made_dirs:
+            if self.config.fold_case and parent not in self.made_dirs:
                 os.makedirs(parent, exist_ok=True)
+                if not self._spelled_as_is(parent):
+                    raise FileExistsError(errno.EEXIST, "a directory differing only in case", parent)
+            dir_fd = self._out_dir(parent)
+            if parent not in self.made_dirs:
                 self.made_dirs.add(parent)
                 self.new_dirs.append(parent)
-            if self.config.fold_case and not self._spelled_as_is(parent):
-                raise FileExistsError(errno.EEXIST, "a directory differing only in case", parent)
-            dir_fd = self.out_dirs[parent] = os.open(parent, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
         return os.open(name, _CREATE, 0o444, dir_fd=dir_fd)
+
+    def _out_dir(self, path: bytes) -> int:
+        """An O_PATH fd of output directory `path`, made if missing: through its parent when
+        this batch has that open (a deep copy tree then costs one call per level, not a walk of
+        the whole path from the root for each), else by path."""
+        fd = self.out_dirs.get(path)
+        if fd is not None:
+            return fd
+        parent, _, name = path.rpartition(b"/")
+        parent_fd = self.out_dirs.get(parent)
+        if parent_fd is not None:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o755, dir_fd=parent_fd)
+            fd = os.open(name, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW, dir_fd=parent_fd)
+        else:
+            os.makedirs(path, exist_ok=True)
+            fd = os.open(path, _O_PATH | _O_DIRECTORY | _O_NOFOLLOW)
+        self.out_dirs[path] = fd
+        return fd
 
     def _spelled_as_is(self, path: bytes) -> bool:
         """Whether each directory of `path` below the bundle is on disk under this very spelling:
@@ -704,21 +827,26 @@ class Acquirer:
             self.spelled[path] = known
         return known
 
-    def _pump(self, fd: int, out: int, expected: int, sparse: bool = False) -> tuple[str, int]:
-        """(SHA-256, bytes) of the open source `fd`, copied to `out` as read. A `sparse` source
-        (fewer blocks than bytes) is read around its holes."""
+    def _pump(self, fd: int, out: int, expected: int, sparse: bool = False) -> tuple[str, int, bool]:
+        """(SHA-256, bytes, grown) of the open source `fd`, copied to `out` as read. At most
+        `expected` bytes (its size at stat) are read: a file that grows while it is read (a log
+        being written, a sparse file extended) would otherwise be read until the evidence disk
+        is full; `grown` says it held more. A `sparse` source is read around its holes."""
         buf, view = self.buf, self.view
         n = os.readv(fd, [buf])
-        if n < BUFFER and n >= expected:  # the whole file in one read: the small-file hot path
+        if n < BUFFER:  # the whole file in one read (EOF): the small-file hot path
+            grown = n > expected
+            n = min(n, expected)
             chunk = view[:n]
             written = os.write(out, chunk)
             while written < n:
                 written += os.write(out, chunk[written:])
-            return sha256(chunk).hexdigest(), n
+            return sha256(chunk).hexdigest(), n, grown
         h = sha256()
         total = 0
         hole = False  # the copy ends in a hole: its length is set at the end
         while n:
+            n = min(n, expected - total)
             chunk = view[:n]
             h.update(chunk)
             if n == BUFFER and buf == _ZEROS:
@@ -727,23 +855,27 @@ class Acquirer:
                 # read back are the same; a dense copy could fill the evidence disk.
                 os.lseek(out, n, os.SEEK_CUR)
                 hole = True
-            else:
+            elif n:
                 written = 0
                 while written < n:
                     written += os.write(out, chunk[written:])
                 hole = False
             total += n
-            if n < BUFFER and total >= expected:
-                break  # short read at the expected size is EOF; a later growth shows in fstat
-            if sparse and (gap := hole_at(fd, total)):
+            if total >= expected:
+                break
+            if sparse and (gap := min(hole_at(fd, total), expected - total)):
                 hash_zeros(h, gap)  # a hole is not read; the copy gets the same hole
                 os.lseek(out, gap, os.SEEK_CUR)
                 hole = True
                 total += gap
-            n = os.readv(fd, [buf])
+                os.lseek(fd, total, os.SEEK_SET)
+                if total >= expected:
+                    break
+            n = os.readv(fd, [view[: min(BUFFER, expected - total)]])
         if hole:
             os.ftruncate(out, total)
-        return h.hexdigest(), total
+        grown = total >= expected and bool(os.pread(fd, 1, expected))
+        return h.hexdigest(), total, grown
 
 
 def _fill_meta(item: dict[str, Any], meta: Meta, names: tuple[str | None, str | None]) -> None:
@@ -765,8 +897,10 @@ def _fill_meta(item: dict[str, Any], meta: Meta, names: tuple[str | None, str | 
     item["birthtime"] = rfc3339_ns(meta.birthtime_ns)
 
 
-def _changes(before: Meta, after: os.stat_result, read: int) -> list[str]:
+def _changes(before: Meta, after: os.stat_result, read: int, grown: bool = False) -> list[str]:
     out = []
+    if grown:
+        out.append(f"the file grew past the {before.size} bytes it had when stat'ed: read stopped there")
     if read != before.size:
         out.append(f"read {read} bytes but the file had {before.size} when stat'ed")
     if after.st_size != before.size:

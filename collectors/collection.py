@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from collectors.acquire import AcquireStats, ProgressSink, Source, acquire
 from manifest.bundle import BundleWriter
+from manifest.crashpoint import crash_point
 from manifest.errors import BundleError, CollectionInterrupted, SealboxError
 from manifest.previous import PREVIOUS_FIELD, PreviousBundle, load_previous
 
@@ -122,10 +123,42 @@ def _recount(writer: BundleWriter, stats: AcquireStats) -> None:
             table[value] = table.get(value, 0) + 1
 
 
+def _finish_seal(request: CollectionRequest, point: ResumePoint) -> CollectionResult:
+    """A run killed after its `sealed` event: the seal's own files are written, nothing else."""
+    writer, sealed = point.writer, point.sealed
+    assert writer is not None and sealed is not None
+    value = sealed.get("counts")
+    counts: dict[str, Any] = value if isinstance(value, dict) else {}
+    stats = AcquireStats()
+    stats.items = int(counts.get("items") or 0)
+    stats.files, stats.bytes = int(counts.get("payload_files") or 0), int(counts.get("payload_bytes") or 0)
+    stats.by_status.update(counts.get("by_status") or {})
+    stats.by_kind.update(counts.get("by_kind") or {})
+    try:
+        bundle = writer.finish_seal(
+            str(sealed.get("payload_oxum")), str(sealed.get("manifest_sha256")), tsa_url=request.tsa_url
+        )
+    except KeyboardInterrupt as exc:
+        writer.abort("interrupted")
+        raise CollectionInterrupted(
+            f"interrupted: nothing was sealed; the partial bundle is {writer.path}",
+            f"run the same command again with --resume '{writer.path}'",
+        ) from exc
+    except OSError as exc:
+        writer.abort(str(exc))
+        raise BundleError(
+            f"sealing failed: {exc.strerror or exc} ({exc.filename or ''}); "
+            f"partial bundle left at {writer.path}"
+        ) from exc
+    return CollectionResult(bundle, writer.bundle_id, stats, [], writer.timestamp_error)
+
+
 def run_collection(request: CollectionRequest, progress: ProgressSink | None = None) -> CollectionResult:
     """Collect, seal and return the sealed bundle; an interrupted run stays `.incomplete`."""
     previous = load_previous(request.previous) if request.previous is not None else None
     point = _resume(request, previous) if request.resume is not None else None
+    if point is not None and point.sealed is not None:
+        return _finish_seal(request, point)
     if point is not None:
         assert point.writer is not None
         writer = point.writer
@@ -155,6 +188,7 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
                 pid=os.getpid(),
                 euid=os.geteuid(),
             )
+            crash_point("collect-before-custody")
             writer.custody.add(
                 "collection-started",
                 {

@@ -15,11 +15,11 @@ import socket
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from manifest import TOOL_NAME, __version__, bagit
 from manifest.acquisition_log import open_log
+from manifest.crashpoint import crash_point
 from manifest.custody import CONTINUATION, CUSTODY, CustodyWriter
 from manifest.errors import BundleError, UsageError
 from manifest.hashing import sha256_file, sha256_files
@@ -31,6 +31,7 @@ from manifest.views import ViewContext, ViewSet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from manifest.keys import Signer
     from manifest.spool import Spool
@@ -116,6 +117,28 @@ def ignores_case(path: Path) -> bool:
         return path.with_name(swapped).is_dir() and swapped not in {p.name for p in path.parent.iterdir()}
     except OSError:
         return False
+
+
+def _lock_deepest_first(dirs: list[bytes]) -> None:
+    """chmod 0555 each of `dirs` (deepest first) through its parent's fd, reached from the
+    directory just done by `..` where that is its parent: a deep chain costs two calls a level,
+    not a walk of the whole path for each."""
+    here: bytes | None = None
+    here_fd = -1
+    try:
+        for path in dirs:
+            parent, _, name = path.rpartition(b"/")
+            if here == path:
+                up = os.open(b"..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=here_fd)
+            else:
+                up = os.open(parent or b"/", os.O_RDONLY | os.O_DIRECTORY)
+            if here_fd >= 0:
+                os.close(here_fd)
+            here, here_fd = parent, up
+            os.chmod(name, 0o555, dir_fd=here_fd)  # these are directories sealbox made: no links
+    finally:
+        if here_fd >= 0:
+            os.close(here_fd)
 
 
 class BundleWriter:
@@ -272,6 +295,49 @@ class BundleWriter:
         self._start_streams()
         return self
 
+    @classmethod
+    def reopen_sealed(
+        cls,
+        path: Path,
+        *,
+        case: str,
+        bundle_id: str,
+        host: str,
+        started_ns: int,
+        signer: Signer,
+        lock: int,
+        organization: str = "",
+        contact: str = "",
+        root: Path | None = None,
+        immutable: bool | None = None,
+        extra_info: list[tuple[str, str]] | None = None,
+    ) -> BundleWriter:
+        """An interrupted bundle whose `sealed` event is in custody: only the files that follow
+        that event are left to write (manifest/resume.py has checked it and removed them)."""
+        self = cls.__new__(cls)
+        name = path.name[: -len(INCOMPLETE)]
+        self._identity(case, bundle_id, host, started_ns, name, signer, organization, contact, root)
+        self.extra_info = extra_info or []
+        self.immutable = _immutable_default() if immutable is None else immutable
+        self.path = path
+        self.final_path = path.parent / self.name
+        if self.final_path.exists():
+            raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
+        self._lock = lock
+        self.payload_dirs = None
+        log = path / "metadata/acquisition-log.jsonl"
+        log.chmod(0o644)
+        self._log_file = os.fdopen(os.open(log, os.O_WRONLY | os.O_APPEND), "ab", 1 << 20)
+        self.log = open_log(self._log_file_text(), bundle=self.bundle_id, case=self.case)
+        self.sealed = False
+        self.timestamp_error = None
+        return self
+
+    def finish_seal(self, oxum: str, manifest_hash: str, *, tsa_url: str | None = None) -> Path:
+        """Write the tag files, sign, lock down and rename a bundle reopened with `reopen_sealed`."""
+        self.log.info("seal-resumed", manifest_sha256=manifest_hash, payload_oxum=oxum)
+        return self._write_seal(oxum, manifest_hash, tsa_url)
+
     def adopt_items(self, items: list[dict[str, Any]]) -> None:
         """Items an interrupted run already recorded (already in items.jsonl): their manifest
         lines and view fragments are written again, and ids continue after them."""
@@ -326,6 +392,8 @@ class BundleWriter:
         body = (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
         rel = f"data/volatile/{name}.json"
         _write_once(self.path / rel, body)
+        if self.immutable:  # like every payload copy (SPEC §8 amendment 4): it cannot be taken again
+            self._make_immutable(rel)
         digest = hashlib.sha256(body).hexdigest()
         item = empty_item()
         item.update(
@@ -342,6 +410,17 @@ class BundleWriter:
         )
         self.append_items(item_line(item), bagit.manifest_line(digest, rel), 1, len(body))
         return item
+
+    def _make_immutable(self, rel: str) -> None:
+        from collectors.fsmeta import add_flags
+
+        fd = os.open(self.path / rel, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            why = add_flags(fd, _FS_IMMUTABLE_FL)
+        finally:
+            os.close(fd)
+        if why:
+            self.log.warning("immutable-flag-unavailable", path=rel, detail=why)
 
     @contextlib.contextmanager
     def open_metadata(self, name: str) -> Iterator[IO[bytes]]:
@@ -394,6 +473,12 @@ class BundleWriter:
             },
         )
         self.custody.close()
+        crash_point("seal-after-sealed-event")
+        return self._write_seal(oxum, manifest_hash, tsa_url)
+
+    def _write_seal(self, oxum: str, manifest_hash: str, tsa_url: str | None) -> Path:
+        """Everything after the `sealed` event: derived from what that event covers, so a run
+        killed here is finished by `--resume` (SPEC §1)."""
         (self.path / CUSTODY).chmod(0o444)
         _write_once(self.path / CONTINUATION, b"", 0o644)
         _write_once(self.path / "keys/signer.pub.pem", self._public_pem())
@@ -414,6 +499,7 @@ class BundleWriter:
         if tsa_url:
             self._timestamp(tsa_url, tagmanifest)
         self._lock_down()
+        crash_point("seal-before-rename")
         self.path.rename(self.final_path)
         dir_fd = os.open(self.final_path.parent, os.O_RDONLY)
         try:
@@ -481,26 +567,26 @@ class BundleWriter:
                 add_flags(fd, _FS_APPEND_FL)
             finally:
                 os.close(fd)
-        dirs = [self.path / d for d in ("data/volatile", "metadata", "custody", "keys")]
-        dirs += self._dirs_to_lock()
-        dirs += [self.path / "data", self.path]
-        for d in dirs:
-            d.chmod(0o555)
+        for d in ("data/volatile", "metadata", "custody", "keys"):
+            (self.path / d).chmod(0o555)
+        _lock_deepest_first(self._dirs_to_lock())
+        for top in (self.path / "data", self.path):
+            top.chmod(0o555)
 
     def note_payload_dirs(self, made: list[bytes]) -> None:
         """Directories the acquisition made under data/ (their parents count as made too)."""
         if self.payload_dirs is not None:
             self.payload_dirs.update(made)
 
-    def _dirs_to_lock(self) -> list[Path]:
+    def _dirs_to_lock(self) -> list[bytes]:
         """Every directory under data/files and data/long, deepest first, those two included."""
         tops = [self.path / top for top in PAYLOAD_FILE_DIRS if (self.path / top).is_dir()]
         if self.payload_dirs is None:
-            found: list[Path] = []
+            found: list[bytes] = []
             for top in tops:
-                for root, subdirs, _files in os.walk(top, topdown=False):
-                    found.extend(Path(root) / d for d in subdirs)
-            return found + tops
+                for root, subdirs, _files in os.walk(os.fsencode(top), topdown=False):
+                    found.extend(root + b"/" + d for d in subdirs)
+            return found + [os.fsencode(top) for top in tops]
         data = os.fsencode(self.path / "data") + b"/"
         every: set[bytes] = set()
         for made in self.payload_dirs:
@@ -508,7 +594,7 @@ class BundleWriter:
                 every.add(made)
                 made = made.rpartition(b"/")[0]
         every.update(os.fsencode(top) for top in tops)
-        return [Path(os.fsdecode(d)) for d in sorted(every, key=len, reverse=True)]
+        return sorted(every, key=len, reverse=True)
 
     def abort(self, reason: str) -> None:
         """Leave the unsealed `.incomplete` directory as it is, with the reason logged."""

@@ -67,9 +67,18 @@ def bundle_entries(bundle_dir: Path) -> list[tuple[str, Path]]:
     return entries
 
 
-def write_tar(out: IO[bytes], entries: Iterable[tuple[str, Path]], extra: dict[str, bytes]) -> None:
-    """POSIX pax tar of `entries` (files and dirs) plus in-memory `extra` files, sorted by name."""
+def write_tar(
+    out: IO[bytes],
+    entries: Iterable[tuple[str, Path]],
+    extra: dict[str, bytes],
+    replaced: dict[str, bytes] | None = None,
+) -> None:
+    """POSIX pax tar of `entries` (files and dirs) plus in-memory `extra` files, sorted by name.
+    An entry named in `replaced` keeps its file's mode and time and takes the bytes given (the
+    export's custody log, which ends in an event not yet in the bundle's own)."""
     import io
+
+    replaced = replaced or {}
 
     rows: list[tuple[str, Path | bytes]] = [*entries, *extra.items()]
     rows.sort(key=lambda row: row[0].encode("utf-8"))
@@ -85,6 +94,9 @@ def write_tar(out: IO[bytes], entries: Iterable[tuple[str, Path]], extra: dict[s
             info = _tarinfo(name, st)
             if info.isdir():
                 tar.addfile(info)
+            elif name in replaced:
+                info.size = len(replaced[name])
+                tar.addfile(info, io.BytesIO(replaced[name]))
             else:
                 with source.open("rb") as fh:
                     tar.addfile(info, fh)

@@ -16,10 +16,25 @@ def _escape(data: bytes) -> str:
     return "".join(f"={b:02X}" for b in data)
 
 
+# Besides controls (Cc, which holds U+0085), the line and paragraph separators: Python's
+# str.splitlines and other readers end a manifest line there (SPEC §8 amendment 7).
+_ESCAPED_CATEGORIES = frozenset(("Cc", "Zl", "Zp"))
+
+
+def _escape_end(out: list[str]) -> None:
+    """A name that ends in a space or dot cannot exist on Windows, and bagit.py strips trailing
+    white space (Unicode's too) from manifest lines: the last character is escaped."""
+    last = out[-1] if out else ""
+    if len(last) == 1 and (last in " ." or last.isspace()):
+        out[-1] = _escape(last.encode("utf-8"))
+
+
 def encode_component(name: bytes) -> str:
-    """One path component, escaped so it is valid UTF-8 without controls or Windows-illegal chars."""
+    """One path component, escaped so it is valid UTF-8 without controls, line separators,
+    Windows-illegal characters or a trailing space or dot, and in Unicode NFC."""
     if not _UNSAFE.search(name):
-        return name.decode("ascii")
+        text = name.decode("ascii")
+        return text[:-1] + _escape(name[-1:]) if text.endswith((" ", ".")) else text
     out: list[str] = []
     i = 0
     n = len(name)
@@ -40,8 +55,13 @@ def encode_component(name: bytes) -> str:
             out.append(_escape(name[i : i + 1]))
             i += 1
             continue
-        out.append(_escape(chunk) if unicodedata.category(ch) == "Cc" else ch)
+        out.append(_escape(chunk) if unicodedata.category(ch) in _ESCAPED_CATEGORIES else ch)
         i += length
+    if not unicodedata.is_normalized("NFC", "".join(out)):
+        # bagit.py and macOS compare names after normalization: `é` and `e` + U+0301 would be one
+        # name to them. A name not in NFC keeps only ASCII characters, so no two stored names meet.
+        out = [_escape(part.encode("utf-8")) if len(part) == 1 and ord(part) > 0x7F else part for part in out]
+    _escape_end(out)
     return "".join(out)
 
 
@@ -50,6 +70,7 @@ def encode_component(name: bytes) -> str:
 MAX_STORED = 3000
 PAYLOAD_FILE_DIRS = ("data/files", "data/long")  # where copies of files go (volatile has its own)
 NAME_MAX = 255
+_OVER_NAME_MAX = re.compile(rb"[^/]{%d,}" % (NAME_MAX + 1))  # a component longer than NAME_MAX bytes
 _LONG_NAME = 100  # bytes of the escaped file name kept after the digest, for the reader's sake
 
 
@@ -59,7 +80,7 @@ def stored_path(original: bytes) -> str:
     by the SHA-256 of its original bytes and the start of its file name; items.jsonl keeps it."""
     rel = _stored_path(original)
     if len(rel) > NAME_MAX and (
-        len(rel.encode()) > MAX_STORED or any(len(part.encode()) > NAME_MAX for part in rel.split("/"))
+        len(encoded := rel.encode()) > MAX_STORED or _OVER_NAME_MAX.search(encoded) is not None
     ):
         return long_stored_path(original)
     return rel
@@ -71,6 +92,8 @@ def long_stored_path(original: bytes) -> str:
     while len(name.encode()) > _LONG_NAME:
         name = name[:-1]
     name = re.sub("=[0-9A-F]?$", "", name)  # no escape cut in half
+    while name and (name[-1] in " ." or name[-1].isspace()):  # nor a trailing space or dot (SPEC §1)
+        name = name[:-1]
     return f"data/long/{hashlib.sha256(original).hexdigest()}-{name}".rstrip("-")
 
 
@@ -80,7 +103,9 @@ def _stored_path(original: bytes) -> str:
         and original.startswith(b"/")
         and b"//" not in original
         and b"/." not in original
-        and not original.endswith(b"/")
+        and not original.endswith((b"/", b" ", b"."))
+        and b" /" not in original
+        and b"./" not in original
     ):
         return "data/files" + original.decode("ascii")  # the common case: nothing to escape
     drive = _DRIVE.match(original)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from manifest.custody import append_event_with_receipt
+from manifest.crashpoint import crash_point
+from manifest.custody import append_event_with_receipt, event_line
 from manifest.errors import KeyError_, PackageError, UsageError
 from manifest.export import PACKAGE_RECEIPT, file_sha256, package_paths
 from manifest.keys import fingerprint, load_public_pem, verify_signature
 from manifest.package import Limits, remove_tree, safe_extract
+from manifest.receipts import make_receipt, write_receipt
 from manifest.timefmt import compact_utc, now_ns
 from manifest.verify import verify_bundle
 
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
 
 _SHA_LINE = re.compile(rb"^([0-9a-f]{64})  ([^\n/]+)\n?$")
 PACKAGE_EXTRAS = ("VERIFY.txt", "custody-report.html")
+_QUARANTINE = ".quarantine-"
+_EXTRACTED = "package"  # inside the quarantine directory, which this process holds locked
 
 
 @dataclass
@@ -115,6 +121,39 @@ def read_identities(path: Path) -> list[Any]:
     return identities
 
 
+def _remove_stale_quarantines(out_dir: Path, package: Path) -> None:
+    """Quarantines an interrupted receive of this package left behind. A running receive holds a
+    lock on its own, so only those no process holds are removed."""
+    prefix = f"{_QUARANTINE}{package.name}-"
+    for entry in out_dir.iterdir():
+        if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
+            continue
+        fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue
+        finally:
+            os.close(fd)
+        remove_tree(entry)
+
+
+def _new_quarantine(out_dir: Path, package: Path) -> tuple[Path, int]:
+    """A fresh quarantine directory, locked by this process for as long as it lives."""
+    path = out_dir / f"{_QUARANTINE}{package.name}-{compact_utc(now_ns())}-{os.getpid()}"
+    path.mkdir(mode=0o700)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return path, fd
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether `path` is a regular file holding exactly the bytes of `other`."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    return path.stat().st_size == other.stat().st_size and path.read_bytes() == other.read_bytes()
+
+
 def receive_package(
     package: Path,
     signer: Signer,
@@ -125,7 +164,9 @@ def receive_package(
     limits: Limits | None = None,
     store: KeyStore | None = None,
 ) -> ReceiveResult:
-    """Check, extract into quarantine, verify, move into `out_dir`, and sign a `received` event."""
+    """Check, extract into quarantine, verify, sign a `received` event in the quarantined copy,
+    then move it into `out_dir`: every check comes before anything is moved, and the bundle's
+    rename is the last step, so a receive stopped anywhere can simply be run again."""
     if not package.is_file():
         raise UsageError(f"{package} is not a file", "give the .tar (or .tar.age) package")
     if not out_dir.is_dir():
@@ -134,14 +175,42 @@ def receive_package(
     if encrypted and identity_file is None:
         raise UsageError(f"{package.name} is encrypted", "give your age identity with --identity FILE")
     identities = read_identities(identity_file) if encrypted and identity_file else []
+    try:
+        _remove_stale_quarantines(out_dir, package)
+        quarantine, lock = _new_quarantine(out_dir, package)
+        try:
+            return _receive_into(
+                package, signer, trusted, out_dir, quarantine, identities, identity_file, limits, store
+            )
+        finally:
+            os.close(lock)
+            remove_tree(quarantine)
+    except OSError as exc:
+        raise PackageError(
+            f"receiving {package.name} failed: {exc.strerror or exc} ({exc.filename or out_dir})",
+            "nothing was moved into place; fix that and run the same command again",
+        ) from exc
+
+
+def _receive_into(
+    package: Path,
+    signer: Signer,
+    trusted: set[str],
+    out_dir: Path,
+    quarantine: Path,
+    identities: list[Any],
+    identity_file: Path | None,
+    limits: Limits | None,
+    store: KeyStore | None,
+) -> ReceiveResult:
+    extracted = quarantine / _EXTRACTED
     with package.open("rb") as fh:
         digest, exporter = check_package(package, fh, trusted, store)
         fh.seek(0)
-        quarantine = out_dir / f".quarantine-{package.name}-{compact_utc(now_ns())}"
-        if encrypted:
+        if identities:
             import pyrage
 
-            with tempfile.TemporaryFile(dir=out_dir) as clear:
+            with tempfile.TemporaryFile(dir=quarantine) as clear:
                 try:
                     pyrage.decrypt_io(fh, clear, identities)
                 except Exception as exc:
@@ -150,39 +219,41 @@ def receive_package(
                         "is it the identity whose recipient the sender encrypted to?",
                     ) from exc
                 clear.seek(0)
-                names = safe_extract(clear, quarantine, limits)
+                names = safe_extract(clear, extracted, limits)
         else:
-            names = safe_extract(fh, quarantine, limits)
-    try:
-        bundle_name = _check_layout(names)
-        final = out_dir / bundle_name
-        extras_final = {extra: out_dir / f"{bundle_name}.{extra}" for extra in PACKAGE_EXTRAS}
-        # The exporter's head receipt (older packages have none): the bundle must still hold
-        # the event it names, or its custody was cut or rewritten on the way.
-        head_receipt = quarantine / PACKAGE_RECEIPT
-        if PACKAGE_RECEIPT in names:
-            extras_final[PACKAGE_RECEIPT] = out_dir / f"{bundle_name}.{PACKAGE_RECEIPT}"
-        for target in [final, *extras_final.values()]:
-            if target.exists():
-                raise UsageError(f"{target} already exists", "never overwrite evidence: choose another --out")
-    except BaseException:
-        remove_tree(quarantine)
-        raise
+            names = safe_extract(fh, extracted, limits)
+    crash_point("receive-extracted")
+    bundle_name = _check_layout(names, extracted)
+    final = out_dir / bundle_name
+    extras_final = {extra: out_dir / f"{bundle_name}.{extra}" for extra in PACKAGE_EXTRAS}
+    if final.exists() or final.is_symlink():
+        raise UsageError(f"{final} already exists", "never overwrite evidence: choose another --out")
+    for extra, target in extras_final.items():
+        # The same bytes are there when a receive of this package was stopped after moving them.
+        if (target.exists() or target.is_symlink()) and not _same_file(target, extracted / extra):
+            raise UsageError(f"{target} already exists", "never overwrite evidence: choose another --out")
+    # The exporter's head receipt (older packages have none): the bundle must still hold the
+    # event it names, or its custody was cut or rewritten on the way.
+    head_receipt = extracted / PACKAGE_RECEIPT
+    if PACKAGE_RECEIPT in names:
+        extras_final[PACKAGE_RECEIPT] = out_dir / f"{bundle_name}.{PACKAGE_RECEIPT}"
+        target = extras_final[PACKAGE_RECEIPT]
+        if (target.exists() or target.is_symlink()) and not _same_file(target, head_receipt):
+            raise UsageError(f"{target} already exists", "never overwrite evidence: choose another --out")
     given = (head_receipt,) if PACKAGE_RECEIPT in extras_final else ()
-    report = verify_bundle(quarantine / bundle_name, trusted, store=store, receipts=given)
+    report = verify_bundle(extracted / bundle_name, trusted, store=store, receipts=given)
     if not report.ok:
         first = "; ".join(f.line() for f in report.findings[:3])
+        rejected = out_dir / quarantine.name.replace(_QUARANTINE, ".rejected-", 1)
+        extracted.rename(rejected)  # kept for inspection, under a name that says why
         raise PackageError(
             f"the bundle in {package.name} does not verify ({len(report.findings)} finding(s): {first})",
-            f"nothing was accepted; the extracted copy stays in quarantine at {quarantine} for inspection",
+            f"nothing was accepted; the extracted copy is kept for inspection at {rejected}",
         )
-    (quarantine / bundle_name).rename(final)
-    for extra, target in extras_final.items():
-        (quarantine / extra).rename(target)
-    remove_tree(quarantine)
-    report.bundle = final
+    # Everything is checked. The event goes into the quarantined copy first: the bundle reaches
+    # its place with it, or not at all.
     appended = append_event_with_receipt(
-        final,
+        extracted / bundle_name,
         signer,
         "received",
         {
@@ -195,12 +266,35 @@ def receive_package(
         },
         reason=f"received from {exporter}",
     )
+    crash_point("receive-event-appended")
+    for extra, target in extras_final.items():
+        if target.exists():
+            continue
+        (extracted / extra).rename(target)
+    crash_point("receive-extras-moved")
+    (extracted / bundle_name).rename(final)
+    dir_fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    report.bundle = final
+    # The receipt was made for the quarantined copy; the copy that stays is this one, and a
+    # receipt holds a log strictly only at the path it names (SPEC §4.1).
+    line = event_line(appended.event)[:-1]
+    write_receipt(appended.receipt.parent, make_receipt(signer, appended.event, line, final))
     return ReceiveResult(final, exporter, digest, report, extras_final, appended.event, appended.receipt)
 
 
-def _check_layout(names: list[str]) -> str:
-    """Exactly one bundle directory plus VERIFY.txt and custody-report.html at the top."""
+def _check_layout(names: list[str], extracted: Path) -> str:
+    """Exactly one bundle directory plus VERIFY.txt and custody-report.html (files) at the top."""
     tops = {name.split("/", 1)[0] for name in names}
+    for extra in PACKAGE_EXTRAS:
+        if extra not in names or not (extracted / extra).is_file():
+            raise PackageError(
+                f"the package holds no {extra} file",
+                "a package holds one bundle directory, VERIFY.txt and custody-report.html",
+            )
     dirs = tops - set(PACKAGE_EXTRAS) - {PACKAGE_RECEIPT}
     if len(dirs) != 1:
         raise PackageError(
@@ -208,6 +302,6 @@ def _check_layout(names: list[str]) -> str:
             "a package holds exactly one bundle directory",
         )
     name = dirs.pop()
-    if f"{name}/bagit.txt" not in names:
+    if f"{name}/bagit.txt" not in names or not (extracted / name).is_dir():
         raise PackageError(f"'{name}' in the package is not a bundle (no bagit.txt)")
     return name

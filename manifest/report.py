@@ -12,7 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from manifest import TOOL_NAME, __version__, bagit
-from manifest.custody import verify_chain
+from manifest.custody import CONTINUATION, ChainLine, verify_chain
 from manifest.timefmt import now_rfc3339, parse_rfc3339_ns, rfc3339_ns
 
 if TYPE_CHECKING:
@@ -295,11 +295,19 @@ def timestamp_line(bundle_dir: Path, verify_report: VerifyReport | None) -> str:
 
 
 def render_report(
-    bundle_dir: Path, verify_report: VerifyReport | None, *, rows: int = DEFAULT_ITEM_ROWS
+    bundle_dir: Path,
+    verify_report: VerifyReport | None,
+    *,
+    rows: int = DEFAULT_ITEM_ROWS,
+    staged_line: bytes | None = None,
 ) -> str:
-    """The whole report as one HTML string (memory bounded by `rows`, not by item count)."""
+    """The whole report as one HTML string (memory bounded by `rows`, not by item count).
+    `staged_line`: a custody line (export's own event) shown after the log, not yet in it."""
     info = _bag_info(bundle_dir)
     findings, lines = verify_chain(bundle_dir)
+    if staged_line is not None:
+        number = sum(1 for line in lines if line.file == CONTINUATION) + 1
+        lines.append(ChainLine(CONTINUATION, number, staged_line.rstrip(b"\n"), json.loads(staged_line)))
     bad_lines: dict[str, list[str]] = {}
     for f in findings:
         bad_lines.setdefault(f.where, []).append(f.message)

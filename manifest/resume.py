@@ -8,8 +8,10 @@ payload manifest and views are written again from the items kept. Each of these 
 logged and counted in a custody `note`, so the resumed bundle says what happened to it.
 
 A run that had finished collecting (`collection-completed` is in custody) and stopped while
-sealing is sealed without collecting anything again; one whose `sealed` event is already in
-custody is refused.
+sealing is sealed without collecting anything again. One whose `sealed` event is already in
+custody had fixed everything the seal covers: the manifest it names and every recorded copy are
+checked, the files that follow that event (keys, bagit.txt, bag-info.txt, the tagmanifest and its
+signatures) are written again from it, and the bundle is renamed; custody stays as it was.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from manifest import bagit
 from manifest.bundle import INCOMPLETE, BundleWriter, lock_bundle_dir
-from manifest.custody import CUSTODY, sha256_hex, verify_chain
+from manifest.custody import CONTINUATION, CUSTODY, sha256_hex, verify_chain
 from manifest.errors import BundleError, UsageError
-from manifest.hashing import check_batch
+from manifest.hashing import check_batch, sha256_file
 from manifest.items import iter_items, original_path, parse_item
 from manifest.pathenc import PAYLOAD_FILE_DIRS
 from manifest.timefmt import parse_rfc3339_ns
@@ -55,6 +58,7 @@ class ResumePoint(Kept):
     sources: list[str] = field(default_factory=list)  # as collection-started recorded them
     volatile_done: bool = False
     completed: bool = False  # the run had finished collecting and stopped while sealing
+    sealed: dict[str, Any] | None = None  # the `sealed` event's details: only the seal's files are left
 
     def details(self) -> dict[str, Any]:
         """What the custody note and the acquisition log say about the resumption."""
@@ -73,7 +77,37 @@ class ResumePoint(Kept):
         return f"{stage} resumed after an interruption"
 
 
+# What the seal writes after its `sealed` event (bundle.py `_write_seal`), in no custody line.
+_AFTER_SEALED = (
+    CONTINUATION,
+    "keys/signer.pub.pem",
+    "keys/signer.minisign.pub",
+    "bagit.txt",
+    "bag-info.txt",
+    bagit.TAGMANIFEST,
+    bagit.SIG,
+    bagit.MINISIG,
+    bagit.TSR,
+)
+
+
+def _check_started(path: Path) -> None:
+    """A run killed before its first custody line collected nothing: say what to do instead."""
+    try:
+        head = (path / CUSTODY).read_bytes()[: 1 << 16]
+    except FileNotFoundError:
+        head = b""
+    except OSError as exc:
+        raise BundleError(f"cannot resume {path}: cannot read {CUSTODY}: {exc.strerror}") from None
+    if b"\n" not in head:
+        raise UsageError(
+            f"cannot resume {path}: it was stopped before its collection started, nothing in it is evidence",
+            f"remove it (rm -r '{path}') and run the same command again without --resume",
+        )
+
+
 def _started_event(path: Path, signer: Signer) -> tuple[dict[str, Any], list[dict[str, Any]], bytes]:
+    _check_started(path)
     findings, lines = verify_chain(path)
     if findings:
         first = findings[0]
@@ -84,10 +118,12 @@ def _started_event(path: Path, signer: Signer) -> tuple[dict[str, Any], list[dic
     events = [line.event for line in lines if line.file == CUSTODY and line.event]
     if not events or events[0].get("event") != "collection-started":
         raise BundleError(f"cannot resume {path}: custody.jsonl does not start with collection-started")
-    if any(ev.get("event") == "sealed" for ev in events):
+    if any(line.file == CONTINUATION for line in lines) or any(
+        ev.get("event") == "sealed" for ev in events[:-1]
+    ):
         raise BundleError(
-            f"cannot resume {path}: the interrupted run had already recorded its seal in custody",
-            "start a new collection",
+            f"cannot resume {path}: custody holds events after its seal",
+            "the interrupted bundle cannot be trusted; start a new collection",
         )
     key = (events[0].get("actor") or {}).get("key")
     if key != signer.fingerprint:
@@ -194,9 +230,34 @@ def resume(
             f"{path} is not an interrupted bundle (no directory ending in {INCOMPLETE})",
             "give the BUNDLE.incomplete directory that the interrupted run named",
         )
+    try:
+        return _resume(path, signer, organization, contact, root, immutable, sources, case, previous)
+    except OSError as exc:
+        raise BundleError(
+            f"cannot resume {path}: {exc.strerror or exc} ({exc.filename or path})",
+            "fix that and run the same command again",
+        ) from exc
+
+
+def _resume(
+    path: Path,
+    signer: Signer,
+    organization: str,
+    contact: str,
+    root: Path | None,
+    immutable: bool | None,
+    sources: list[str] | None,
+    case: str | None,
+    previous: str | None,
+) -> ResumePoint:
     lock = lock_bundle_dir(path)  # refused while a collection is still writing it
     try:
         point, started, events, last_raw = _trusted_point(path, signer, sources, case, previous)
+        if point.sealed is not None:
+            point.writer = _reopen_sealed(
+                path, point, started, signer, lock, organization, contact, root, immutable
+            )
+            return point
         # Checked and trusted: only now is anything changed.
         if point.torn_bytes:
             os.truncate(path / "metadata/items.jsonl", point.whole_bytes)
@@ -260,6 +321,82 @@ def _trusted_point(
         )
     point.volatile_done = any(ev.get("event") == "volatile-captured" for ev in events)
     point.completed = any(ev.get("event") == "collection-completed" for ev in events)
+    if events[-1].get("event") == "sealed":
+        point.sealed = _check_sealed(path, events[-1])
     _read_items(path, point, point.completed)
     _check_copies(path, point.copies)
     return point, started, events, last_raw
+
+
+def _check_sealed(path: Path, sealed: dict[str, Any]) -> dict[str, Any]:
+    """The `sealed` event's details, once the manifest it names is the one in the bundle."""
+    details = sealed.get("details")
+    if not isinstance(details, dict) or details.get("bundle_name") != path.name[: -len(INCOMPLETE)]:
+        raise BundleError(f"cannot resume {path}: its sealed event names another bundle")
+    try:
+        found = sha256_file(path / bagit.MANIFEST)
+    except OSError as exc:
+        raise BundleError(f"cannot resume {path}: cannot read {bagit.MANIFEST}: {exc.strerror}") from None
+    if found != details.get("manifest_sha256"):
+        raise BundleError(
+            f"cannot resume {path}: {bagit.MANIFEST} is not the one its sealed event names",
+            "the interrupted bundle cannot be trusted; start a new collection",
+        )
+    return details
+
+
+def _clear_after_sealed(path: Path) -> list[str]:
+    """Remove what the seal wrote after its `sealed` event (maybe torn, maybe locked down)."""
+    from collectors.fsmeta import FS_APPEND_FL, FS_IMMUTABLE_FL, remove_flags
+
+    for rel in ("", "keys", "custody", "metadata"):
+        (path / rel).chmod(0o755)
+    removed: list[str] = []
+    for rel in [*bagit.tag_files(path), *_AFTER_SEALED]:
+        full = path / rel
+        if not full.is_file() or full.is_symlink():
+            continue
+        with contextlib.suppress(OSError):  # no flags where the filesystem has none
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                remove_flags(fd, FS_IMMUTABLE_FL | FS_APPEND_FL)
+            finally:
+                os.close(fd)
+        if rel in _AFTER_SEALED:
+            full.unlink()
+            removed.append(rel)
+    return removed
+
+
+def _reopen_sealed(
+    path: Path,
+    point: ResumePoint,
+    started: dict[str, Any],
+    signer: Signer,
+    lock: int,
+    organization: str,
+    contact: str,
+    root: Path | None,
+    immutable: bool | None,
+) -> BundleWriter:
+    from manifest.previous import PREVIOUS_FIELD
+
+    removed = _clear_after_sealed(path)
+    details = started.get("details") or {}
+    follows = (details.get("previous") or {}).get("tagmanifest_sha256")
+    writer = BundleWriter.reopen_sealed(
+        path,
+        case=str(started.get("case")),
+        bundle_id=str(started.get("bundle")),
+        host=str(details.get("host") or started.get("host") or ""),
+        started_ns=parse_rfc3339_ns(str(started.get("time"))),
+        signer=signer,
+        lock=lock,
+        organization=organization,
+        contact=contact,
+        root=root,
+        immutable=immutable,
+        extra_info=[(PREVIOUS_FIELD, follows)] if follows else None,
+    )
+    writer.log.warning("seal-files-rewritten", removed=removed)
+    return writer

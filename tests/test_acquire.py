@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import collectors.acquire
+from agent.commands.collect import cli_sources
 from collectors.acquire import Acquirer, ProgressSink, Source, WorkerConfig, batches, handed_back, walk
 from collectors.collection import CollectionRequest, CollectionResult, run_collection
 from collectors.mountns import enter_noatime_namespace
@@ -603,11 +604,125 @@ def test_the_walk_does_not_descend_through_a_directory_swapped_after_listing(tmp
     errors: list[tuple[bytes, str]] = []
     found = walk([source(src)], lambda path, why: errors.append((path, why)))
     seen = []
-    for path, *_ in found:
+    tasks = []
+    for number, (path, orig, index, _size, listed_from, apart) in enumerate(found, start=1):
         seen.append(path)
+        tasks.append((number, path, orig, index, listed_from, apart))
         if path == os.fsencode(src / "a/b"):  # a is listed, b not yet: swap a for a symlink
             (src / "a").rename(tmp_path / "moved-away")
             (src / "a").symlink_to(tmp_path / "decoy")
     assert os.fsencode(src / "a/b/planted.txt") not in seen
-    why = "a directory was replaced by a non-directory (not followed)"
-    assert errors == [(os.fsencode(src / "a/b"), why)]
+    # The walk lists b through the fd of the very `a` it listed (moved away, not the symlink),
+    # so it stays in the real tree and reports nothing; a worker reaching real.txt by its path
+    # meets the symlink and refuses it.
+    assert os.fsencode(src / "a/b/real.txt") in seen and errors == []
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    acquirer = Acquirer(WorkerConfig(os.fsencode(bundle), [source(src)], False, True))
+    items = {i["source_path"]: i for i in map(json.loads, acquirer.run(tasks).lines.splitlines())}
+    real = items[str(src / "a/b/real.txt")]
+    assert real["status"] == "error" and "replaced" in real["error"] and real["stored_as"] is None
+    assert not [p for p in bundle.rglob("*") if p.is_file()]
+
+
+def _chain(root: Path, levels: int) -> Path:
+    """`levels` nested directories `ddddd`, a small file in each: a tree made to be deep."""
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for level in range(levels):
+            out = os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+            os.write(out, b"level %d\n" % level)
+            os.close(out)
+            os.mkdir("ddddd", dir_fd=fd)
+            below = os.open("ddddd", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+    finally:
+        os.close(fd)
+    return root
+
+
+def _remove_deep(path: Path) -> None:
+    """Remove a tree deeper than shutil.rmtree can recurse (pytest would fail cleaning it up):
+    down and up again through `..`, one directory fd open at a time."""
+    names: list[str] = []
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    while True:
+        entries = list(os.scandir(fd))
+        sub = next((e.name for e in entries if e.is_dir(follow_symlinks=False)), None)
+        if sub is not None:
+            below = os.open(sub, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = below
+            names.append(sub)
+            continue
+        for entry in entries:
+            os.unlink(entry.name, dir_fd=fd)
+        if not names:
+            break
+        up = os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = up
+        os.rmdir(names.pop(), dir_fd=fd)
+    os.close(fd)
+    path.rmdir()
+
+
+_PATH_CALLS = ("open", "lstat", "stat", "mkdir", "chmod", "scandir", "listdir", "utime", "unlink", "readlink")
+
+
+def _path_work(run) -> int:
+    """Path components the kernel is asked to resolve while `run()` runs in this process: one for
+    an fd or a name relative to an open directory, one per level for a path from the root."""
+    total = 0
+
+    def counted(real):
+        def call(*args, **kwargs):
+            nonlocal total
+            arg = os.fspath(args[0]) if args and isinstance(args[0], (str, bytes, os.PathLike)) else None
+            sep = "/" if isinstance(arg, str) else b"/"
+            total += max(1, len([p for p in arg.split(sep) if p])) if arg is not None else 1
+            return real(*args, **kwargs)
+
+        return call
+
+    real = {name: getattr(os, name) for name in _PATH_CALLS}
+    for name, function in real.items():
+        setattr(os, name, counted(function))
+    try:
+        run()
+    finally:
+        for name, function in real.items():
+            setattr(os, name, function)
+    return total
+
+
+def test_collection_work_grows_linearly_with_the_depth_of_the_tree(cli, tmp_path, request):
+    """A deep tree (a way to hide files) used to cost a walk of the whole path for each level,
+    and past PATH_MAX one open per component: 2,500 levels took 5.9 s, 5,000 levels 31 s. The
+    work is counted, not timed (scripts/bench-depth times it): four times as deep must cost
+    about four times as much, where the square would cost sixteen."""
+    make_key(cli)
+    signer = KeyStore(cli.home).load_signer(None)
+    work = {}
+    request.addfinalizer(
+        lambda: [_remove_deep(p) for p in tmp_path.iterdir() if p.name[:3] in ("dee", "out")]
+    )
+    for levels in (200, 800):  # 800 levels of `ddddd/` is past PATH_MAX
+        src = _chain(tmp_path / f"deep{levels}", levels)
+        out = tmp_path / f"out{levels}"
+        out.mkdir()
+        collection = CollectionRequest(
+            case="C-DEEP",
+            out_dir=out,
+            signer=signer,
+            sources=cli_sources((str(src),), (), None, None),
+            workers=1,
+            immutable=False,
+        )
+        done: list[CollectionResult] = []
+        work[levels] = _path_work(lambda c=collection, d=done: d.append(run_collection(c)))
+        assert done[0].stats.by_status == {"ok": 2 * levels + 1}, done[0].stats
+        assert cli("verify", done[0].bundle).returncode == 0
+    assert work[800] < 7 * work[200], work
