@@ -177,7 +177,8 @@ def test_receive_killed_anywhere_can_be_run_again(handover, tmp_path, point):
     proc = police.cli("receive", package, "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        bundle.name + suffix for suffix in ("", ".VERIFY.txt", ".custody-report.html")
+        bundle.name + suffix
+        for suffix in ("", ".VERIFY.txt", ".custody-report.html", ".custody-receipt.json")
     )  # no quarantine left behind
     received = out / bundle.name
     assert [e["event"] for e in events(received)].count("received") == 1
