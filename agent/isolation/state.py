@@ -3,22 +3,38 @@
 Default `/var/lib/sealbox/isolation.json`; the directory can be moved with `SEALBOX_STATE_DIR`
 (tests do, because `ip netns exec` shares the file system). Mode 0600, written atomically
 (temporary file in the same directory, fsync, rename, fsync of the directory).
+
+The record is written *before* anything changes (phase `applying`: the ruleset about to be
+loaded and the snapshot of the ruleset before), then moved through `checking`, `isolated` and
+`restoring`, so that a kill at any point leaves a record that `status` names and `restore`
+undoes. Commands that change isolation hold `isolation.lock` (flock, released by the kernel
+even on SIGKILL): a record in `checking` while nobody holds the lock is a `--check` that was
+killed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from manifest.errors import IsolationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEFAULT_STATE_DIR = Path("/var/lib/sealbox")
 STATE_NAME = "isolation.json"
 LOG_NAME = "isolation-log.jsonl"
-FORMAT = 1
+LOCK_NAME = "isolation.lock"
+FORMAT = 2
+PHASES = ("applying", "checking", "isolated", "restoring")
+KILL_AT_ENV = "SEALBOX_TEST_KILL_AT"
 
 
 def state_dir() -> Path:
@@ -89,3 +105,27 @@ def append_log(record: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
+
+
+@contextmanager
+def locked(*, wait: bool = True) -> Iterator[bool]:
+    """Hold the isolation lock; yields False (without waiting) when `wait` is off and another
+    sealbox holds it."""
+    path = state_dir() / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def kill_point(name: str) -> None:
+    """Tests only: die by SIGKILL here when SEALBOX_TEST_KILL_AT names this point."""
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
