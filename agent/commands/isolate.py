@@ -247,6 +247,7 @@ def isolation_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status_cmd(as_json: bool) -> int:
     """isolated, not isolated, partial, interrupted, busy or unknown (exit 0 only when clean)."""
+    _log_to_stderr()  # status may roll back or expire (see engine.recover), which logs
     result = engine.status()
     lines = [result["status"]]
     if result.get("case"):
