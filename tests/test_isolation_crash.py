@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -24,7 +25,6 @@ from tests.conftest import require, require_root, require_tool
 from tests.netns import IT4, IT_PORT, LAB_CASE, OUT4, OUT_PORT, Lab, can_make_namespaces
 
 if TYPE_CHECKING:
-    import subprocess
     from pathlib import Path
 
 BACKENDS = ["nft", "iptables"]
@@ -314,3 +314,30 @@ def test_restore_refuses_before_any_change_when_it_cannot_sign(lab: Lab, tmp_pat
     _ok(lab.sealbox("restore", "--unsigned"))
     assert _status(lab)[0]["status"] == "not isolated"
     assert _log(lab)[-1]["custody"].startswith("NOT SIGNED")
+
+
+def test_a_failed_custody_write_keeps_the_isolation_and_restore_writes_the_event(
+    lab: Lab, cli, tmp_path: Path
+):
+    require_tool("chattr")
+    from tests.test_isolation_netns import sealed_bundle_for
+
+    fp, bundle = sealed_bundle_for(lab, cli, tmp_path)
+    continuation = bundle / "custody" / "continuation.jsonl"
+    subprocess.run(["chattr", "+i", str(continuation)], check=True)
+    try:
+        proc = lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(bundle), "--key", fp)
+    finally:
+        subprocess.run(["chattr", "-i", str(continuation)], check=True)
+    assert proc.returncode == 1 and "isolated, but the run stopped before its check" in proc.stderr, (
+        proc.stderr
+    )
+    data, code = _status(lab)
+    assert (data["status"], code) == ("isolated", 0), data  # not rolled back: the rules hold
+    assert _blocked(lab)
+    _ok(lab.sealbox("restore", "--reason", "cleared"))
+    events = [json.loads(x) for x in continuation.read_text().splitlines()]
+    assert [e["event"] for e in events] == ["network-isolated", "network-restored"]
+    assert "recorded_late" in events[0]["details"]
+    verified = cli("verify", bundle, "--trust", fp)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -238,12 +238,25 @@ def _isolate_locked(
     )
     state.save(record)
     state.kill_point("isolate-after-record")
-    record["killed_connections"] = connections.kill(
-        connections.to_kill(policy, connections.list_connections())
-    )
-    state.save(record)
-    _event(record, "isolate", custody, "network-isolated", req.reason)
-    state.save(record)
+    try:
+        record["killed_connections"] = connections.kill(
+            connections.to_kill(policy, connections.list_connections())
+        )
+        state.save(record)
+        _event(record, "isolate", custody, "network-isolated", req.reason)
+        state.save(record)
+    except Exception as exc:
+        # The rules hold; losing them over a failed kill or custody write would be worse. Mark
+        # the record settled (not a killed --check to roll back); restore writes the event late.
+        record["state"] = "isolated"
+        if record.get("check"):
+            record["check"].update(ok=None, error=f"not run: {exc}")
+        state.save(record)
+        message = exc.message if isinstance(exc, SealboxError) else str(exc)
+        raise IsolationError(
+            f"isolated, but the run stopped before its check: {message}",
+            hint="`sealbox isolation status` shows the isolation; `sealbox restore` undoes it",
+        ) from exc
     if target is not None:
         state.kill_point("isolate-during-check")
         failure = check_connect(target[0], target[1], req.check_timeout)
