@@ -136,3 +136,23 @@ def test_case_ids_stay_inside_the_cases_directory(store: KeyStore):
 def test_a_bundle_target_must_be_a_sealed_bundle(store: KeyStore, tmp_path: Path):
     with pytest.raises(UsageError, match="not a sealed sealbox bundle"):
         ledger.target("C", tmp_path, None)
+
+
+def test_a_record_of_the_previous_format_still_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from agent.isolation import state
+
+    monkeypatch.setenv("SEALBOX_STATE_DIR", str(tmp_path))
+    old = {
+        "format": 1,
+        "id": "i",
+        "state": "isolated",
+        "case": "C-1",
+        "backend": "nft",
+        "snapshot_before": {"nft_text": "table ip t {\n}\n", "nft_json": None, "taken_at": "T"},
+        "custody_target": {"bundle": "/b", "key": "SHA256:x"},
+    }
+    (tmp_path / "isolation.json").write_text(json.dumps(old))
+    record = state.load()
+    assert record is not None and record["format"] == state.FORMAT
+    assert record["snapshot_before"]["views"] == {rulesets.NFT: "table ip t {\n}\n"}
+    assert record["custody_target"] == {"case": "C-1", "ledger": None, "bundle": "/b", "key": "SHA256:x"}

@@ -140,9 +140,11 @@ def _signer(key: str | None, passphrase_file: Path | None) -> Signer:
 def hook(where: dict[str, Any], passphrase_file: Path | None = None) -> CustodyHook:
     """A hook that signs with the recorded key and appends to the bundle or the case ledger.
     The key is loaded now, so an unusable key stops the command before anything changes."""
-    signer = _signer(where.get("key"), passphrase_file)
     bundle = where.get("bundle")
     case = str(where.get("case") or "")
+    if not bundle:
+        case_dir(case)  # refuses a missing case id now, not after the change
+    signer = _signer(where.get("key"), passphrase_file)
 
     def append_one(event: str, details: dict[str, Any], reason: str) -> dict[str, Any]:
         if bundle:

@@ -89,9 +89,37 @@ def load() -> dict[str, Any] | None:
             f"{path} is not valid JSON (line {exc.lineno})",
             hint="inspect it; `nft list table inet sealbox` shows what is loaded",
         ) from exc
+    if isinstance(data, dict) and data.get("format") == 1:
+        return _from_format_1(data)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise IsolationError(f"{path} is not a sealbox isolation state (format {FORMAT})")
     return data
+
+
+def _from_format_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A record written by the previous version (an isolation made before an upgrade): its
+    snapshot becomes views, its custody target gains the case."""
+    snap = data.get("snapshot_before") or {}
+    views: dict[str, Any] = {}
+    if snap.get("nft_text") is not None:
+        views["nft list ruleset"] = snap["nft_text"]
+    else:
+        for old, new in (("iptables_save", "iptables-save"), ("ip6tables_save", "ip6tables-save")):
+            if snap.get(old) is not None:
+                views[new] = snap[old]
+    target = data.get("custody_target") or {}
+    return {
+        **data,
+        "format": FORMAT,
+        "state": "isolated",
+        "snapshot_before": {
+            "taken_at": snap.get("taken_at"),
+            "nft_json": snap.get("nft_json"),
+            "views": views,
+        },
+        "custody_target": {"case": data.get("case", ""), "ledger": None, **target} if target else {},
+        "custody": data.get("custody", []),
+    }
 
 
 def clear() -> None:
