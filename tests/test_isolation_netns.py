@@ -326,13 +326,13 @@ def test_forwarding_blocked_unless_allowed(lab: Lab):
 def test_expire_restores_automatically(lab: Lab):
     before = lab.nft("list", "ruleset")
     record = json.loads(
-        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "2s", "--json")).stdout
+        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "5s", "--json")).stdout
     )
     pid = record["expire"]["helper_pid"]
     # The helper runs inside the test namespace, not the machine's.
     assert str(pid) in sh("ip", "netns", "pids", lab.host).stdout.split()
     assert _status(lab) == ("isolated", 0)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while _status(lab)[0] != "not isolated":
         assert time.monotonic() < deadline, "isolation did not expire"
         time.sleep(0.3)

@@ -13,15 +13,16 @@ systemd-resolved's upstream list), `SEALBOX_HOME` (key store; the case ledgers a
 `cases/`), `SEALBOX_TEST_KILL_AT` (tests only: SIGKILL at a named step, see state.kill_point).
 
 isolation.json (format 2): id, state (applying | checking | isolated | restoring), started_at,
-isolated_at, operator {user, uid, sudo_user}, reason, case, backend, policy {allow[{spec, host,
-network, proto, port}], allow_dns, resolvers, dhcp, forward, names{host: [addresses]}}, ruleset
-(exact text loaded) and ruleset_sha256, applied_listing (normalized `nft list table inet
-sealbox`, or our iptables chains, read right after loading) and applied_listing_sha256 (what
-status compares against), snapshot_before {taken_at, nft_json, views {"nft list ruleset",
-"iptables-legacy-save", ...: text}}, backend_before (what the backend's tidy-up needs),
-other_firewalls, killed_connections, check {target, rollback, ok, error}, expire {at, at_ns,
-helper_pid}, persist {requested} then {unit, enabled_by, files}, custody_target {case, bundle,
-ledger, key}, custody [{event, seq, time}], restoring {action, reason, started_at}, command.
+isolated_at and isolated_at_ns, operator {user, uid, sudo_user}, reason, case, backend, policy
+{allow[{spec, host, network, proto, port}], allow_dns, resolvers, dhcp, forward, names{host:
+[addresses]}}, ruleset (exact text loaded) and ruleset_sha256, applied_listing (normalized `nft
+list table inet sealbox`, or our iptables chains, read right after loading) and
+applied_listing_sha256 (what status compares against), snapshot_before {taken_at, nft_json,
+views {"nft list ruleset", "iptables-legacy-save", ...: text}}, backend_before (what the
+backend's tidy-up needs), other_firewalls, killed_connections, check {target, rollback, ok,
+error}, expire {seconds, at, at_ns, helper_pid}, persist {requested} then {unit, enabled_by,
+files}, custody_target {case, bundle, ledger, key}, custody [{event, seq, time}], restoring
+{action, reason, started_at}, command.
 """
 
 from __future__ import annotations

@@ -186,7 +186,6 @@ def _isolate_locked(
     target = _check_target(req, policy)
     ruleset = backend.render(policy)
     backend.check(ruleset)
-    expire_at = now_ns() + req.expire_seconds * 1_000_000_000 if req.expire_seconds else None
     record: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "state": "applying",
@@ -210,9 +209,12 @@ def _isolate_locked(
             if target
             else None
         ),
-        "expire": {"at": rfc3339_ns(expire_at), "at_ns": expire_at, "helper_pid": None}
-        if expire_at
-        else None,
+        # The time runs from when the isolation is in place (set in _finish, or by recover()).
+        "expire": (
+            {"seconds": req.expire_seconds, "at": None, "at_ns": None, "helper_pid": None}
+            if req.expire_seconds
+            else None
+        ),
         "persist": {"requested": True} if req.persist else None,
         "command": sys.argv[1:],
         "custody_target": req.custody_target,
@@ -230,9 +232,11 @@ def _isolate_locked(
         raise
     state.kill_point("isolate-after-load")
     listing = backend.listing() or ""
+    loaded_ns = now_ns()
     record.update(
         state="checking" if target else "isolated",
-        isolated_at=rfc3339_ns(now_ns()),
+        isolated_at=rfc3339_ns(loaded_ns),
+        isolated_at_ns=loaded_ns,
         applied_listing=listing,
         applied_listing_sha256=sha256_text(listing),
     )
@@ -283,14 +287,22 @@ def _isolate_locked(
 
 def _finish(record: dict[str, Any], req: IsolateRequest, backend: backends.Backend) -> None:
     """Start the expiry helper and install the boot unit (both already in the intent)."""
-    if record.get("expire"):
-        record["expire"]["helper_pid"] = persist.spawn_expiry(record["id"], record["expire"]["at_ns"])
+    expire = record.get("expire")
+    if expire:
+        _set_expiry(expire, now_ns())
+        state.save(record)
+        expire["helper_pid"] = persist.spawn_expiry(record["id"], expire["at_ns"])
         state.save(record)
     if req.persist:
         files = backend.persist_files(record["ruleset"])
         command, env = persist.boot_command(backend.persist_command(state.state_dir()))
         record["persist"] = persist.install(command, files, env)
         state.save(record)
+
+
+def _set_expiry(expire: dict[str, Any], start_ns: int) -> None:
+    at = start_ns + int(expire["seconds"]) * 1_000_000_000
+    expire.update(at=rfc3339_ns(at), at_ns=at)
 
 
 def _event(
@@ -435,6 +447,10 @@ def recover(record: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[
         state.save(record)
         notes.append(f"--check {check.get('target')} was interrupted; isolation kept (--no-rollback)")
     expire = record.get("expire") or {}
+    if record.get("state") == "isolated" and expire.get("seconds") and not expire.get("at_ns"):
+        # Killed before the expiry was set: count from when the rules were loaded.
+        _set_expiry(expire, int(record.get("isolated_at_ns") or now_ns()))
+        state.save(record)
     if record.get("state") == "isolated" and expire.get("at_ns"):
         alive = persist.expiry_alive(expire.get("helper_pid"), record["id"])
         if expire["at_ns"] <= now_ns() and not alive:
