@@ -47,7 +47,9 @@ def _with_bundle(f: Any) -> Any:
 
 
 def _isolate_text(r: dict[str, Any]) -> str:
-    lines = [f"isolated ({r['backend']}), rules sha256 {r['ruleset_sha256']}"]
+    lines = [f"recovered first: {n}" for n in r.get("recovered", [])]
+    lines.append(f"isolated ({r['backend']}), rules sha256 {r['ruleset_sha256']}")
+    lines.append(f"case {r['case']}, on the record: {ledger.describe(r['custody_target'])}")
     for name, addrs in r["policy"]["names"].items():
         lines.append(f"resolved {name} -> {', '.join(addrs)}")
     for e in r["policy"]["allow"]:
