@@ -23,6 +23,13 @@ CRASH_POINTS = (
     "receive-extracted",  # the package is in quarantine, nothing moved
     "receive-event-appended",  # the received event is in the quarantined copy, nothing moved
     "receive-extras-moved",  # VERIFY.txt and the report are in place, the bundle not yet
+    "isolate-after-intent",  # the isolation record is saved, no rule loaded
+    "isolate-after-load",  # the rules are loaded, the record still says applying
+    "isolate-after-record",  # the record says isolated/checking, connections not yet cut
+    "isolate-during-check",  # the --check is under way
+    "restore-after-intent",  # the record says restoring, the rules still loaded
+    "restore-after-remove",  # the rules are gone, the comparison not yet made
+    "restore-before-clear",  # restored, the record not yet cleared
 )
 
 

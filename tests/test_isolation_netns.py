@@ -25,6 +25,7 @@ from tests.netns import (
     IT4,
     IT6,
     IT_PORT,
+    LAB_CASE,
     OUT4,
     OUT6,
     OUT_PORT,
@@ -139,13 +140,14 @@ def test_isolate_keeps_only_allowed_channel_and_restore_is_exact(lab: Lab, backe
     saved = json.loads(state_file.read_text())
     assert saved["reason"] == "suspected exfiltration" and saved["case"] == "OKC-2026-0042"
     assert saved["operator"]["uid"] == 0
-    assert saved["snapshot_before"]["nft_text"] == before
+    assert saved["snapshot_before"]["views"]["nft list ruleset"] == before
     assert "nftables" in saved["snapshot_before"]["nft_json"]
     assert hashlib.sha256(saved["ruleset"].encode()).hexdigest() == saved["ruleset_sha256"]
     assert [e["network"] for e in saved["policy"]["allow"]] == [f"{IT4}/32"]
 
     restored = _ok(lab.sealbox("restore", "--json"))
     assert json.loads(restored.stdout)["drift"] == []
+    assert json.loads(restored.stdout)["identical"] is True
     assert all(lab.probe(*lab.everything()).values())
     assert lab.nft("list", "ruleset") == before  # byte-identical
     if backend == "iptables-legacy":
@@ -324,13 +326,13 @@ def test_forwarding_blocked_unless_allowed(lab: Lab):
 def test_expire_restores_automatically(lab: Lab):
     before = lab.nft("list", "ruleset")
     record = json.loads(
-        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "2s", "--json")).stdout
+        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "5s", "--json")).stdout
     )
     pid = record["expire"]["helper_pid"]
     # The helper runs inside the test namespace, not the machine's.
     assert str(pid) in sh("ip", "netns", "pids", lab.host).stdout.split()
     assert _status(lab) == ("isolated", 0)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while _status(lab)[0] != "not isolated":
         assert time.monotonic() < deadline, "isolation did not expire"
         time.sleep(0.3)
@@ -353,6 +355,34 @@ def test_restore_stops_a_pending_expiry_helper(lab: Lab):
     assert str(pid) not in sh("ip", "netns", "pids", lab.host).stdout.split()
 
 
+def _unit(lab: Lab) -> tuple[list[str], dict[str, str]]:
+    """The boot unit's ExecStart and Environment, as systemd would run them."""
+    text = (lab.systemd_dir / "sealbox-isolation.service").read_text()
+    exec_start = next(ln for ln in text.splitlines() if ln.startswith("ExecStart="))
+    env = dict(
+        shlex.split(ln.removeprefix("Environment="))[0].split("=", 1)
+        for ln in text.splitlines()
+        if ln.startswith("Environment=")
+    )
+    return shlex.split(exec_start.removeprefix("ExecStart=")), env
+
+
+def _boot(lab: Lab, fallback_only: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the unit's command in `host` with only the unit's environment (a "reboot")."""
+    argv, env = _unit(lab)
+    if fallback_only:  # sealbox itself cannot run at boot: the unit must still isolate
+        env["PYTHONPATH"] = "/nonexistent"
+        argv = [*argv[:2], argv[2].replace(sys.executable, "/bin/false", 1)]
+    return lab.run(
+        lab.host,
+        "env",
+        "-i",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        *[f"{k}={v}" for k, v in env.items()],
+        *argv,
+    )
+
+
 def test_persist_installs_a_boot_unit_that_reapplies_until_restore(lab: Lab):
     record = json.loads(
         _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--persist", "--json")).stdout
@@ -363,18 +393,21 @@ def test_persist_installs_a_boot_unit_that_reapplies_until_restore(lab: Lab):
     assert "Before=network-pre.target" in text and "DefaultDependencies=no" in text
     link = lab.systemd_dir / "sysinit.target.wants" / "sealbox-isolation.service"
     assert link.is_symlink() and link.resolve() == unit
-    exec_start = next(ln for ln in text.splitlines() if ln.startswith("ExecStart="))
-    argv = exec_start.removeprefix("ExecStart=").split()
-    assert argv[:2] == ["/usr/sbin/nft", "-f"] and Path(argv[2]).parent == lab.state_dir
-    # "Reboot": the table is gone; the unit's command brings exactly the same rules back,
-    # and running it twice is harmless.
-    lab.nft("delete", "table", "inet", "sealbox")
-    assert _status(lab)[0] == "not isolated"
-    for _ in range(2):
-        _ok(lab.run(lab.host, *argv))
-    assert _status(lab) == ("isolated", 0)
+    argv, env = _unit(lab)
+    assert argv[:2] == ["/bin/sh", "-c"] and "-m agent isolation boot ||" in argv[2]
+    assert f"/usr/sbin/nft -f {lab.state_dir}/isolation.nft" in argv[2]
+    assert env["SEALBOX_STATE_DIR"] == str(lab.state_dir)
+    # "Reboot": the table is gone; the unit brings exactly the same rules back, also when
+    # sealbox itself cannot run (it falls back to loading the rules file), and running it
+    # twice is harmless.
+    for fallback_only in (False, False, True, True):
+        lab.nft("delete", "table", "inet", "sealbox")
+        assert _status(lab) == ("not isolated", 1)
+        _ok(_boot(lab, fallback_only))
+        _ok(_boot(lab, fallback_only))
+        assert _status(lab) == ("isolated", 0)
     _ok(lab.sealbox("restore"))
-    assert not unit.exists() and not link.is_symlink() and not Path(argv[2]).exists()
+    assert not unit.exists() and not link.is_symlink() and not (lab.state_dir / "isolation.nft").exists()
 
 
 def test_json_status_names_operator_allow_list_and_hash(lab: Lab):
@@ -516,6 +549,7 @@ def test_iptables_refuses_when_ipv6_cannot_be_filtered(lab: Lab, tmp_path: Path)
         if found:
             (bin_dir / tool).symlink_to(found)
     before = lab.nft("list", "ruleset")
+    lab.ensure_key()
     proc = lab.run(
         lab.host,
         "env",
@@ -528,6 +562,8 @@ def test_iptables_refuses_when_ipv6_cannot_be_filtered(lab: Lab, tmp_path: Path)
         f"{IT4}:{IT_PORT}",
         "--backend",
         "iptables",
+        "--case",
+        LAB_CASE,
     )
     assert proc.returncode == 1 and "IPv6" in proc.stderr and "ip6tables-restore" in proc.stderr
     assert lab.nft("list", "ruleset") == before
@@ -539,17 +575,16 @@ def test_iptables_persist_unit_reapplies_the_same_chains(lab: Lab):
     require_tool("iptables-restore")
     before = lab.nft("list", "ruleset")
     _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", "iptables", "--persist"))
-    unit = (lab.systemd_dir / "sealbox-isolation.service").read_text()
-    exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
-    argv = shlex.split(exec_start.removeprefix("ExecStart="))
-    for ipt in ("iptables", "ip6tables"):  # "reboot": the chains are gone
-        for builtin in ("INPUT", "OUTPUT", "FORWARD"):
-            _ok(lab.run(lab.host, ipt, "-D", builtin, "-j", f"SEALBOX-{builtin}"))
-            _ok(lab.run(lab.host, ipt, "-F", f"SEALBOX-{builtin}"))
-            _ok(lab.run(lab.host, ipt, "-X", f"SEALBOX-{builtin}"))
-    assert _status(lab)[0] == "not isolated"
-    _ok(lab.run(lab.host, *argv))
-    assert _status(lab) == ("isolated", 0)
+    for fallback_only in (False, True):
+        for ipt in ("iptables", "ip6tables"):  # "reboot": the chains are gone
+            for builtin in ("INPUT", "OUTPUT", "FORWARD"):
+                _ok(lab.run(lab.host, ipt, "-D", builtin, "-j", f"SEALBOX-{builtin}"))
+                _ok(lab.run(lab.host, ipt, "-F", f"SEALBOX-{builtin}"))
+                _ok(lab.run(lab.host, ipt, "-X", f"SEALBOX-{builtin}"))
+        assert _status(lab)[0] == "not isolated"
+        _ok(_boot(lab, fallback_only))
+        _ok(_boot(lab, fallback_only))  # a second run adds no second jump
+        assert _status(lab) == ("isolated", 0)
     _ok(lab.sealbox("restore"))
     assert lab.nft("list", "ruleset") == before
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from agent.commands.common import key_options, load_signer, print_json
+from agent.isolation import ledger
 from manifest.custody import append_event_with_receipt, verify_chain
 from manifest.errors import NotABundleError, UsageError
 from manifest.keys import KeyStore
@@ -62,10 +63,18 @@ def custody() -> None:
 
 
 @custody.command()
-@click.argument("bundle", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("bundle", type=click.Path(path_type=Path, file_okay=False), required=False)
+@click.option("--case", "case", metavar="ID", help="Show the case ledger (containment before any bundle).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def show(bundle: Path, as_json: bool) -> int:
-    """Show every custody event of BUNDLE and whether each link and signature holds."""
+def show(bundle: Path | None, case: str | None, as_json: bool) -> int:
+    """Show every custody event of BUNDLE (or of a case ledger) and whether each link and
+    signature holds."""
+    if (bundle is None) == (case is None):
+        raise UsageError("give either a BUNDLE or --case ID")
+    if bundle is None:
+        bundle = ledger.case_dir(str(case))
+        if not bundle.is_dir():
+            raise UsageError(f"case {case!r} has no ledger at {bundle}", "check the case id and SEALBOX_HOME")
     rows, rest, summary = chain_rows(bundle)
     ok = all(r["holds"] for r in rows) and not rest
     if as_json:
@@ -112,6 +121,21 @@ def add(
     done = append_event_with_receipt(bundle, signer, event, details, reason)
     click.echo(f"appended custody event {done.event['seq']} ({event}) signed by {signer.fingerprint}")
     click.echo(f"receipt: {done.receipt}")
+
+
+@custody.command("export")
+@click.option("--case", "case", required=True, metavar="ID", help="The case whose ledger to export.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory to write custody/custody.jsonl into (read it with `sealbox custody show OUT`).",
+)
+def export_ledger(case: str, out: Path) -> None:
+    """Copy a case ledger (the signed containment events of a case) for the case file."""
+    written = ledger.export(case, out)
+    click.echo(f"exported the ledger of case {case} to {written}")
 
 
 COMMANDS = [custody]

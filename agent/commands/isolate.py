@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 import structlog
 
-from agent.commands.common import key_options, load_signer
-from agent.isolation import IsolateRequest, engine, parse_duration, platform_plan
-from agent.isolation.engine import BACKENDS, PLATFORMS, CustodyHook, build_policy
-from manifest.custody import append_event_with_receipt
-from manifest.errors import SealboxError, UsageError
+from agent.commands.common import key_options
+from agent.isolation import IsolateRequest, engine, ledger, parse_duration, platform_plan
+from agent.isolation.backends import CHOICES, PLATFORMS
+from agent.isolation.engine import build_policy
+from manifest.errors import UsageError
 
 
 def _log_to_stderr() -> None:
@@ -36,30 +37,12 @@ def _emit(data: dict[str, Any], as_json: bool, text: str) -> None:
         click.echo(text.rstrip("\n"))
 
 
-def _custody(bundle: Path | None, key_ref: str | None, passphrase_file: Path | None) -> CustodyHook | None:
-    """A hook appending signed events to `bundle`'s custody continuation, or None."""
-    if bundle is None:
-        if key_ref is not None or passphrase_file is not None:
-            raise UsageError("--key and --passphrase-file are only used with --bundle")
-        return None
-    if not (bundle / "custody" / "continuation.jsonl").is_file():
-        raise UsageError(f"{bundle} is not a sealed sealbox bundle (no custody continuation)")
-    signer = load_signer(key_ref, passphrase_file)
-
-    def hook(event: str, details: dict[str, Any], reason: str) -> dict[str, Any]:
-        done = append_event_with_receipt(bundle, signer, event, details, reason=reason)
-        click.echo(f"receipt: {done.receipt}", err=True)
-        return done.event
-
-    return hook
-
-
 def _with_bundle(f: Any) -> Any:
     f = key_options(f)
     return click.option(
         "--bundle",
         type=click.Path(path_type=Path, file_okay=False, exists=True),
-        help="Append a signed custody event to this sealed bundle's continuation log.",
+        help="Append the signed custody events to this sealed bundle (default: the case ledger).",
     )(f)
 
 
@@ -76,7 +59,9 @@ def _flow(c: dict[str, Any]) -> str:
 
 
 def _isolate_text(r: dict[str, Any]) -> str:
-    lines = [f"isolated ({r['backend']}), rules sha256 {r['ruleset_sha256']}"]
+    lines = [f"recovered first: {n}" for n in r.get("recovered", [])]
+    lines.append(f"isolated ({r['backend']}), rules sha256 {r['ruleset_sha256']}")
+    lines.append(f"case {r['case']}, on the record: {ledger.describe(r['custody_target'])}")
     for name, addrs in r["policy"]["names"].items():
         lines.append(f"resolved {name} -> {', '.join(addrs)}")
     for e in r["policy"]["allow"]:
@@ -170,8 +155,14 @@ def _isolate_text(r: dict[str, Any]) -> str:
 @click.option("--expire", metavar="DURATION", help="Restore automatically after e.g. 30m, 2h.")
 @click.option("--persist", is_flag=True, help="Re-apply at boot until `sealbox restore`.")
 @click.option("--reason", default="", help="Why (recorded and logged).")
-@click.option("--case", "case", default="", metavar="ID", help="Case id (recorded).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
+@click.option(
+    "--case",
+    "case",
+    default="",
+    metavar="ID",
+    help="Case id (required): the custody events go to --bundle, or to this case's ledger.",
+)
+@click.option("--backend", type=click.Choice(CHOICES), default="auto", show_default=True)
 @click.option(
     "--platform",
     type=click.Choice(PLATFORMS),
@@ -220,7 +211,6 @@ def isolate_cmd(
         case=case,
         backend=backend,
         resolve_timeout=check_timeout,
-        custody_target={"bundle": str(bundle.resolve()), "key": key_ref} if bundle else None,
         allow_in=allow_in,
         dhcp_servers=dhcp_servers,
         config=str(config) if config else None,
@@ -244,7 +234,11 @@ def isolate_cmd(
             f"# {result['validated']}; nothing was changed",
         )
         return 0
-    record = engine.isolate(req, _custody(bundle, key_ref, passphrase_file))
+    engine.require_root("isolate")
+    engine.require_case(case)
+    where = ledger.target(case, bundle, key_ref)
+    custody = ledger.hook(where, passphrase_file)  # an unusable key stops here, before any change
+    record = engine.isolate(replace(req, custody_target=where), custody)
     shown = {k: v for k, v in record.items() if k not in ("snapshot_before", "applied_listing")}
     _emit(shown, as_json, _isolate_text(record))
     survivors = [c for c in record["killed_connections"] if not c["killed"]]
@@ -260,30 +254,47 @@ def isolate_cmd(
 
 @click.command("restore")
 @click.option("--reason", default="", help="Why (recorded and logged).")
+@click.option(
+    "--unsigned",
+    is_flag=True,
+    help="Restore even when the custody event cannot be signed (logged locally only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_with_bundle
 def restore_cmd(
-    reason: str, as_json: bool, bundle: Path | None, key_ref: str | None, passphrase_file: Path | None
+    reason: str,
+    unsigned: bool,
+    as_json: bool,
+    bundle: Path | None,
+    key_ref: str | None,
+    passphrase_file: Path | None,
 ) -> int:
-    """Remove sealbox's isolation rules (only those) and report drift since isolating."""
+    """Remove sealbox's isolation rules (only those) and compare the ruleset with before."""
     _log_to_stderr()
-    result = engine.restore(reason=reason, custody=_custody(bundle, key_ref, passphrase_file))
+    result = engine.restore(
+        reason=reason, bundle=bundle, key=key_ref, passphrase_file=passphrase_file, unsigned=unsigned
+    )
+    lines = [f"recovered: {n}" for n in result.get("recovered", [])]
     if not result["restored"]:
-        _emit(result, as_json, result["message"])
+        _emit(result, as_json, "\n".join([*lines, result["message"]]))
         return 0
-    lines = [f"restored: sealbox's {result['backend']} rules removed"]
+    lines.append(f"restored: sealbox's {result['backend']} rules removed")
     if result.get("note"):
         lines.append(f"note: {result['note']}")
-    for table in result["empty_tables_removed"]:
-        lines.append(f"removed empty table created by iptables-nft: {table}")
+    for what in result["empty_tables_removed"]:
+        lines.append(f"removed, created by loading the rules: {what}")
     if result["persist_removed"]:
         lines.append(f"boot unit removed: {', '.join(result['persist_removed'])}")
-    if result["drift"]:
-        for f in result["drift"]:
-            lines.append(f"drift in {f['source']} since isolation (left as it is):")
-            lines += [f"  {d}" for d in f["diff"]]
-    else:
-        lines.append("ruleset identical to the snapshot taken before isolation")
+    if result.get("custody"):
+        lines.append(f"on the record: {result['custody']}")
+    for f in result["drift"]:
+        lines.append(f"drift in {f['source']} since isolation (left as it is):")
+        lines += [f"  {d}" for d in f["diff"]]
+    lines += [f"note: {n}" for n in result["notes"]]
+    if result["identical"]:
+        lines.append("ruleset identical to the snapshot taken before isolation (counters aside)")
+    elif result["identical"] is not None and not result["drift"]:
+        lines.append("ruleset equivalent to the snapshot taken before isolation (see the notes)")
     _emit(result, as_json, "\n".join(lines))
     return 0
 
@@ -296,9 +307,12 @@ def isolation_group() -> None:
 @isolation_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status_cmd(as_json: bool) -> int:
-    """isolated, partial, not isolated or unknown (exit 0 only for isolated / not isolated)."""
+    """isolated, not isolated, partial, interrupted, busy or unknown (exit 0 only when clean)."""
+    _log_to_stderr()  # status may roll back or expire (see engine.recover), which logs
     result = engine.status()
     lines = [result["status"]]
+    if result.get("case"):
+        lines.append(f"case {result['case']}, on the record: {result.get('custody') or '-'}")
     if result.get("isolated_at"):
         lines.append(
             f"since {result['isolated_at']} by {result['operator']['user']}"
@@ -306,8 +320,9 @@ def status_cmd(as_json: bool) -> int:
         )
         lines.append(f"allowed: {', '.join(result['allow']) or 'nothing'}")
     lines += result["findings"]
+    lines += [f"recovered: {n}" for n in result["notes"]]
     _emit(result, as_json, "\n".join(lines))
-    return 0 if result["status"] in ("isolated", "not isolated") else 1
+    return 0 if result["clean"] else 1
 
 
 @isolation_group.command("expire-helper", hidden=True)
@@ -316,14 +331,19 @@ def status_cmd(as_json: bool) -> int:
 def expire_helper_cmd(isolation_id: str, at_ns: int) -> int:
     """Detached helper started by `isolate --expire`."""
     _log_to_stderr()
+    engine.expire_helper(isolation_id, at_ns)
+    return 0
 
-    def custody_for(target: dict[str, Any]) -> CustodyHook | None:
-        try:
-            return _custody(Path(target["bundle"]), target.get("key"), None)
-        except SealboxError:
-            return None
 
-    engine.expire_helper(isolation_id, at_ns, custody_for)
+@isolation_group.command("boot", hidden=True)
+def boot_cmd() -> int:
+    """Run by the `--persist` boot unit: expire, roll back or re-apply as the record says."""
+    _log_to_stderr()
+    result = engine.boot()
+    for note in result["notes"]:
+        click.echo(note)
+    if result["applied"]:
+        click.echo(f"isolation {result['isolation_id']} applied again")
     return 0
 
 

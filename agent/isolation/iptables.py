@@ -259,43 +259,87 @@ class IptablesBackend:
                     run([ipt, "-X", own])
         return found
 
-    def drop_empty_tables(self, before: dict[str, Any]) -> list[str]:
-        """With iptables-nft, adding our chains created `table ip filter` (and ip6) if they did
-        not exist; delete them again when they were absent before and hold nothing now."""
-        if not self.uses_nf_tables() or not have("nft"):
+    def _chain_exists(self, version: int, chain: str) -> bool:
+        """Whether `chain` really exists. iptables-nft shows built-in chains that do not exist
+        (as policy ACCEPT); deleting rule 1,000,000 fails differently when the chain is
+        missing than when the index is too big, and changes nothing either way."""
+        proc = run([self.tool(version), "-t", "filter", "-D", chain, "1000000"], check=False)
+        return "No chain" not in proc.stderr
+
+    def _filter_table_exists(self, version: int) -> bool:
+        # Without `-t`: with `-t filter`, iptables-nft-save shows the table even when it is absent.
+        proc = run([self.tool(version, "save")], check=False)
+        return "\n*filter\n" in f"\n{proc.stdout}"
+
+    def _families(self) -> list[int]:
+        return [v for v in (4, 6) if have(self.tool(v)) and have(self.tool(v, "save"))]
+
+    def before_apply(self) -> dict[str, Any]:
+        """With iptables-nft, which built-in chains and filter tables exist before loading."""
+        if not self.uses_nf_tables():
+            return {}
+        out: dict[str, Any] = {}
+        for version in self._families():
+            table = self._filter_table_exists(version)
+            out[f"ipv{version}"] = {
+                "filter_table": table,
+                "builtin_chains": [c for c in CHAINS if table and self._chain_exists(version, c)],
+            }
+        return out
+
+    def tidy(self, before: dict[str, Any]) -> list[str]:
+        """With iptables-nft, the jumps into our chains created the built-in chains (and the
+        `filter` table) they sit in; delete those that were not there before and hold nothing.
+        Legacy iptables has nothing to delete (its built-in chains always exist)."""
+        if not self.uses_nf_tables() or not before:
             return []
-        dropped = []
-        for version, family in ((4, "ip"), (6, "ip6")):
-            saved = before.get(f"ip{'6' if version == 6 else ''}tables_save") or ""
-            if "*filter" in saved:
-                continue
-            now = run([self.tool(version, "save"), "-t", "filter"], check=False).stdout
-            if "*filter" in now and not normalize_save(now):
-                run(["nft", "delete", "table", family, "filter"], check=False)
-                dropped.append(f"{family} filter")
-        return dropped
+        deleted: list[str] = []
+        for version in self._families():
+            was = before.get(f"ipv{version}") or {}
+            family = "ip" if version == 4 else "ip6"
+            kept = set(was.get("builtin_chains", []))
+            for chain in CHAINS:
+                if chain in kept or not self._chain_exists(version, chain):
+                    continue
+                rules = run([self.tool(version), "-t", "filter", "-S", chain], check=False).stdout.split("\n")
+                if any(r.startswith("-A ") for r in rules):
+                    continue
+                if run([self.tool(version), "-t", "filter", "-X", chain], check=False).returncode == 0:
+                    deleted.append(f"{family} filter {chain}")
+            if (
+                not was.get("filter_table")
+                and self._filter_table_exists(version)
+                and self._table_empty(version)
+            ):
+                # Restoring an empty `*filter` without --noflush deletes the (empty) table.
+                run([self.tool(version, "restore")], input_text="*filter\nCOMMIT\n", check=False)
+                if not self._filter_table_exists(version):
+                    deleted.append(f"table {family} filter")
+        return deleted
 
-    def persist_command(self, ruleset_path: str) -> list[str]:
+    def _table_empty(self, version: int) -> bool:
+        text = run([self.tool(version, "save"), "-t", "filter"], check=False).stdout
+        return normalize_save(text) == "" and all(not self._chain_exists(version, c) for c in CHAINS)
+
+    def persist_files(self, ruleset: str) -> dict[str, str]:
+        parts = split(ruleset)
+        return {"isolation.rules.v4": parts[4], "isolation.rules.v6": parts[6]}
+
+    def persist_command(self, directory: Path) -> list[str]:
+        # Loading twice would add a second jump: load only when our chain is not there yet.
         # /proc files report size 0, so test for content with grep rather than `[ -s ]`.
-        return [
-            "/bin/sh",
-            "-c",
-            f"{self.tool(4, 'restore')} --noflush < {ruleset_path}.v4"
-            f" && {{ ! grep -qs . /proc/net/if_inet6 || {self.tool(6, 'restore')} --noflush"
-            f" < {ruleset_path}.v6; }}",
-        ]
-
-    def persist_text(self, ruleset: str) -> str:
-        return ruleset
+        base = directory / "isolation.rules"
+        own = CHAINS["INPUT"]
+        v4 = f"{self.tool(4)} -S {own} >/dev/null 2>&1 || {self.tool(4, 'restore')} --noflush < {base}.v4"
+        v6 = f"{self.tool(6)} -S {own} >/dev/null 2>&1 || {self.tool(6, 'restore')} --noflush < {base}.v6"
+        return ["/bin/sh", "-c", f"{{ {v4}; }} && {{ ! grep -qs . /proc/net/if_inet6 || {v6}; }}"]
 
 
-def snapshot(backend: IptablesBackend | None = None) -> dict[str, Any]:
-    """`iptables-save` / `ip6tables-save` output before isolation (None where unavailable)."""
-    b = backend or IptablesBackend()
-    out: dict[str, Any] = {}
-    for version, key in ((4, "iptables_save"), (6, "ip6tables_save")):
-        tool = b.tool(version, "save")
-        if have(tool):
-            proc = run([tool], check=False)
-            out[key] = proc.stdout if proc.returncode == 0 else None
-    return out
+class IptablesNftBackend(IptablesBackend):
+    def __init__(self) -> None:
+        super().__init__("nft")
+
+
+class IptablesLegacyBackend(IptablesBackend):
+    def __init__(self) -> None:
+        super().__init__("legacy")

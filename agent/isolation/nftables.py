@@ -25,6 +25,8 @@ from agent.isolation.policy import ICMP_ERRORS4, ICMP_ERRORS6, intents
 from manifest.errors import IsolationError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agent.isolation.model import Policy
     from agent.isolation.policy import Flow, Intents
 
@@ -33,6 +35,7 @@ TABLE_NAME = "sealbox"
 PRIORITY = -190
 CHAINS = ("input", "output", "forward")
 _FAM = {4: ("ip", "ipv4_addr", "icmp", "icmp"), 6: ("ip6", "ipv6_addr", "ipv6-icmp", "icmpv6")}
+PERSIST_FILE = "isolation.nft"
 
 
 def _elements(items: list[str]) -> str:
@@ -200,25 +203,21 @@ class NftBackend:
         run(["nft", "delete", "table", TABLE_FAMILY, TABLE_NAME])
         return True
 
-    def persist_command(self, ruleset_path: str) -> list[str]:
-        return ["/usr/sbin/nft", "-f", ruleset_path]
+    def before_apply(self) -> dict[str, Any]:
+        return {}
 
-    def persist_text(self, ruleset: str) -> str:
+    def tidy(self, before: dict[str, Any]) -> list[str]:
+        # Deleting our table takes everything loading it created with it.
+        return []
+
+    def persist_files(self, ruleset: str) -> dict[str, str]:
         # At boot the file is loaded again; `add`+`delete` first makes a second load replace
         # the table atomically instead of failing on "File exists".
         table = f"{TABLE_FAMILY} {TABLE_NAME}"
-        return f"add table {table}\ndelete table {table}\n" + ruleset
+        return {PERSIST_FILE: f"add table {table}\ndelete table {table}\n" + ruleset}
 
-
-def snapshot() -> dict[str, Any]:
-    """The whole ruleset before isolation, as JSON (`nft -j`) and as text (for drift diffs)."""
-    out: dict[str, Any] = {}
-    if have("nft"):
-        proc = run(["nft", "-j", "list", "ruleset"], check=False)
-        out["nft_json"] = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout else None
-        proc = run(["nft", "list", "ruleset"], check=False)
-        out["nft_text"] = proc.stdout if proc.returncode == 0 else None
-    return out
+    def persist_command(self, directory: Path) -> list[str]:
+        return ["/usr/sbin/nft", "-f", str(directory / PERSIST_FILE)]
 
 
 def foreign_tables() -> list[str]:

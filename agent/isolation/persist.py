@@ -1,5 +1,10 @@
 """`--persist` (a boot unit that re-applies isolation) and `--expire` (a timed restore).
 
+The unit runs `sealbox isolation boot`, which honours the record: an `--expire` time that has
+passed restores (and logs it) instead of isolating again, a `--check` that was killed is rolled
+back, otherwise the recorded ruleset is loaded and the expiry helper started again. If sealbox
+itself cannot run at boot, the unit loads the persisted rules file directly: it fails closed.
+
 The unit directory defaults to /etc/systemd/system and can be moved with `SEALBOX_SYSTEMD_DIR`;
 when it is moved, sealbox only writes files there (no `systemctl`), which is what tests use.
 """
@@ -11,6 +16,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -30,7 +36,22 @@ def _manage_systemd() -> bool:
     return "SEALBOX_SYSTEMD_DIR" not in os.environ and have("systemctl")
 
 
-def unit_text(exec_start: list[str]) -> str:
+# Passed on to the boot command, so that it finds the same state, units and key store.
+BOOT_ENV = ("SEALBOX_STATE_DIR", "SEALBOX_SYSTEMD_DIR", "SEALBOX_HOME", "SEALBOX_PASSPHRASE_FILE")
+
+
+def boot_command(fallback: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The unit's command (`sealbox isolation boot`, else `fallback`) and its environment."""
+    import agent
+
+    env = {k: os.environ[k] for k in BOOT_ENV if os.environ.get(k)}
+    env["PYTHONPATH"] = str(Path(agent.__file__).resolve().parent.parent)
+    script = f"{shlex.quote(sys.executable)} -m agent isolation boot || {shlex.join(fallback)}"
+    return ["/bin/sh", "-c", script], env
+
+
+def unit_text(exec_start: list[str], environment: dict[str, str] | None = None) -> str:
+    env_lines = "".join(f'Environment="{k}={v}"\n' for k, v in (environment or {}).items())
     return (
         "# Installed by `sealbox isolate --persist`; removed by `sealbox restore`.\n"
         "[Unit]\n"
@@ -44,15 +65,18 @@ def unit_text(exec_start: list[str]) -> str:
         "\n[Service]\n"
         "Type=oneshot\n"
         "RemainAfterExit=yes\n"
+        f"{env_lines}"
         f"ExecStart={shlex.join(exec_start)}\n"
         "\n[Install]\n"
         f"WantedBy={WANTED_BY}\n"
     )
 
 
-def install(exec_start: list[str], files: dict[str, str]) -> dict[str, str]:
+def install(
+    exec_start: list[str], files: dict[str, str], environment: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Write the rules files (into the state dir) and the unit, and enable it."""
-    written: dict[str, str] = {}
+    written: dict[str, Any] = {}
     for name, text in files.items():
         path = state_dir() / name
         write_private(path, text.encode())
@@ -60,7 +84,8 @@ def install(exec_start: list[str], files: dict[str, str]) -> dict[str, str]:
     unit_dir = systemd_dir()
     unit = unit_dir / UNIT_NAME
     unit_dir.mkdir(parents=True, exist_ok=True)
-    unit.write_text(unit_text(exec_start), encoding="utf-8")
+    write_private(unit, unit_text(exec_start, environment).encode())
+    unit.chmod(0o644)
     wants = unit_dir / f"{WANTED_BY}.wants"
     wants.mkdir(exist_ok=True)
     link = wants / UNIT_NAME
@@ -70,6 +95,7 @@ def install(exec_start: list[str], files: dict[str, str]) -> dict[str, str]:
         run(["systemctl", "daemon-reload"], check=False)
     written["unit"] = str(unit)
     written["enabled_by"] = str(link)
+    written["files"] = list(files)
     return written
 
 
@@ -115,14 +141,30 @@ def spawn_expiry(isolation_id: str, at_ns: int) -> int:
     return proc.pid
 
 
-def stop_expiry(pid: int | None, isolation_id: str) -> bool:
-    """Stop the helper if it is still the one started for this isolation."""
+def _helper(pid: int | None, isolation_id: str) -> psutil.Process | None:
+    """The running expiry helper of this isolation (a reused pid is not it)."""
     if not pid or pid == os.getpid():
-        return False
+        return None
     try:
         proc = psutil.Process(pid)
-        if "expire-helper" not in proc.cmdline() or isolation_id not in proc.cmdline():
-            return False
+        cmdline = proc.cmdline()
+    except psutil.Error:
+        return None
+    if "expire-helper" not in cmdline or isolation_id not in cmdline:
+        return None
+    return proc
+
+
+def expiry_alive(pid: int | None, isolation_id: str) -> bool:
+    return _helper(pid, isolation_id) is not None
+
+
+def stop_expiry(pid: int | None, isolation_id: str) -> bool:
+    """Stop the helper if it is still the one started for this isolation."""
+    proc = _helper(pid, isolation_id)
+    if proc is None:
+        return False
+    try:
         proc.terminate()
         proc.wait(timeout=3)
     except (psutil.Error, subprocess.TimeoutExpired):
