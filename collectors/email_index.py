@@ -2,8 +2,10 @@
 
 Works on the copies in the bundle (never on the source), and only on items that were collected.
 Formats: Maildir files (cur/new/tmp), mbox (system spools, ~/mbox, Thunderbird/Icedove folders,
-legacy Evolution), .eml, Apple Mail .emlx. Outlook .pst/.ost/.msg are listed, not parsed. A
-message that cannot be parsed is indexed with `parse_error`; it never fails the run.
+legacy Evolution), .eml, Apple Mail .emlx, and Outlook .pst/.ost/.msg (collectors/outlook.py). A
+message or store that cannot be parsed is indexed with `parse_error`; it never fails the run.
+Every line has `entry` ("message", or "store" for the one summary line of each PST/OST) and a
+`key` unique in the bundle, which `sealbox mail export` takes.
 
 For an mbox message, `raw_offset`/`raw_length` give the exact bytes hashed: from the line after
 the `From ` separator up to (not including) the blank line before the next separator, so
@@ -23,6 +25,7 @@ from datetime import UTC
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from collectors import outlook
 from manifest.timefmt import rfc3339_ns
 
 if TYPE_CHECKING:
@@ -95,7 +98,7 @@ def parse_message(raw: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {"sha256": hashlib.sha256(raw).hexdigest(), "size": len(raw)}
     fields = ("message_id", "date", "date_utc", "from", "to", "cc", "subject")
     out.update(dict.fromkeys(fields))
-    out.update(attachments=[], defects=[], parse_error=None)
+    out.update(entry="message", attachments=[], attachment_files=[], defects=[], parse_error=None)
     try:
         msg = _PARSER.parsebytes(raw)
     except Exception as exc:  # the parser is lenient; anything it raises is this message's problem
@@ -118,6 +121,7 @@ def parse_message(raw: bytes) -> dict[str, Any]:
             filename = part.get_filename()
             if filename is not None or part.get_content_disposition() == "attachment":
                 out["attachments"].append(filename)
+                out["attachment_files"].append(_attachment(part, filename))
     except Exception as exc:  # a broken MIME tree still leaves the headers indexed
         errors["mime"] = f"{type(exc).__name__}: {exc}"
     out["defects"] = sorted(set(defects))
@@ -128,6 +132,15 @@ def parse_message(raw: bytes) -> dict[str, Any]:
     elif any(isinstance(d, _FATAL_DEFECTS) for d in msg.defects):
         out["parse_error"] = "header block is malformed (a line that is not a header before the body)"
     return out
+
+
+def _attachment(part: Any, filename: str | None) -> dict[str, Any]:
+    """Name, decoded size and SHA-256 of one MIME attachment (what `mail export --attachments`
+    writes and checks)."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):  # a message/rfc822 part: its own bytes as written
+        payload = part.as_bytes() if part.is_multipart() else b""
+    return {"name": filename, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
 
 
 def iter_mbox(fh: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
@@ -156,8 +169,9 @@ def _strip_separator_blank(lines: list[bytes]) -> bytes:
     return b"".join(lines)
 
 
-def _base(item: dict[str, Any], fmt: str) -> dict[str, Any]:
+def _base(item: dict[str, Any], fmt: str, key: str | None = None) -> dict[str, Any]:
     return {
+        "key": key or item["id"],
         "item": item["id"],
         "source_path": item.get("source_path"),
         "stored_as": item.get("stored_as"),
@@ -169,14 +183,11 @@ def index_file(bundle: Path, mail: MailItem) -> Iterator[dict[str, Any]]:
     """Index lines for one collected mail item, read from its copy in the bundle."""
     item, fmt = mail.item, mail.format
     copy = bundle / item["stored_as"]
-    if fmt.startswith("outlook-"):
-        yield {
-            **_base(item, fmt),
-            "parsed": False,
-            "sha256": item.get("sha256"),
-            "size": item.get("size"),
-            "note": "Outlook file: collected and listed, not parsed (open the copy with libpff/readpst)",
-        }
+    if fmt == "outlook-msg":
+        yield {**_base(item, fmt), "entry": "message", "parsed": True, **outlook.msg_fields(copy)}
+        return
+    if fmt in ("outlook-pst", "outlook-ost"):
+        yield from _index_pff(item, fmt, copy)
         return
     if fmt == "mbox":
         with copy.open("rb") as fh:
@@ -187,7 +198,12 @@ def index_file(bundle: Path, mail: MailItem) -> Iterator[dict[str, Any]]:
                     "raw_offset": raw_offset,
                     "raw_length": len(raw),
                 }
-                yield {**_base(item, fmt), "position": mbox_position, "parsed": True, **parse_message(raw)}
+                yield {
+                    **_base(item, fmt, f"{item['id']}:{number}"),
+                    "position": mbox_position,
+                    "parsed": True,
+                    **parse_message(raw),
+                }
         return
     data = copy.read_bytes()
     position: dict[str, Any] = {"file": "/".join(_split_path(item.get("source_path") or "")[-2:])}
@@ -204,6 +220,42 @@ def index_file(bundle: Path, mail: MailItem) -> Iterator[dict[str, Any]]:
         if ":2," in name:
             position["flags"] = name.rsplit(":2,", 1)[1]
     yield {**_base(item, fmt), "position": position, "parsed": True, **parse_message(data)}
+
+
+def _index_pff(item: dict[str, Any], fmt: str, copy: Path) -> Iterator[dict[str, Any]]:
+    """One line per message and orphan item of a PST/OST, then the store's summary line."""
+    report, found = outlook.iter_pff(copy)
+    for f in found:
+        pos = f.position
+        where = f"n{pos['node']}" if "node" in pos else "/".join(map(str, pos.get("folders", []))) + f"#{pos}"
+        yield {
+            **_base(item, fmt, f"{item['id']}:{where}"),
+            "entry": "message",
+            "position": pos,
+            "folder": f.folder,
+            "recovered": f.recovered,
+            "parsed": not f.fields.get("parse_error"),
+            **(
+                {"attachments": [], "attachment_files": [], "sha256": None}
+                if "sha256" not in f.fields
+                else {}
+            ),
+            **f.fields,
+        }
+    yield {
+        **_base(item, fmt, f"{item['id']}:store"),
+        "entry": "store",
+        "parsed": report.parse_error is None,
+        "sha256": item.get("sha256"),
+        "size": item.get("size"),
+        "messages": report.messages,
+        "recovered_items": report.recovered,
+        "folders": report.folders,
+        "item_errors": report.errors,
+        "encryption": report.encryption,
+        "password_protected": report.password_protected,
+        "parse_error": report.parse_error,
+    }
 
 
 def mail_items(bundle: Path, items: Iterable[dict[str, Any]], collectors: set[str]) -> list[MailItem]:
@@ -240,6 +292,7 @@ def build_index(
         except OSError as exc:  # a copy that cannot be read is recorded, the rest goes on
             yield {
                 **_base(mail.item, mail.format),
+                "entry": "store" if mail.format in ("outlook-pst", "outlook-ost") else "message",
                 "parsed": False,
                 "parse_error": f"cannot read copy: {exc}",
             }
