@@ -10,8 +10,10 @@ import email.utils
 import hashlib
 import json
 import re
+import struct
 import subprocess
 import urllib.parse
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from tests.conftest import ASSETS, require_tool
 
 EMAIL = ASSETS / "email"
 SAMPLE1 = EMAIL / "pstsdk-sample1.pst"
+SAMPLE1_SUBJECT = "Here is a sample message"
 
 
 def _index(path: Path, fmt: str, source: str | None = None) -> list[dict[str, Any]]:
@@ -351,3 +354,45 @@ def test_encrypted_store_is_recorded_not_parsed(tmp_path: Path) -> None:
 def test_index_lines_are_json() -> None:
     for e in _index(SAMPLE1, "outlook-pst"):
         json.dumps(e, ensure_ascii=False)
+
+
+def _pst_crc(data: bytes | bytearray) -> int:
+    """MS-PST ComputeCRC: CRC-32 (IEEE) with initial value 0 and no final inversion."""
+    return ~zlib.crc32(bytes(data), 0xFFFFFFFF) & 0xFFFFFFFF
+
+
+def orphan_reparented(pst: bytes, nid: int) -> bytes:
+    """The store with node `nid`'s parent in the node B-tree set to a folder that does not exist
+    (as when a folder is deleted and its messages are left behind): libpff lists it as an orphan."""
+    data = bytearray(pst)
+    (nbt_ib,) = struct.unpack_from("<Q", data, 0xD8 + 8)  # ROOT.BREFNBT.ib of a Unicode PST
+
+    def walk(ib: int) -> bool:
+        count, size, level = data[ib + 488], data[ib + 490], data[ib + 491]
+        for i in range(count):
+            off = ib + i * size
+            if level:
+                if walk(struct.unpack_from("<Q", data, off + 16)[0]):
+                    return True
+            elif struct.unpack_from("<Q", data, off)[0] == nid:
+                struct.pack_into("<I", data, off + 24, 0x7FFFFFE2)
+                struct.pack_into("<I", data, ib + 500, _pst_crc(data[ib : ib + 496]))
+                return True
+        return False
+
+    assert walk(nbt_ib)
+    return bytes(data)
+
+
+def test_orphan_item_is_indexed_as_recovered(tmp_path: Path) -> None:
+    (original,) = _messages(_index(SAMPLE1, "outlook-pst"))
+    entries = _broken(tmp_path, "orphan_reparented.pst", orphan_reparented(SAMPLE1.read_bytes(), 0x200024))
+    dangling, orphan = _messages(entries)
+    # The folder still names the message, which is no longer under it: an error line in its place.
+    assert dangling["folder"] == "Top of Outlook data file/Sample1" and dangling["recovered"] is False
+    assert dangling["parse_error"] == "cannot read message: OSError: unable to retrieve sub message tree node"
+    assert orphan["recovered"] is True and orphan["folder"] is None and orphan["position"]["orphan"] == 0
+    assert orphan["subject"] == SAMPLE1_SUBJECT and orphan["parse_error"] is None
+    assert orphan["sha256"] == original["sha256"]  # the same properties: the same canonical bytes
+    store = entries[-1]
+    assert (store["messages"], store["recovered_items"]) == (0, 1)
