@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from collectors.email_index import MailItem, index_file
 from tests.conftest import ASSETS, require_tool
 
@@ -44,7 +42,7 @@ def _messages(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if e["entry"] == "message"]
 
 
-def test_pst_message_fields_attachment_hash_and_store_line() -> None:
+def test_pst_message_fields_attachment_hash_and_store_line(tmp_path: Path) -> None:
     entries = _index(SAMPLE1, "outlook-pst")
     (msg,) = _messages(entries)
     assert msg["folder"] == "Top of Outlook data file/Sample1" and msg["recovered"] is False
@@ -63,9 +61,8 @@ def test_pst_message_fields_attachment_hash_and_store_line() -> None:
     assert msg["transport_headers"].startswith("Received: from TK5EX14MBXC114")
     assert msg["attachments"] == ["leah_thumper.jpg"]
     (att,) = msg["attachment_files"]
-    exported = (
-        _pffexport(SAMPLE1) / "Top of Outlook data file/Sample1/Message00001/Attachments/1_leah_thumper.jpg"
-    )
+    message_dir = _pffexport(SAMPLE1, tmp_path) / "Top of Outlook data file/Sample1/Message00001"
+    exported = message_dir / "Attachments/1_leah_thumper.jpg"
     assert att == {
         "name": "leah_thumper.jpg",
         "size": 93142,
@@ -207,20 +204,20 @@ def _transport(text: str) -> list[str]:
     return out
 
 
-def _pffexport(pst: Path) -> Path:
+def _pffexport(pst: Path, tmp_path: Path) -> Path:
     tool = require_tool("pffexport")
-    target = Path(pytest.importorskip("tempfile").mkdtemp()) / "x"
+    target = tmp_path / "pffexport"
     subprocess.run(
         [tool, "-q", "-f", "all", "-m", "all", "-t", str(target), str(pst)], check=True, capture_output=True
     )
     return Path(f"{target}.export")
 
 
-def test_pffexport_and_sha256_reproduce_the_message_hash() -> None:
+def test_pffexport_and_sha256_reproduce_the_message_hash(tmp_path: Path) -> None:
     """A message with transport headers: every byte of its canonical form comes from pffexport's
     files (InternetHeaders.txt, Message.txt, Message.html, Attachments/), none from sealbox."""
     (msg,) = _messages(_index(SAMPLE1, "outlook-pst"))
-    d = _pffexport(SAMPLE1) / "Top of Outlook data file/Sample1/Message00001"
+    d = _pffexport(SAMPLE1, tmp_path) / "Top of Outlook data file/Sample1/Message00001"
     head = _transport((d / "InternetHeaders.txt").read_text())
     bodies = [
         ("text/plain; charset=utf-8", (d / "Message.txt").read_bytes()),
@@ -396,3 +393,16 @@ def test_orphan_item_is_indexed_as_recovered(tmp_path: Path) -> None:
     assert orphan["sha256"] == original["sha256"]  # the same properties: the same canonical bytes
     store = entries[-1]
     assert (store["messages"], store["recovered_items"]) == (0, 1)
+
+
+def test_format_md_shell_recipe_reproduces_the_message_hash(tmp_path: Path) -> None:
+    """The shell block of FORMAT.md §9, run as written by bash on pffexport's output."""
+    text = (Path(__file__).resolve().parent.parent / "manifest/FORMAT.md").read_text()
+    (block,) = re.findall(r"```sh\n(# sealbox-outlook-1:.*?)```", text, flags=re.S)
+    (msg,) = _messages(_index(SAMPLE1, "outlook-pst"))
+    d = _pffexport(SAMPLE1, tmp_path) / "Top of Outlook data file/Sample1/Message00001"
+    proc = subprocess.run(
+        ["bash", "-c", block], env={"D": str(d), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[0] == msg["sha256"]
