@@ -8,6 +8,7 @@ import email
 import email.policy
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -232,3 +233,28 @@ def test_tampered_bundle_is_refused_unless_unverified(run: dict[str, Any], tmp_p
     proc = run["cli"]("mail", "export", copy, entry["key"], "--unverified", "--out", tmp_path / "t.eml")
     assert "WARNING" in proc.stderr
     assert proc.returncode == 1 and "are not those indexed" in proc.stderr
+
+
+def test_report_email_section_by_date_with_per_store_counts(run: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    proc = run["cli"]("report", run["bundle"], "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text()
+    section = html[html.index("<h2>Email index</h2>") :]
+    per_store = section[section.index("<h3>Per store</h3>") : section.index("<h3>Messages by date</h3>")]
+    rows = re.findall(
+        r"<tr><td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td>((?:<td[^>]*>[^<]*</td>){4})", per_store
+    )
+    got = {src: (fmt, re.findall(r">([^<]*)</td>", rest)) for _i, src, fmt, rest in rows}
+    assert got["/home/alice/Documents/archive.pst"] == ("outlook-pst", ["1", "0", "0", ""])
+    assert got["/home/alice/Documents/old/posts.pst"] == (
+        "outlook-pst",
+        ["2", "0", "0", "password-protected"],
+    )
+    assert got["/var/mail/alice"] == ("mbox", ["3", "1", "0", ""])
+    assert got["/home/alice/wip-encrypted.pst"][1][:3] == ["0", "0", "0"]
+    assert got["/home/alice/wip-encrypted.pst"][1][3].startswith("encrypted store")
+    by_date = section[section.index("<h3>Messages by date</h3>") :]
+    dates = re.findall(r"<tr><td>(\d{4}-[^<]*)</td>", by_date)
+    assert dates == sorted(dates) and len(dates) == 9
+    assert dates[0] == "2005-04-30T22:28:29.000000000Z"

@@ -406,3 +406,16 @@ def test_format_md_shell_recipe_reproduces_the_message_hash(tmp_path: Path) -> N
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[0] == msg["sha256"]
+
+
+def test_report_lists_recovered_items(tmp_path: Path) -> None:
+    from collectors.email_index import dumps_line
+    from manifest.report import _email_summary
+
+    entries = _broken(tmp_path, "orphan_reparented.pst", orphan_reparented(SAMPLE1.read_bytes(), 0x200024))
+    (tmp_path / "metadata").mkdir()
+    (tmp_path / "metadata/email-index.jsonl").write_bytes(b"".join(dumps_line(e) for e in entries))
+    html = _email_summary(tmp_path)
+    recovered = html[html.index("<h3>Recovered items</h3>") :]
+    assert recovered.count("<tr><td>") == 1 and SAMPLE1_SUBJECT in recovered
+    assert "<dt>Recovered (orphan) items</dt><dd>1</dd>" in html
