@@ -174,3 +174,15 @@ def test_items_not_collected_are_not_indexed(tmp_path: Path) -> None:
     items[3] = {**items[3], "status": "error", "stored_as": None, "error": "permission denied"}
     ids = {e["item"] for e in build_index(bundle, items, {MAIL})}
     assert "00000001" not in ids and "00000004" not in ids and "00000002" in ids
+
+
+def test_mbox_split_is_the_same_whatever_the_read_size(monkeypatch: Any) -> None:
+    """The separator search reads in chunks: one across a chunk edge is still found."""
+    import collectors.email_index as email_index
+
+    data = mbox_bytes() + b"From x Mon Sep 30 08:15:00 2024\r\n\r\nFrom y\r\nSubject: b\r\n\r\nbody\r\n"
+    expected = list(iter_mbox(io.BytesIO(data)))
+    assert len(expected) == 5 and expected[3][2] == b""
+    for size in (1, 3, 7, 64):
+        monkeypatch.setattr(email_index, "_CHUNK", size)
+        assert list(iter_mbox(io.BytesIO(data))) == expected
