@@ -11,12 +11,13 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import ASSETS, Cli, clear_flags
+from tests.conftest import ASSETS, REPO, Cli, clear_flags
 from tests.fixtures_mail import EML_MESSAGE, build_maildir, mbox_bytes, write
 
 if TYPE_CHECKING:
@@ -258,3 +259,21 @@ def test_report_email_section_by_date_with_per_store_counts(run: dict[str, Any],
     dates = re.findall(r"<tr><td>(\d{4}-[^<]*)</td>", by_date)
     assert dates == sorted(dates) and len(dates) == 9
     assert dates[0] == "2005-04-30T22:28:29.000000000Z"
+
+
+def test_bench_mail_quick_run_prints_ratio_and_memory() -> None:
+    """scripts/bench-mail runs end to end (a smoke run: its figures are read by people)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/bench-mail"), "--quick", "--messages", "300"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"floor: mailbox.mbox iteration +300 msgs", proc.stdout), proc.stdout
+    assert re.search(r"sealbox email index \(mbox\) +300 msgs .* ratio \d+\.\d\dx CPU", proc.stdout), (
+        proc.stdout
+    )
+    assert re.search(r"sealbox email index \(PST\) +4 msgs", proc.stdout), proc.stdout
+    assert re.search(r"peak RSS of sealbox's runs: \d+ MB", proc.stdout), proc.stdout
