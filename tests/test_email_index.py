@@ -1,5 +1,6 @@
 """Email index: Maildir, mbox (offsets, a malformed message), .eml (RFC 2047, attachment), .emlx,
-Outlook files listed only. Runs on a bundle-like tree of collected copies, as the post step does."""
+Outlook look-alikes that cannot be read (real Outlook files: test_outlook.py). Runs on a
+bundle-like tree of collected copies, as the post step does."""
 
 from __future__ import annotations
 
