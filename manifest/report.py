@@ -6,6 +6,7 @@ same offline, years later, in any browser. Everything shown is read from the bun
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections import Counter
 from html import escape
@@ -237,42 +238,107 @@ def _render_value(value: Any) -> str:
     return _e(value)
 
 
+def _email_row(msg: dict[str, Any]) -> list[str]:
+    return [
+        _e(msg.get("date_utc") or msg.get("date")),
+        _e(msg.get("from")),
+        _e(msg.get("to")),
+        _e(msg.get("subject")),
+        _e(len(msg.get("attachments") or [])),
+        _e(msg.get("folder") or msg.get("source_path")),
+        f'<span class="mono">{_e(str(msg.get("sha256") or "")[:16])}</span>',
+        _e(msg.get("key") or msg.get("item")),
+    ]
+
+
+_EMAIL_HEAD = ["Date (UTC)", "From", "To", "Subject", "Att.", "Folder / store", "SHA-256 (start)", "Key"]
+
+
 def _email_summary(bundle_dir: Path) -> str:
+    """Counts per store, the earliest messages by date, the recovered items and the stores that
+    could not be read. Memory is bounded by EMAIL_ROWS, not by the index."""
     path = bundle_dir / "metadata" / "email-index.jsonl"
     if not path.is_file():
         return '<p class="muted">No email index (metadata/email-index.jsonl) in this bundle.</p>'
-    total = 0
+    total = errors = undated = 0
     senders: Counter[str] = Counter()
+    per_store: dict[str, list[Any]] = {}  # item -> [source, format, messages, errors, recovered, note]
+    earliest: list[tuple[_Desc, int, dict[str, Any]]] = []  # the EMAIL_ROWS earliest, latest on top
+    recovered: list[dict[str, Any]] = []
+    recovered_total = 0
     first_date = last_date = ""
-    rows: list[list[str]] = []
-    for msg in _iter_jsonl(path):
+    for n, msg in enumerate(_iter_jsonl(path)):
+        item = str(msg.get("item"))
+        store = per_store.setdefault(item, [msg.get("source_path"), msg.get("format"), 0, 0, 0, ""])
+        if msg.get("entry") == "store":
+            store[5] = msg.get("parse_error") or ""
+            if msg.get("password_protected"):
+                store[5] = ("password-protected; " + store[5]).rstrip("; ")
+            continue
         total += 1
-        senders[str(msg.get("from", ""))] += 1
-        if msg.get("date"):  # as written in the message: compared as text, shown as a hint only
-            d = str(msg["date"])
-            first_date = min(first_date or d, d)
-            last_date = max(last_date, d)
-        if len(rows) < EMAIL_ROWS:
-            rows.append(
-                [
-                    _e(msg.get("date")),
-                    _e(msg.get("from")),
-                    _e(msg.get("to")),
-                    _e(msg.get("subject")),
-                    f'<span class="mono">{_e(str(msg.get("sha256", ""))[:16])}</span>',
-                    _e(msg.get("item")),
-                ]
-            )
-    top = ", ".join(f"{_e(s)} ({n})" for s, n in senders.most_common(5))
+        store[2] += 1
+        if msg.get("parse_error"):
+            errors += 1
+            store[3] += 1
+        senders[str(msg.get("from") or "")] += 1
+        when = msg.get("date_utc")
+        if when:
+            first_date = min(first_date or when, when)
+            last_date = max(last_date, when)
+            heapq.heappush(earliest, (_Desc(when), -n, msg))
+            if len(earliest) > EMAIL_ROWS:
+                heapq.heappop(earliest)
+        else:
+            undated += 1
+        if msg.get("recovered"):
+            store[4] += 1
+            recovered_total += 1
+            if len(recovered) < EMAIL_ROWS:
+                recovered.append(msg)
+    top = ", ".join(f"{_e(s)} ({n})" for s, n in senders.most_common(5) if s)
     head = _kv(
         [
             ("Messages indexed", str(total)),
-            ("Dates (as written)", _e(f"{first_date} – {last_date}" if first_date else "")),
+            ("With parse errors", str(errors)),
+            ("Recovered (orphan) items", str(recovered_total)),
+            ("Dates (UTC)", _e(f"{first_date} – {last_date}" if first_date else "")),
+            ("Undated", str(undated)),
             ("Most frequent senders", top),
         ]
     )
-    note = f'<p class="muted">First {len(rows)} of {total}; the full index is metadata/email-index.jsonl.</p>'
-    return head + _table(["Date", "From", "To", "Subject", "SHA-256 (start)", "Item"], rows) + note
+    stores = _table(
+        ["Item", "Store", "Format", "Messages", "Parse errors", "Recovered", "Store problem"],
+        [
+            [_e(item), _e(v[0]), _e(v[1]), _e(v[2]), _e(v[3]), _e(v[4]), _e(v[5])]
+            for item, v in sorted(per_store.items())
+        ],
+        num={3, 4, 5},
+    )
+    ordered = [m for _d, _n, m in sorted(earliest, key=lambda t: (t[0].value, -t[1]))]
+    out = [head, "<h3>Per store</h3>", stores, "<h3>Messages by date</h3>"]
+    out.append(_table(_EMAIL_HEAD, [_email_row(m) for m in ordered]))
+    out.append(
+        f'<p class="muted">The {len(ordered)} earliest of {total - undated} dated messages; the full index is'
+        " metadata/email-index.jsonl (`sealbox mail ls BUNDLE` lists it by date).</p>"
+    )
+    if recovered:
+        out.append("<h3>Recovered items</h3>")
+        out.append(_table(_EMAIL_HEAD, [_email_row(m) for m in recovered]))
+        if recovered_total > len(recovered):
+            out.append(f'<p class="muted">First {len(recovered)} of {recovered_total}.</p>')
+    return "".join(out)
+
+
+class _Desc:
+    """Reverses the order of a date so that heapq's min-heap keeps the earliest dates."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.value > other.value
 
 
 def timestamp_line(bundle_dir: Path, verify_report: VerifyReport | None) -> str:

@@ -1,5 +1,5 @@
 """Mail stores built byte by byte: a Maildir, an mbox with a malformed message, an .eml with an
-RFC 2047 subject and an attachment, an Apple Mail .emlx, and Outlook files that are only listed."""
+RFC 2047 subject and an attachment, an Apple Mail .emlx. Real Outlook files are in tests/assets/email."""
 
 from __future__ import annotations
 

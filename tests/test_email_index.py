@@ -1,8 +1,10 @@
 """Email index: Maildir, mbox (offsets, a malformed message), .eml (RFC 2047, attachment), .emlx,
-Outlook files listed only. Runs on a bundle-like tree of collected copies, as the post step does."""
+Outlook look-alikes that cannot be read (real Outlook files: test_outlook.py). Runs on a
+bundle-like tree of collected copies, as the post step does."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 from typing import TYPE_CHECKING, Any
@@ -86,6 +88,10 @@ def test_eml_with_rfc2047_subject_and_attachment() -> None:
     assert entry["date"] == "Tue, 1 Oct 2024 10:00:00 +0200"
     assert entry["date_utc"] == "2024-10-01T08:00:00.000000000Z"
     assert entry["attachments"] == [EML_ATTACHMENT]
+    pdf = base64.b64decode("JVBERi0xLjQKJcTl8uXrp/Og0MTGCg==")
+    assert entry["attachment_files"] == [
+        {"name": EML_ATTACHMENT, "size": len(pdf), "sha256": hashlib.sha256(pdf).hexdigest()}
+    ]
     assert entry["sha256"] == hashlib.sha256(EML_MESSAGE).hexdigest()
     assert entry["parse_error"] is None
 
@@ -148,10 +154,15 @@ def test_index_covers_every_collected_mail_item_and_nothing_else(tmp_path: Path)
     eml = by_item["00000004"][0]
     assert eml["subject"] == EML_SUBJECT and eml["attachments"] == [EML_ATTACHMENT]
 
-    for item_id, fmt in (("00000005", "outlook-ost"), ("00000006", "outlook-msg")):
-        (listed,) = by_item[item_id]
-        assert listed["format"] == fmt and listed["parsed"] is False
-        assert listed["sha256"] == items[int(item_id) - 1]["sha256"]
+    # Outlook files that only look like Outlook files: one line each saying why, the run goes on.
+    (ost,) = by_item["00000005"]
+    assert (ost["format"], ost["entry"], ost["parsed"]) == ("outlook-ost", "store", False)
+    assert ost["parse_error"].startswith("not a readable PST/OST (no valid header)")
+    assert ost["sha256"] == items[4]["sha256"]
+    (msg,) = by_item["00000006"]
+    assert (msg["format"], msg["entry"]) == ("outlook-msg", "message")
+    assert msg["parse_error"].startswith("not a readable .msg")
+    assert msg["sha256"] == items[5]["sha256"]
 
     emlx = by_item["00000007"][0]
     assert emlx["format"] == "emlx" and emlx["subject"] == "Password reset"
@@ -164,3 +175,15 @@ def test_items_not_collected_are_not_indexed(tmp_path: Path) -> None:
     items[3] = {**items[3], "status": "error", "stored_as": None, "error": "permission denied"}
     ids = {e["item"] for e in build_index(bundle, items, {MAIL})}
     assert "00000001" not in ids and "00000004" not in ids and "00000002" in ids
+
+
+def test_mbox_split_is_the_same_whatever_the_read_size(monkeypatch: Any) -> None:
+    """The separator search reads in chunks: one across a chunk edge is still found."""
+    import collectors.email_index as email_index
+
+    data = mbox_bytes() + b"From x Mon Sep 30 08:15:00 2024\r\n\r\nFrom y\r\nSubject: b\r\n\r\nbody\r\n"
+    expected = list(iter_mbox(io.BytesIO(data)))
+    assert len(expected) == 5 and expected[3][2] == b""
+    for size in (1, 3, 7, 64):
+        monkeypatch.setattr(email_index, "_CHUNK", size)
+        assert list(iter_mbox(io.BytesIO(data))) == expected
