@@ -35,6 +35,8 @@ def print_report(report: VerifyReport) -> None:
             f"custody actor: {actor['fingerprint']} {actor['name']} / {actor['role']} / "
             f"{actor['organization']} ({mark})"
         )
+    for note in report.notes:
+        click.echo(f"note: {note}")
     if report.ok:
         click.echo(
             f"VERIFIED {report.bundle}: {report.payload_files} payload files, "

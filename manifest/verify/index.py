@@ -1,0 +1,311 @@
+"""What grows with the payload, spilled to an on-disk index (stdlib sqlite3, in a temporary directory
+outside the bundle): the listing of data/, manifest-sha256.txt and items.jsonl. Memory stays flat
+whatever the number of files; the findings of parsing them are kept as they are found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from manifest import bagit
+from manifest.findings import Finding, FindingKind
+from manifest.items import KINDS, STATUSES, parse_item
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+LINE_CAP = 64 << 10  # the longest manifest or items.jsonl line verify reads (longer: a finding)
+_CHUNK = 4096  # rows per executemany
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_MANIFEST_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+
+
+def dangerous(rel: str) -> bool:
+    """A manifest path that could point outside the bag (absolute, `..`, backslash, `~`)."""
+    return (
+        rel.startswith(("/", "~"))
+        or "\\" in rel
+        or (".." in rel and (rel == ".." or rel.startswith("../") or "/../" in rel or rel.endswith("/..")))
+    )
+
+
+def bounded_lines(path: Path, limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes without the newline) of a regular file, never following a link; None for
+    a line longer than `limit` (skipped, not held). Lines end at LF only, as sha256sum reads them."""
+    from collectors.readonly import open_noatime, regular_size
+
+    fd = open_noatime(os.fsencode(path), getattr(os, "O_NOFOLLOW", 0))
+    try:
+        regular_size(fd, path)
+    except OSError:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb", buffering=1 << 20) as fh:
+        number = 0
+        while True:
+            raw = fh.readline(limit + 1)
+            if not raw:
+                return
+            number += 1
+            if raw.endswith(b"\n"):
+                yield number, raw[:-1]
+                continue
+            if len(raw) <= limit:  # the last line, without a newline
+                yield number, raw
+                return
+            while raw and not raw.endswith(b"\n"):
+                raw = fh.readline(1 << 20)
+            yield number, None
+
+
+@dataclass
+class PayloadIndex:
+    """data/, the manifest and the items, indexed on disk. Build with `open_index`, close with
+    `close()` (removes the temporary directory)."""
+
+    db: sqlite3.Connection
+    tmp: str
+    data_entries: int = 0  # non-directory entries under data/
+    manifest_lines: int = 0
+    manifest_valid: int = 0  # well-formed lines under data/
+    manifest_unique: int = 0  # ... of which with a path not listed before
+    items: int = 0
+    items_read: bool = False
+    manifest_findings: list[Finding] = field(default_factory=list)  # of parsing, in file order
+    item_findings: list[Finding] = field(default_factory=list)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- data/
+    def add_listing(self, bundle: Path) -> None:
+        """Every non-directory entry under data/ with its kind from the directory entry alone (no
+        stat per file; links and other non-directories are listed, never entered)."""
+        rows: list[tuple[str, str]] = []
+        stack = ["data"]
+        while stack:
+            rel_dir = stack.pop()
+            try:
+                with os.scandir(bundle / rel_dir) as it:
+                    listing = list(it)
+            except OSError:
+                continue
+            for entry in listing:
+                rel = f"{rel_dir}/{entry.name}"
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(rel)
+                        continue
+                    kind = (
+                        "file"
+                        if entry.is_file(follow_symlinks=False)
+                        else "symlink"
+                        if entry.is_symlink()
+                        else "special"
+                    )
+                except OSError:
+                    kind = "special"
+                rows.append((rel, kind))
+                if len(rows) >= _CHUNK:
+                    self._add_entries(rows)
+        self._add_entries(rows)
+
+    def _add_entries(self, rows: list[tuple[str, str]]) -> None:
+        # A name that is not UTF-8 cannot be stored in sqlite text: surrogate-escaped, kept unique.
+        self.db.executemany(
+            "INSERT OR IGNORE INTO d VALUES (?, ?)",
+            [(rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), k) for rel, k in rows],
+        )
+        self.data_entries += len(rows)
+        rows.clear()
+
+    # -- manifest-sha256.txt
+    def add_manifest(self, file: Path) -> None:
+        name = bagit.MANIFEST
+        rows: list[tuple[int, str, str]] = []
+        for number, raw in bounded_lines(file, LINE_CAP):
+            self.manifest_lines += 1
+            where = f"{name}:{number}"
+            why = _manifest_line_problem(raw)
+            if why:
+                self.manifest_findings.append(Finding(FindingKind.MANIFEST_LINE_MALFORMED, where, why))
+                continue
+            assert raw is not None
+            match = _MANIFEST_LINE.fullmatch(raw.decode())
+            assert match is not None
+            digest, rel = match.group(1), match.group(2)
+            if dangerous(rel) or not rel.startswith("data/"):
+                self.manifest_findings.append(
+                    Finding(FindingKind.UNSAFE_PATH, where, f"path '{rel}' is not a file under data/")
+                )
+                continue
+            rows.append((number, rel, digest))
+            if len(rows) >= _CHUNK:
+                self._insert_manifest(rows)
+        self._insert_manifest(rows)
+
+    def _insert_manifest(self, rows: list[tuple[int, str, str]]) -> None:
+        cur = self.db.executemany("INSERT OR IGNORE INTO m VALUES (?, ?, ?)", rows)
+        self.manifest_valid += len(rows)
+        self.manifest_unique += cur.rowcount
+        rows.clear()
+
+    def manifest_duplicates(self, file: Path) -> Iterator[Finding]:
+        """A path listed twice (only the first line counts). Rare: the manifest is read again."""
+        if self.manifest_valid == self.manifest_unique:
+            return
+        for number, raw in bounded_lines(file, LINE_CAP):
+            if raw is None or _manifest_line_problem(raw):
+                continue
+            match = _MANIFEST_LINE.fullmatch(raw.decode())
+            assert match is not None
+            rel = match.group(2)
+            row = self.db.execute("SELECT line FROM m WHERE path = ?", (rel,)).fetchone()
+            if row is not None and row[0] != number:
+                yield Finding(
+                    FindingKind.MANIFEST_DUPLICATE,
+                    f"{bagit.MANIFEST}:{number}",
+                    f"'{rel}' is listed twice (first on line {row[0]})",
+                )
+
+    # -- metadata/items.jsonl
+    def add_items(self, file: Path) -> None:
+        name = "metadata/items.jsonl"
+        rows: list[tuple[int, str, str, str | None, int | None]] = []
+        last_id = ""
+        for number, raw in bounded_lines(file, LINE_CAP):
+            where = f"{name}:{number}"
+            if raw is None:
+                self.item_findings.append(
+                    Finding(FindingKind.ITEMS_UNREADABLE, where, f"line longer than {LINE_CAP} bytes")
+                )
+                continue
+            try:
+                item = parse_item(raw)
+            except ValueError as exc:
+                self.item_findings.append(
+                    Finding(FindingKind.ITEMS_UNREADABLE, where, f"not a JSON item ({_short(exc)})")
+                )
+                continue
+            if not isinstance(item, dict):
+                self.item_findings.append(Finding(FindingKind.ITEMS_UNREADABLE, where, "not a JSON object"))
+                continue
+            item_id = item.get("id")
+            if not isinstance(item_id, str) or not item_id:
+                self.item_findings.append(
+                    Finding(FindingKind.ITEM_FIELD_INVALID, where, "id is not a non-empty string")
+                )
+                continue
+            self.items += 1
+            at = f"item {item_id} ({where})"
+            if item_id <= last_id:
+                self.item_findings.append(
+                    Finding(FindingKind.ITEMS_ORDER, at, f"item {item_id} is out of order or repeated")
+                )
+            else:
+                last_id = item_id
+            bad = _bad_fields(item)
+            if bad:
+                self.item_findings.append(
+                    Finding(FindingKind.ITEM_FIELD_INVALID, at, f"wrong type or value: {', '.join(bad)}")
+                )
+                if "stored_as" in bad:
+                    continue
+            stored = item.get("stored_as")
+            if stored:
+                sha = item.get("sha256") if isinstance(item.get("sha256"), str) else None
+                size = item.get("size")
+                size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+                rows.append((number, item_id, stored, sha, size))
+                if len(rows) >= _CHUNK:
+                    self._insert_items(rows)
+        self._insert_items(rows)
+        self.items_read = True
+
+    def _insert_items(self, rows: list[tuple[int, str, str, str | None, int | None]]) -> None:
+        self.db.executemany("INSERT INTO i VALUES (?, ?, ?, ?, ?)", rows)
+        rows.clear()
+
+    # -- queries for the rules
+    def query(self, sql: str, *args: Any) -> Iterator[tuple[Any, ...]]:
+        cur = self.db.execute(sql, args)
+        while rows := cur.fetchmany(_CHUNK):
+            yield from rows
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
+
+
+def _manifest_line_problem(raw: bytes | None) -> str | None:
+    if raw is None:
+        return f"line longer than {LINE_CAP} bytes"
+    if b"\r" in raw:
+        return "carriage return in the line (CRLF line ends?): not '<sha256>  <path>'"
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if _MANIFEST_LINE.fullmatch(text) is None:
+        return "not '<sha256>  <path>'"
+    return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bad_fields(item: dict[str, Any]) -> list[str]:
+    """The fields of an item whose JSON type or value cannot be right (SPEC §3)."""
+    bad = []
+    stored = item.get("stored_as")
+    if stored is not None and (not isinstance(stored, str) or not stored):
+        bad.append("stored_as")
+    sha = item.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and _DIGEST.fullmatch(sha)):
+        bad.append("sha256")
+    size = item.get("size")
+    if size is not None and not (_is_int(size) and size >= 0):
+        bad.append("size")
+    if item.get("kind") is not None and item.get("kind") not in KINDS:
+        bad.append("kind")
+    if item.get("status") is not None and item.get("status") not in STATUSES:
+        bad.append("status")
+    return bad
+
+
+def open_index() -> PayloadIndex:
+    """An empty index in a new temporary directory (never inside the bundle)."""
+    tmp = tempfile.mkdtemp(prefix="sealbox-verify-")
+    try:
+        db = sqlite3.connect(os.path.join(tmp, "index.db"), isolation_level=None)  # noqa: PTH118
+        for pragma in (
+            "journal_mode = OFF",
+            "synchronous = OFF",
+            "temp_store = FILE",
+            "cache_size = -16384",  # 16 MiB, whatever the number of files
+            "locking_mode = EXCLUSIVE",
+        ):
+            db.execute(f"PRAGMA {pragma}")
+        db.execute("BEGIN")
+        db.execute("CREATE TABLE d (path TEXT PRIMARY KEY, kind TEXT) WITHOUT ROWID")
+        db.execute("CREATE TABLE m (line INTEGER PRIMARY KEY, path TEXT UNIQUE, digest TEXT)")
+        db.execute(
+            "CREATE TABLE i (line INTEGER PRIMARY KEY, id TEXT, stored_as TEXT, sha256 TEXT, size INTEGER)"
+        )
+        db.execute("CREATE INDEX i_stored ON i (stored_as, line)")
+    except (OSError, sqlite3.Error):
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return PayloadIndex(db, tmp)
