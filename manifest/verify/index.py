@@ -201,7 +201,7 @@ class PayloadIndex:
                 self.item_findings.append(Finding(FindingKind.ITEMS_UNREADABLE, where, "not a JSON object"))
                 continue
             item_id = item.get("id")
-            if not isinstance(item_id, str) or not item_id:
+            if not isinstance(item_id, str) or not item_id or not _unicode(item_id):
                 self.item_findings.append(
                     Finding(FindingKind.ITEM_FIELD_INVALID, where, "id is not a non-empty string")
                 )
@@ -262,6 +262,15 @@ def _manifest_line_problem(raw: bytes | None) -> str | None:
     return None
 
 
+def _unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate (JSON allows `\\ud800`; no file name is one)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -270,7 +279,7 @@ def _bad_fields(item: dict[str, Any]) -> list[str]:
     """The fields of an item whose JSON type or value cannot be right (SPEC §3)."""
     bad = []
     stored = item.get("stored_as")
-    if stored is not None and (not isinstance(stored, str) or not stored):
+    if stored is not None and (not isinstance(stored, str) or not stored or not _unicode(stored)):
         bad.append("stored_as")
     sha = item.get("sha256")
     if sha is not None and not (isinstance(sha, str) and _DIGEST.fullmatch(sha)):
