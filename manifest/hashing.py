@@ -85,19 +85,32 @@ def sha256_file(path: str | os.PathLike[str], buf: bytearray | None = None) -> s
 
 
 def sha256_files(paths: Sequence[Path]) -> list[str]:
-    """`sha256_file` of each path, in order. Threads hash them side by side (reads and hashlib
-    release the GIL), biggest first, each thread with a buffer of its own."""
-    threads = min(len(paths), os.cpu_count() or 1, 4)
-    if threads < 2:
-        return [sha256_file(p) for p in paths]
-    from concurrent.futures import ThreadPoolExecutor
+    """`sha256_file` of each path, in order (the first OSError is raised)."""
+    out = []
+    for result in sha256_files_or_errors(paths):
+        if isinstance(result, OSError):
+            raise result
+        out.append(result)
+    return out
 
+
+def sha256_files_or_errors(paths: Sequence[Path]) -> list[str | OSError]:
+    """`sha256_file` of each path, in order, or the OSError that file gave. Threads hash them side
+    by side (reads and hashlib release the GIL), biggest first, each with a buffer of its own."""
+    threads = min(len(paths), os.cpu_count() or 1, 4)
     local = threading.local()
 
-    def one(path: Path) -> str:
+    def one(path: Path) -> str | OSError:
         if not hasattr(local, "buf"):
             local.buf = bytearray(_BUF)
-        return sha256_file(path, local.buf)
+        try:
+            return sha256_file(path, local.buf)
+        except OSError as exc:
+            return exc
+
+    if threads < 2:
+        return [one(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
 
     order = sorted(range(len(paths)), key=lambda i: -_size(paths[i]))
     with ThreadPoolExecutor(threads) as pool:

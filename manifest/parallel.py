@@ -256,6 +256,20 @@ def ordered_map(
         pool.join()
 
 
+def start_process(target: Callable[..., None], *args: Any) -> Any:
+    """`target(*args)` in one forked worker process, set up as the pools' workers are (ignores
+    Ctrl-C, leaves when its parent dies). The caller joins it and reads its `exitcode`."""
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=_run_in_worker, args=(target, args), daemon=True)
+    proc.start()
+    return proc
+
+
+def _run_in_worker(target: Callable[..., None], args: tuple[Any, ...]) -> None:
+    _init(None, ())
+    target(*args)
+
+
 class BackgroundMap(Generic[T, R]):
     """`fn(batch)` for every batch, all submitted to worker processes at once so the caller can do
     its own work meanwhile; `results()` yields in input order. Leaving the `with` block early

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from manifest import bagit
-from manifest.errors import NotABundleError
+from manifest.errors import NotABundleError, WorkerLost
 from manifest.findings import Finding, FindingKind
 from manifest.keys import KeyStore
+from manifest.parallel import start_process
 from manifest.timefmt import now_rfc3339
-from manifest.verify.index import open_index
+from manifest.verify.index import attach_items, index_items, open_index
 from manifest.verify.model import (
     INCOMPLETE,
     ITEMS,
@@ -97,6 +98,7 @@ def load_model(
         read(rel, SMALL_CAP)
     info = bagit.parse_bag_info(small.get("bag-info.txt", b""))
     index = open_index()
+    apart: Any = None
     try:
         data = entries.get("data")
         if data is not None and data.kind == "directory":
@@ -113,15 +115,34 @@ def load_model(
             previous=previous,
         )
         read(bagit.TAGMANIFEST, bundle.cap(bagit.TAGMANIFEST)[0])
-        for rel, add in ((bagit.MANIFEST, index.add_manifest), (ITEMS, index.add_items)):
-            if bundle.within_cap(rel):
-                try:
-                    add(path / rel)
-                except OSError as exc:
-                    why = (exc.strerror or str(exc)).lower()
-                    problems.append(Finding(FindingKind.TAG_FILE_MISSING, rel, f"cannot be read: {why}"))
+        # items.jsonl is indexed by a worker process while this one indexes the manifest.
+        items = path / ITEMS if bundle.within_cap(ITEMS) else None
+        if (workers or os.cpu_count() or 1) > 1 and items is not None:
+            apart = start_process(index_items, index.tmp, items)
+        else:
+            index_items(index.tmp, items)
+        if bundle.within_cap(bagit.MANIFEST):
+            try:
+                index.add_manifest(path / bagit.MANIFEST)
+            except OSError as exc:
+                why = (exc.strerror or str(exc)).lower()
+                problems.append(
+                    Finding(FindingKind.TAG_FILE_MISSING, bagit.MANIFEST, f"cannot be read: {why}")
+                )
         index.db.execute("COMMIT")
+        if apart is not None:
+            apart.join()
+            if apart.exitcode != 0:
+                raise WorkerLost(
+                    f"the worker indexing {ITEMS} ended with status {apart.exitcode} (out of memory?)",
+                    "run the command again",
+                )
+            apart = None
+        attach_items(index)
     except BaseException:
+        if apart is not None and apart.is_alive():
+            apart.terminate()
+            apart.join()
         index.close()
         raise
     return dataclasses.replace(bundle, parse_findings=tuple(problems))

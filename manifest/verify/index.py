@@ -26,6 +26,8 @@ LINE_CAP = 64 << 10  # the longest manifest or items.jsonl line verify reads (lo
 _CHUNK = 4096  # rows per executemany
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _MANIFEST_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+_MANIFEST_LINES = re.compile(r"^([0-9a-f]{64})  (.+)$", re.MULTILINE)
+_BLOCK = 4 << 20
 
 
 def dangerous(rel: str) -> bool:
@@ -66,6 +68,54 @@ def bounded_lines(path: Path, limit: int) -> Iterator[tuple[int, bytes | None]]:
             yield number, None
 
 
+def line_blocks(path: Path, limit: int, block: int = _BLOCK) -> Iterator[tuple[int, bytes | None]]:
+    """(number of the first line, whole lines) of a regular file, a block of about `block` bytes
+    at a time, never following a link; (number, None) for a line longer than `limit` that does not
+    fit in a block (skipped, never held). The last block may end without a newline."""
+    from collectors.readonly import open_noatime, regular_size
+
+    fd = open_noatime(os.fsencode(path), getattr(os, "O_NOFOLLOW", 0))
+    try:
+        regular_size(fd, path)
+    except OSError:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        number, rest, skipping = 1, b"", False
+        while chunk := fh.read(block):
+            if skipping:
+                newline = chunk.find(b"\n")
+                if newline < 0:
+                    continue
+                chunk, skipping, number = chunk[newline + 1 :], False, number + 1
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            whole, rest = data[:cut], data[cut:]
+            if whole:
+                yield number, whole
+                number += whole.count(b"\n")
+            if len(rest) > max(limit, block):
+                yield number, None
+                rest, skipping = b"", True
+        if rest and not skipping:
+            yield number, rest
+
+
+def _fast_pairs(block: bytes, count: int) -> list[tuple[str, str]] | None:
+    """(digest, path) of every line of `block` when each is a well-formed manifest line of a path
+    under data/ that cannot point outside it; None when any line needs a closer look."""
+    try:
+        text = block.decode()
+    except UnicodeDecodeError:
+        return None
+    if "\r" in text or "\\" in text or ".." in text:
+        return None
+    pairs = _MANIFEST_LINES.findall(text)
+    if len(pairs) != count or not all(rel.startswith("data/") for _digest, rel in pairs):
+        return None
+    return pairs
+
+
 @dataclass
 class PayloadIndex:
     """data/, the manifest and the items, indexed on disk. Build with `open_index`, close with
@@ -78,6 +128,7 @@ class PayloadIndex:
     manifest_valid: int = 0  # well-formed lines under data/
     manifest_unique: int = 0  # ... of which with a path not listed before
     items: int = 0
+    manifest_read: bool = False
     items_read: bool = False
     manifest_findings: list[Finding] = field(default_factory=list)  # of parsing, in file order
     item_findings: list[Finding] = field(default_factory=list)
@@ -131,28 +182,43 @@ class PayloadIndex:
 
     # -- manifest-sha256.txt
     def add_manifest(self, file: Path) -> None:
-        name = bagit.MANIFEST
+        """Index the manifest a block of lines at a time: one regular expression over a block of
+        well-formed lines (the usual case), line by line only where a block holds a bad one."""
         rows: list[tuple[int, str, str]] = []
-        for number, raw in bounded_lines(file, LINE_CAP):
-            self.manifest_lines += 1
-            where = f"{name}:{number}"
-            why = _manifest_line_problem(raw)
-            if why:
-                self.manifest_findings.append(Finding(FindingKind.MANIFEST_LINE_MALFORMED, where, why))
+        for first, block in line_blocks(file, LINE_CAP):
+            if block is None:
+                self.manifest_lines += 1
+                self._manifest_line(first, None, rows)
                 continue
-            assert raw is not None
-            match = _MANIFEST_LINE.fullmatch(raw.decode())
-            assert match is not None
-            digest, rel = match.group(1), match.group(2)
-            if dangerous(rel) or not rel.startswith("data/"):
-                self.manifest_findings.append(
-                    Finding(FindingKind.UNSAFE_PATH, where, f"path '{rel}' is not a file under data/")
-                )
-                continue
-            rows.append((number, rel, digest))
+            count = block.count(b"\n") + (not block.endswith(b"\n"))
+            self.manifest_lines += count
+            pairs = _fast_pairs(block, count)
+            if pairs is not None:
+                rows.extend((first + i, rel, digest) for i, (digest, rel) in enumerate(pairs))
+            else:
+                for i, raw in enumerate(block.split(b"\n")[:count]):
+                    self._manifest_line(first + i, raw, rows)
             if len(rows) >= _CHUNK:
                 self._insert_manifest(rows)
         self._insert_manifest(rows)
+        self.manifest_read = True
+
+    def _manifest_line(self, number: int, raw: bytes | None, rows: list[tuple[int, str, str]]) -> None:
+        where = f"{bagit.MANIFEST}:{number}"
+        why = _manifest_line_problem(raw)
+        if why:
+            self.manifest_findings.append(Finding(FindingKind.MANIFEST_LINE_MALFORMED, where, why))
+            return
+        assert raw is not None
+        match = _MANIFEST_LINE.fullmatch(raw.decode())
+        assert match is not None
+        digest, rel = match.group(1), match.group(2)
+        if dangerous(rel) or not rel.startswith("data/"):
+            self.manifest_findings.append(
+                Finding(FindingKind.UNSAFE_PATH, where, f"path '{rel}' is not a file under data/")
+            )
+            return
+        rows.append((number, rel, digest))
 
     def _insert_manifest(self, rows: list[tuple[int, str, str]]) -> None:
         cur = self.db.executemany("INSERT OR IGNORE INTO m VALUES (?, ?, ?)", rows)
@@ -294,26 +360,69 @@ def _bad_fields(item: dict[str, Any]) -> list[str]:
     return bad
 
 
+def _connect(file: str) -> sqlite3.Connection:
+    db = sqlite3.connect(file, isolation_level=None)
+    for pragma in (
+        "journal_mode = OFF",
+        "synchronous = OFF",
+        "temp_store = FILE",
+        "cache_size = -16384",  # 16 MiB, whatever the number of files
+        "locking_mode = EXCLUSIVE",
+    ):
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
+ITEMS_DB = "items.db"
+ITEMS = "metadata/items.jsonl"
+
+
+def index_items(tmp: str, file: Path | None) -> None:
+    """Index items.jsonl into its own database in `tmp` (run in a worker process, beside the main
+    process indexing the manifest): table i, the parsing findings (f) and the counts (meta)."""
+    db = _connect(os.path.join(tmp, ITEMS_DB))  # noqa: PTH118
+    db.execute("BEGIN")
+    db.execute(
+        "CREATE TABLE i (line INTEGER PRIMARY KEY, id TEXT, stored_as TEXT, sha256 TEXT, size INTEGER)"
+    )
+    db.execute("CREATE INDEX i_stored ON i (stored_as, line)")
+    db.execute("CREATE TABLE f (n INTEGER PRIMARY KEY, kind TEXT, place TEXT, message TEXT, expected, found)")
+    db.execute("CREATE TABLE meta (items INTEGER, items_read INTEGER)")
+    part = PayloadIndex(db, tmp)
+    try:
+        if file is not None:  # else: empty tables, items_read false
+            part.add_items(file)
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        part.item_findings.append(Finding(FindingKind.TAG_FILE_MISSING, ITEMS, f"cannot be read: {why}"))
+    db.executemany(
+        "INSERT INTO f (kind, place, message, expected, found) VALUES (?, ?, ?, ?, ?)",
+        [(str(f.kind), f.where, f.message, f.expected, f.found) for f in part.item_findings],
+    )
+    db.execute("INSERT INTO meta VALUES (?, ?)", (part.items, part.items_read))
+    db.execute("COMMIT")
+    db.close()
+
+
+def attach_items(index: PayloadIndex) -> None:
+    """Join what `index_items` wrote to `index` (after the main database's transaction)."""
+    index.db.execute("ATTACH DATABASE ? AS it", (os.path.join(index.tmp, ITEMS_DB),))  # noqa: PTH118
+    for kind, place, message, expected, found in index.query(
+        "SELECT kind, place, message, expected, found FROM f ORDER BY n"
+    ):
+        index.item_findings.append(Finding(FindingKind(kind), place, message, expected, found))
+    row = index.db.execute("SELECT items, items_read FROM meta").fetchone()
+    index.items, index.items_read = int(row[0]), bool(row[1])
+
+
 def open_index() -> PayloadIndex:
     """An empty index in a new temporary directory (never inside the bundle)."""
     tmp = tempfile.mkdtemp(prefix="sealbox-verify-")
     try:
-        db = sqlite3.connect(os.path.join(tmp, "index.db"), isolation_level=None)  # noqa: PTH118
-        for pragma in (
-            "journal_mode = OFF",
-            "synchronous = OFF",
-            "temp_store = FILE",
-            "cache_size = -16384",  # 16 MiB, whatever the number of files
-            "locking_mode = EXCLUSIVE",
-        ):
-            db.execute(f"PRAGMA {pragma}")
+        db = _connect(os.path.join(tmp, "index.db"))  # noqa: PTH118
         db.execute("BEGIN")
         db.execute("CREATE TABLE d (path TEXT PRIMARY KEY, kind TEXT) WITHOUT ROWID")
         db.execute("CREATE TABLE m (line INTEGER PRIMARY KEY, path TEXT UNIQUE, digest TEXT)")
-        db.execute(
-            "CREATE TABLE i (line INTEGER PRIMARY KEY, id TEXT, stored_as TEXT, sha256 TEXT, size INTEGER)"
-        )
-        db.execute("CREATE INDEX i_stored ON i (stored_as, line)")
     except (OSError, sqlite3.Error):
         shutil.rmtree(tmp, ignore_errors=True)
         raise

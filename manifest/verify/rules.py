@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from manifest import bagit
 from manifest.custody import CONTINUATION, CUSTODY, ChainLine, verify_chain
 from manifest.findings import Finding, FindingKind
-from manifest.hashing import Expected, check_sized_batch, lstat_size, sha256_file
+from manifest.hashing import Expected, check_sized_batch, lstat_size, sha256_file, sha256_files_or_errors
 from manifest.keys import KeyError_, fingerprint, load_public_pem, verify_signature
 from manifest.minisign import key_id, verify_prehashed
 from manifest.parallel import few_collections, ordered_map
@@ -183,19 +183,20 @@ class TagManifest:
                 report.add(K.MANIFEST_DUPLICATE, where, f"'{rel}' is listed twice")
             else:
                 listed[rel] = match.group(1).decode()
-        for rel, digest in listed.items():
+        to_hash = []
+        for rel in listed:
             if problem := _not_a_file(bundle, rel, f"{rel}, listed in {name},"):
                 report.findings.append(problem)
-                continue
-            if not bundle.within_cap(rel):
-                continue  # TagFileCaps names it
-            try:
-                found = sha256_file(bundle.path / rel)
-            except OSError as exc:
-                report.add(K.TAG_FILE_MISSING, rel, f"cannot be read: {(exc.strerror or str(exc)).lower()}")
-                continue
-            if found != digest:
-                report.add(K.TAG_FILE_CHANGED, rel, f"content differs from {name}", digest, found)
+            elif bundle.within_cap(rel):  # else TagFileCaps names it
+                to_hash.append(rel)
+        for rel, found in zip(
+            to_hash, sha256_files_or_errors([bundle.path / r for r in to_hash]), strict=True
+        ):
+            if isinstance(found, OSError):
+                why = (found.strerror or str(found)).lower()
+                report.add(K.TAG_FILE_MISSING, rel, f"cannot be read: {why}")
+            elif found != listed[rel]:
+                report.add(K.TAG_FILE_CHANGED, rel, f"content differs from {name}", listed[rel], found)
         for rel, entry in sorted(bundle.entries.items()):
             if entry.kind == "file" and rel not in listed and rel not in bagit.NOT_IN_TAGMANIFEST:
                 report.add(K.TAG_FILE_UNLISTED, rel, f"tag file not listed in {name}")
@@ -332,6 +333,8 @@ class Payload:
                 report.findings.extend(index.manifest_duplicates(bundle.path / name))
             except OSError as exc:
                 report.add(K.TAG_FILE_MISSING, name, f"cannot be read: {(exc.strerror or str(exc)).lower()}")
+        if not index.manifest_read:
+            return  # nothing to check data/ against: the finding above says why
         oxum = parse_oxum(bundle.info.get("Payload-Oxum", ""))
         disk_bytes = 0
         base = str(bundle.path) + "/"
@@ -446,6 +449,8 @@ class Items:
             return  # over its cap, or unreadable (said where it was read)
         report.findings.extend(index.item_findings)
         report.items = index.items
+        if not index.manifest_read:
+            return
         for line, item_id, stored, sha, digest in index.query(
             "SELECT i.line, i.id, i.stored_as, i.sha256, m.digest FROM i LEFT JOIN m ON m.path = i.stored_as"
             " WHERE m.digest IS NULL OR i.sha256 IS NOT m.digest ORDER BY i.line"
