@@ -144,6 +144,9 @@ class BatchCheck:
     nbytes: int = 0
     missing: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # in manifest order
+    opened: int = 0  # regular files opened (read or not): check_sized_batch only
+    inodes: list[int] = field(default_factory=list)  # of those, sorted: check_sized_batch only
+    devices: set[int] = field(default_factory=set)
 
 
 def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
@@ -211,6 +214,9 @@ def check_sized_batch(base: str, entries: list[Expected]) -> BatchCheck:
             if not stat.S_ISREG(st.st_mode):
                 out.problems.append(Problem("unreadable", rel, "not a regular file"))
                 continue
+            out.opened += 1
+            out.inodes.append(st.st_ino)
+            out.devices.add(st.st_dev)
             if size is not None and st.st_size != size:
                 out.problems.append(Problem("size", rel, str(size), str(st.st_size), st.st_size))
                 continue
@@ -227,6 +233,7 @@ def check_sized_batch(base: str, entries: list[Expected]) -> BatchCheck:
         out.nbytes += st.st_size
         if found != expected:
             out.problems.append(Problem("changed", rel, expected, found))
+    out.inodes.sort()
     return out
 
 

@@ -473,6 +473,17 @@ def test_kind_is_found(kind: FindingKind, sealed, tmp_path, monkeypatch):
     for finding in report.findings:
         assert finding.path, finding  # every finding names a place a machine can read
         assert json.dumps(finding.as_dict())
+    # The streamed check (no index) and the exact, indexed one reach the same findings.
+    monkeypatch.setattr("manifest.verify.rules.stream_check", lambda _bundle: None)
+    exact = verify_bundle(case.bundle, **case.kwargs)
+    assert sorted((f.kind, f.where, str(f.expected), str(f.found)) for f in exact.findings) == sorted(
+        (f.kind, f.where, str(f.expected), str(f.found)) for f in report.findings
+    )
+    assert (exact.payload_files, exact.payload_bytes, exact.items) == (
+        report.payload_files,
+        report.payload_bytes,
+        report.items,
+    )
 
 
 def test_finding_accepts_a_plain_string_kind():

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from manifest import bagit
-from manifest.errors import NotABundleError, WorkerLost
+from manifest.errors import NotABundleError
 from manifest.findings import Finding, FindingKind
 from manifest.keys import KeyStore
-from manifest.parallel import start_process
 from manifest.timefmt import now_rfc3339
-from manifest.verify.index import attach_items, index_items, open_index
 from manifest.verify.model import (
     INCOMPLETE,
     ITEMS,
     READ_AT_PARSE,
     SMALL_CAP,
     BundleModel,
+    Listing,
+    PayloadSource,
+    list_data,
     read_regular,
     walk_tags,
 )
@@ -78,8 +79,9 @@ def load_model(
     tsa_ca: Path | None = None,
     previous: Path | None = None,
 ) -> BundleModel:
-    """Parse the bundle once: list it (never following a link), read the small tag files, and
-    index data/, the manifest and items.jsonl on disk. Sizes are checked before anything is read."""
+    """Parse the bundle once: list it (never following a link), read the small tag files and
+    count data/. Sizes are checked before anything is read; what grows with the payload is
+    streamed by the rules (`PayloadSource`)."""
     entries = walk_tags(path)
     small: dict[str, bytes] = {}
     problems: list[Finding] = []
@@ -97,52 +99,18 @@ def load_model(
     for rel in READ_AT_PARSE:
         read(rel, SMALL_CAP)
     info = bagit.parse_bag_info(small.get("bag-info.txt", b""))
-    index = open_index()
-    apart: Any = None
-    try:
-        data = entries.get("data")
-        if data is not None and data.kind == "directory":
-            index.add_listing(path)
-        bundle = BundleModel(
-            path=path,
-            entries=entries,
-            small=small,
-            info=info,
-            payload=index,
-            trusted=trusted,
-            workers=workers,
-            tsa_ca=tsa_ca,
-            previous=previous,
-        )
-        read(bagit.TAGMANIFEST, bundle.cap(bagit.TAGMANIFEST)[0])
-        # items.jsonl is indexed by a worker process while this one indexes the manifest.
-        items = path / ITEMS if bundle.within_cap(ITEMS) else None
-        if (workers or os.cpu_count() or 1) > 1 and items is not None:
-            apart = start_process(index_items, index.tmp, items)
-        else:
-            index_items(index.tmp, items)
-        if bundle.within_cap(bagit.MANIFEST):
-            try:
-                index.add_manifest(path / bagit.MANIFEST)
-            except OSError as exc:
-                why = (exc.strerror or str(exc)).lower()
-                problems.append(
-                    Finding(FindingKind.TAG_FILE_MISSING, bagit.MANIFEST, f"cannot be read: {why}")
-                )
-        index.db.execute("COMMIT")
-        if apart is not None:
-            apart.join()
-            if apart.exitcode != 0:
-                raise WorkerLost(
-                    f"the worker indexing {ITEMS} ended with status {apart.exitcode} (out of memory?)",
-                    "run the command again",
-                )
-            apart = None
-        attach_items(index)
-    except BaseException:
-        if apart is not None and apart.is_alive():
-            apart.terminate()
-            apart.join()
-        index.close()
-        raise
+    data = entries.get("data")
+    listing = list_data(path) if data is not None and data.kind == "directory" else Listing()
+    bundle = BundleModel(
+        path=path,
+        entries=entries,
+        small=small,
+        info=info,
+        payload=PayloadSource(listing),
+        trusted=trusted,
+        workers=workers,
+        tsa_ca=tsa_ca,
+        previous=previous,
+    )
+    read(bagit.TAGMANIFEST, bundle.cap(bagit.TAGMANIFEST)[0])
     return dataclasses.replace(bundle, parse_findings=tuple(problems))

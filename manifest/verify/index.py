@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from manifest.verify.model import BundleModel
+
 LINE_CAP = 64 << 10  # the longest manifest or items.jsonl line verify reads (longer: a finding)
 _CHUNK = 4096  # rows per executemany
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -413,6 +415,51 @@ def attach_items(index: PayloadIndex) -> None:
         index.item_findings.append(Finding(FindingKind(kind), place, message, expected, found))
     row = index.db.execute("SELECT items, items_read FROM meta").fetchone()
     index.items, index.items_read = int(row[0]), bool(row[1])
+
+
+def build_index(bundle: BundleModel) -> PayloadIndex:
+    """The exact index of data/, the manifest and items.jsonl: items.jsonl is indexed by a worker
+    process while this one lists data/ and indexes the manifest."""
+    from manifest.errors import WorkerLost
+    from manifest.parallel import start_process
+
+    path = bundle.path
+    index = open_index()
+    apart: Any = None
+    try:
+        items = path / ITEMS if bundle.within_cap(ITEMS) else None
+        if (bundle.workers or os.cpu_count() or 1) > 1 and items is not None:
+            apart = start_process(index_items, index.tmp, items)
+        else:
+            index_items(index.tmp, items)
+        data = bundle.entries.get("data")
+        if data is not None and data.kind == "directory":
+            index.add_listing(path)
+        if bundle.within_cap(bagit.MANIFEST):
+            try:
+                index.add_manifest(path / bagit.MANIFEST)
+            except OSError as exc:
+                why = (exc.strerror or str(exc)).lower()
+                index.manifest_findings.append(
+                    Finding(FindingKind.TAG_FILE_MISSING, bagit.MANIFEST, f"cannot be read: {why}")
+                )
+        index.db.execute("COMMIT")
+        if apart is not None:
+            apart.join()
+            if apart.exitcode != 0:
+                raise WorkerLost(
+                    f"the worker indexing {ITEMS} ended with status {apart.exitcode} (out of memory?)",
+                    "run the command again",
+                )
+            apart = None
+        attach_items(index)
+    except BaseException:
+        if apart is not None and apart.is_alive():
+            apart.terminate()
+            apart.join()
+        index.close()
+        raise
+    return index
 
 
 def open_index() -> PayloadIndex:

@@ -21,6 +21,80 @@ if TYPE_CHECKING:
 
     from manifest.verify.index import PayloadIndex
 
+SPECIALS_HELD = 10_000  # links and other non-files in data/ listed by name; beyond: exact path only
+
+
+@dataclass
+class Listing:
+    """data/ as its directory entries show it, without a stat per file: how many regular files,
+    and the few entries that are neither file nor directory (links, fifos...), by name."""
+
+    files: int = 0
+    specials: list[tuple[str, str]] = field(default_factory=list)
+    more_specials: bool = False  # over SPECIALS_HELD
+
+    @property
+    def entries(self) -> int:
+        return self.files + len(self.specials)
+
+
+def list_data(bundle: Path) -> Listing:
+    """Count data/ (links and other non-directories are listed, never entered)."""
+    out = Listing()
+    stack = ["data"]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(bundle / rel_dir) as it:
+                listing = list(it)
+        except OSError:
+            out.specials.append((rel_dir, "unreadable directory"))
+            continue
+        for entry in listing:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(f"{rel_dir}/{entry.name}")
+                    continue
+                if entry.is_file(follow_symlinks=False):
+                    out.files += 1
+                    continue
+                kind = "symlink" if entry.is_symlink() else "special"
+            except OSError:
+                kind = "special"
+            if len(out.specials) < SPECIALS_HELD:
+                out.specials.append((f"{rel_dir}/{entry.name}", kind))
+            else:
+                out.more_specials = True
+    return out
+
+
+@dataclass
+class PayloadSource:
+    """What grows with the payload: the listing of data/ (counted at parse time), and the exact
+    on-disk index of data/, the manifest and items.jsonl, built only when a rule needs it (the
+    streamed check of a bundle whose manifest and items agree line by line needs none)."""
+
+    listing: Listing
+    fast_items: int | None = None  # items counted by the streamed check, when it sufficed
+    _index: PayloadIndex | None = None
+
+    @property
+    def data_entries(self) -> int:
+        return self.listing.entries
+
+    def index(self, bundle: BundleModel) -> PayloadIndex:
+        if self._index is None:
+            from manifest.verify.index import build_index
+
+            self._index = build_index(bundle)
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+
 INCOMPLETE = ".incomplete"
 PEM = "keys/signer.pub.pem"
 MINISIGN_PUB = "keys/signer.minisign.pub"
@@ -73,7 +147,7 @@ class BundleModel:
     entries: Mapping[str, Entry]
     small: Mapping[str, bytes]
     info: Mapping[str, str]
-    payload: PayloadIndex
+    payload: PayloadSource
     trusted: frozenset[str]
     parse_findings: tuple[Finding, ...] = field(default=())
     workers: int | None = None

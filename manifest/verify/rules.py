@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import os
 import re
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +23,7 @@ from manifest.parallel import few_collections, ordered_map
 from manifest.previous import PREVIOUS_FIELD, tagmanifest_digest
 from manifest.timestamp import timestamp_findings
 from manifest.verify.model import ITEMS, MINISIGN_PUB, PEM
+from manifest.verify.stream import stream_check
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -323,10 +325,15 @@ class Payload:
     )
 
     def check(self, bundle: BundleModel, report: VerifyReport) -> None:
-        index = bundle.payload
         name = bagit.MANIFEST
         if problem := _not_a_file(bundle, name, name):
             report.findings.append(problem)
+        if (streamed := stream_check(bundle)) is not None:
+            report.findings.extend(streamed.findings)
+            report.payload_files, report.payload_bytes = streamed.files, streamed.nbytes
+            bundle.payload.fast_items = streamed.items
+            return
+        index = bundle.payload.index(bundle)
         report.findings.extend(index.manifest_findings)
         if bundle.within_cap(name):
             try:
@@ -351,7 +358,7 @@ class Payload:
         special = [0]  # bytes of listed entries that are not regular files (never opened)
         with few_collections():
             checked = [
-                result
+                dataclasses.replace(result, inodes=[])
                 for result in ordered_map(_hash_batch, _batches(bundle, report, size, oxum, special), workers)
                 if result.missing or result.problems or result.files
             ]
@@ -405,7 +412,7 @@ def _batches(
     base = str(bundle.path) + "/"
     at_most = oxum[0] if oxum else None
     batch: list[Expected] = []
-    for rel, digest, kind, recorded in bundle.payload.query(
+    for rel, digest, kind, recorded in bundle.payload.index(bundle).query(
         "SELECT m.path, m.digest, d.kind,"
         " (SELECT size FROM i WHERE i.stored_as = m.path ORDER BY i.line LIMIT 1)"
         " FROM m LEFT JOIN d ON d.path = m.path ORDER BY m.line"
@@ -441,10 +448,13 @@ class Items:
     )
 
     def check(self, bundle: BundleModel, report: VerifyReport) -> None:
-        index = bundle.payload
         if problem := _not_a_file(bundle, ITEMS, "the item record"):
             report.findings.append(problem)
             return
+        if bundle.payload.fast_items is not None:  # the streamed check found them all in step
+            report.items = bundle.payload.fast_items
+            return
+        index = bundle.payload.index(bundle)
         if not index.items_read:
             return  # over its cap, or unreadable (said where it was read)
         report.findings.extend(index.item_findings)
