@@ -63,7 +63,9 @@ def stream_check(bundle: BundleModel) -> Streamed | None:
     if oxum is None:
         return None
     workers = max(1, bundle.workers or os.cpu_count() or 1)
-    if listing.files <= _BATCH:
+    # Many batches for every worker, so that a few big files still spread over all of them.
+    size = min(_BATCH, max(1, -(-listing.files // (workers * 16))))
+    if listing.files <= size:
         workers = 1  # one batch: starting workers would cost more than it saves
     counts = Streamed()
     base = str(bundle.path) + "/"
@@ -72,7 +74,7 @@ def stream_check(bundle: BundleModel) -> Streamed | None:
     devices: set[int] = set()
     try:
         with few_collections():
-            for result in ordered_map(_hash_batch, _in_step(bundle, base, counts), workers):
+            for result in ordered_map(_hash_batch, _in_step(bundle, base, counts, size), workers):
                 if result.missing or any(p.kind == "unreadable" for p in result.problems):
                     return None
                 inodes.append(array("Q", result.inodes))
@@ -140,7 +142,9 @@ def _hash_batch(task: tuple[str, list[Expected]]) -> BatchCheck:
     return check_sized_batch(*task)
 
 
-def _in_step(bundle: BundleModel, base: str, counts: Streamed) -> Iterator[tuple[str, list[Expected]]]:
+def _in_step(
+    bundle: BundleModel, base: str, counts: Streamed, size: int
+) -> Iterator[tuple[str, list[Expected]]]:
     """Batches of (path, digest, recorded size), the manifest and items.jsonl read side by side;
     GiveUp at the first line that is not as sealbox writes it."""
     items = _stored_items(bundle, counts)
@@ -157,7 +161,7 @@ def _in_step(bundle: BundleModel, base: str, counts: Streamed) -> Iterator[tuple
             if item is None or item[0] != rel or item[1] != digest:
                 raise GiveUp
             batch.append(Expected(rel, digest, item[2]))
-            if len(batch) >= _BATCH:
+            if len(batch) >= size:
                 yield base, batch
                 batch = []
     if next(items, None) is not None:
