@@ -103,7 +103,7 @@ def line_blocks(path: Path, limit: int, block: int = _BLOCK) -> Iterator[tuple[i
             yield number, rest
 
 
-def _fast_pairs(block: bytes, count: int) -> list[tuple[str, str]] | None:
+def fast_pairs(block: bytes, count: int) -> list[tuple[str, str]] | None:
     """(digest, path) of every line of `block` when each is a well-formed manifest line of a path
     under data/ that cannot point outside it; None when any line needs a closer look."""
     try:
@@ -194,7 +194,7 @@ class PayloadIndex:
                 continue
             count = block.count(b"\n") + (not block.endswith(b"\n"))
             self.manifest_lines += count
-            pairs = _fast_pairs(block, count)
+            pairs = fast_pairs(block, count)
             if pairs is not None:
                 rows.extend((first + i, rel, digest) for i, (digest, rel) in enumerate(pairs))
             else:
@@ -269,7 +269,7 @@ class PayloadIndex:
                 self.item_findings.append(Finding(FindingKind.ITEMS_UNREADABLE, where, "not a JSON object"))
                 continue
             item_id = item.get("id")
-            if not isinstance(item_id, str) or not item_id or not _unicode(item_id):
+            if not isinstance(item_id, str) or not item_id or not is_unicode(item_id):
                 self.item_findings.append(
                     Finding(FindingKind.ITEM_FIELD_INVALID, where, "id is not a non-empty string")
                 )
@@ -282,7 +282,7 @@ class PayloadIndex:
                 )
             else:
                 last_id = item_id
-            bad = _bad_fields(item)
+            bad = bad_fields(item)
             if bad:
                 self.item_findings.append(
                     Finding(FindingKind.ITEM_FIELD_INVALID, at, f"wrong type or value: {', '.join(bad)}")
@@ -330,7 +330,7 @@ def _manifest_line_problem(raw: bytes | None) -> str | None:
     return None
 
 
-def _unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
     """False for a string holding a lone surrogate (JSON allows `\\ud800`; no file name is one)."""
     try:
         text.encode()
@@ -343,11 +343,11 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _bad_fields(item: dict[str, Any]) -> list[str]:
+def bad_fields(item: dict[str, Any]) -> list[str]:
     """The fields of an item whose JSON type or value cannot be right (SPEC §3)."""
     bad = []
     stored = item.get("stored_as")
-    if stored is not None and (not isinstance(stored, str) or not stored or not _unicode(stored)):
+    if stored is not None and (not isinstance(stored, str) or not stored or not is_unicode(stored)):
         bad.append("stored_as")
     sha = item.get("sha256")
     if sha is not None and not (isinstance(sha, str) and _DIGEST.fullmatch(sha)):

@@ -24,7 +24,7 @@ from manifest.findings import Finding, FindingKind
 from manifest.hashing import BatchCheck, Expected, check_sized_batch
 from manifest.items import parse_item
 from manifest.parallel import few_collections, ordered_map
-from manifest.verify.index import LINE_CAP, _bad_fields, _fast_pairs, _unicode, bounded_lines, line_blocks
+from manifest.verify.index import LINE_CAP, bad_fields, bounded_lines, fast_pairs, is_unicode, line_blocks
 from manifest.verify.model import ITEMS
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def _in_step(
         if block is None:
             raise GiveUp
         count = block.count(b"\n") + (not block.endswith(b"\n"))
-        pairs = _fast_pairs(block, count)
+        pairs = fast_pairs(block, count)
         if pairs is None or any(("//" in rel or "/./" in rel or rel.endswith("/.")) for _d, rel in pairs):
             raise GiveUp
         for digest, rel in pairs:
@@ -184,10 +184,10 @@ def _stored_items(bundle: BundleModel, counts: Streamed) -> Iterator[tuple[str, 
         if not isinstance(item, dict):
             raise GiveUp
         item_id = item.get("id")
-        if not isinstance(item_id, str) or not item_id or item_id <= last_id or not _unicode(item_id):
+        if not isinstance(item_id, str) or not item_id or item_id <= last_id or not is_unicode(item_id):
             raise GiveUp
         last_id = item_id
-        if _bad_fields(item):
+        if bad_fields(item):
             raise GiveUp
         counts.items += 1
         stored = item.get("stored_as")
