@@ -23,7 +23,7 @@ from manifest import bagit
 from manifest.findings import Finding, FindingKind
 from manifest.hashing import BatchCheck, Expected, check_sized_batch
 from manifest.items import parse_item
-from manifest.parallel import few_collections, ordered_map
+from manifest.parallel import few_collections, give_back_freed_memory, ordered_map
 from manifest.verify.index import LINE_CAP, bad_fields, bounded_lines, fast_pairs, is_unicode, line_blocks
 from manifest.verify.model import ITEMS
 
@@ -85,6 +85,8 @@ def stream_check(bundle: BundleModel) -> Streamed | None:
                 counts.opened += result.opened
                 if result.problems:
                     results.append(result)
+                if len(inodes) % 64 == 0:
+                    give_back_freed_memory()
     except GiveUp:
         return None
     except OSError:
