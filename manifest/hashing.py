@@ -76,8 +76,8 @@ def _digest(fd: int, size: int, buf: bytearray | None = None, sparse: bool = Fal
 
 
 def sha256_file(path: str | os.PathLike[str], buf: bytearray | None = None) -> str:
-    """Hex SHA-256 of a regular file's bytes (OSError for anything else)."""
-    fd = open_noatime(os.fsencode(path))
+    """Hex SHA-256 of a regular file's bytes (OSError for anything else: a link is never followed)."""
+    fd = open_noatime(os.fsencode(path), _NOFOLLOW)
     try:
         return _digest(fd, regular_size(fd, path), buf)
     finally:
@@ -85,19 +85,32 @@ def sha256_file(path: str | os.PathLike[str], buf: bytearray | None = None) -> s
 
 
 def sha256_files(paths: Sequence[Path]) -> list[str]:
-    """`sha256_file` of each path, in order. Threads hash them side by side (reads and hashlib
-    release the GIL), biggest first, each thread with a buffer of its own."""
-    threads = min(len(paths), os.cpu_count() or 1, 4)
-    if threads < 2:
-        return [sha256_file(p) for p in paths]
-    from concurrent.futures import ThreadPoolExecutor
+    """`sha256_file` of each path, in order (the first OSError is raised)."""
+    out = []
+    for result in sha256_files_or_errors(paths):
+        if isinstance(result, OSError):
+            raise result
+        out.append(result)
+    return out
 
+
+def sha256_files_or_errors(paths: Sequence[Path]) -> list[str | OSError]:
+    """`sha256_file` of each path, in order, or the OSError that file gave. Threads hash them side
+    by side (reads and hashlib release the GIL), biggest first, each with a buffer of its own."""
+    threads = min(len(paths), os.cpu_count() or 1, 4)
     local = threading.local()
 
-    def one(path: Path) -> str:
+    def one(path: Path) -> str | OSError:
         if not hasattr(local, "buf"):
             local.buf = bytearray(_BUF)
-        return sha256_file(path, local.buf)
+        try:
+            return sha256_file(path, local.buf)
+        except OSError as exc:
+            return exc
+
+    if threads < 2:
+        return [one(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
 
     order = sorted(range(len(paths)), key=lambda i: -_size(paths[i]))
     with ThreadPoolExecutor(threads) as pool:
@@ -113,8 +126,8 @@ def _size(path: Path) -> int:
 
 
 class Problem(NamedTuple):
-    """A payload file that did not check out: `unreadable` (detail = why) or `changed`
-    (detail = expected digest, found = actual)."""
+    """A payload file that did not check out: `unreadable` (detail = why), `changed`
+    (detail = expected digest, found = actual) or `size` (not read: detail = expected size)."""
 
     kind: str
     rel: str
@@ -131,6 +144,9 @@ class BatchCheck:
     nbytes: int = 0
     missing: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # in manifest order
+    opened: int = 0  # regular files opened (read or not): check_sized_batch only
+    inodes: list[int] = field(default_factory=list)  # of those, sorted: check_sized_batch only
+    devices: set[int] = field(default_factory=set)
 
 
 def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
@@ -165,6 +181,59 @@ def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
         out.nbytes += st.st_size
         if found != expected:
             out.problems.append(Problem("changed", rel, expected, found))
+    return out
+
+
+class Expected(NamedTuple):
+    """One payload file to check: its digest, and the size it must have before it is read (the
+    size recorded in items.jsonl) or, when none is recorded, the most it may have."""
+
+    rel: str
+    digest: str
+    size: int | None
+    at_most: int | None = None
+
+
+def check_sized_batch(base: str, entries: list[Expected]) -> BatchCheck:
+    """Like `check_batch`, but a file whose size is not the expected one is never read (it is a
+    `size` problem: detail = expected size, found = size on disk), so a file grown to any size
+    (sparse) costs one fstat."""
+    out = BatchCheck()
+    for rel, expected, size, at_most in entries:
+        try:
+            fd = open_noatime(base + rel, _NOFOLLOW)
+        except FileNotFoundError:
+            out.missing.append(rel)
+            continue
+        except OSError as exc:
+            why = "a symlink, not a file" if exc.errno == errno.ELOOP else (exc.strerror or str(exc)).lower()
+            out.problems.append(Problem("unreadable", rel, why, size=lstat_size(base + rel)))
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                out.problems.append(Problem("unreadable", rel, "not a regular file"))
+                continue
+            out.opened += 1
+            out.inodes.append(st.st_ino)
+            out.devices.add(st.st_dev)
+            if size is not None and st.st_size != size:
+                out.problems.append(Problem("size", rel, str(size), str(st.st_size), st.st_size))
+                continue
+            if size is None and at_most is not None and st.st_size > at_most:
+                out.problems.append(Problem("size", rel, f"at most {at_most}", str(st.st_size), st.st_size))
+                continue
+            found = _digest(fd, st.st_size, sparse=is_sparse(st))
+        except OSError as exc:
+            out.problems.append(Problem("unreadable", rel, (exc.strerror or str(exc)).lower()))
+            continue
+        finally:
+            os.close(fd)
+        out.files += 1
+        out.nbytes += st.st_size
+        if found != expected:
+            out.problems.append(Problem("changed", rel, expected, found))
+    out.inodes.sort()
     return out
 
 

@@ -68,11 +68,17 @@ def item_line(item: dict[str, Any]) -> bytes:
 
 def parse_item(line: bytes) -> Any:
     """One line of items.jsonl back to its object (ValueError if it is not JSON). A line orjson
-    refuses but JSON allows (an escaped lone surrogate) is read by the standard library."""
+    refuses but JSON allows (an escaped lone surrogate) is read by the standard library. Nesting
+    deeper than orjson's 1024 levels is a ValueError, never a RecursionError."""
     try:
         return orjson.loads(line)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise ValueError("nested deeper than 1024 levels") from None
+    try:
         return json.loads(line)
+    except RecursionError:  # the standard library's own nesting limit: bad input, not a crash
+        raise ValueError("nested too deeply") from None
 
 
 def iter_items(items_path: Path) -> Iterator[dict[str, Any]]:

@@ -416,6 +416,12 @@ def render_report(
                 + "".join(f'<li class="mono">{_e(f.line())}</li>' for f in verify_report.findings[:50])
                 + "</ul>"
             )
+        if verify_report.notes:
+            out.append(
+                '<p class="muted">What the bundle alone cannot decide:</p><ul>'
+                + "".join(f"<li>{_e(note)}</li>" for note in verify_report.notes)
+                + "</ul>"
+            )
     # -- the bundle
     out.append("<h2>Bundle</h2>")
     out.append(

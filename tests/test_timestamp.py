@@ -12,26 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import Cli, clear_flags, require_tool
 from custody_helpers import collect_bundle, make_person
+from tsa_helpers import make_tsa, openssl_stamp
 
 from manifest.timestamp import request_timestamp, timestamp_findings, verify_timestamp
-
-TSA_CNF = """
-[ tsa ]
-default_tsa = tsa_config
-[ tsa_config ]
-serial = {d}/serial
-signer_cert = {d}/tsa.pem
-# No `certs =`: with the CA too, openssl writes the certificate SET OF unsorted (not DER).
-signer_key = {d}/tsa.key
-signer_digest = sha256
-default_policy = 1.2.3.4.1
-digests = sha256
-accuracy = secs:1
-ess_cert_id_alg = sha256
-[ v3_tsa ]
-basicConstraints = CA:FALSE
-extendedKeyUsage = critical,timeStamping
-"""
 
 
 @pytest.fixture(scope="module")
@@ -39,34 +22,7 @@ def tsa(tmp_path_factory: pytest.TempPathFactory):
     """A test CA, a TSA certificate, and `openssl ts -reply` answering HTTP POSTs on 127.0.0.1."""
     openssl = require_tool("openssl")
     d = tmp_path_factory.mktemp("tsa")
-    (d / "tsa.cnf").write_text(TSA_CNF.format(d=d))
-    (d / "serial").write_text("01\n")
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=d)
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Test TSA CA")
-    run("req", *ec, "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=Test TSA")
-    run(
-        "x509",
-        "-req",
-        "-in",
-        "tsa.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "tsa.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "tsa.cnf",
-        "-extensions",
-        "v3_tsa",
-    )
+    make_tsa(d, openssl)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -214,30 +170,6 @@ def test_collect_with_tsa_seals_a_timestamp_that_verify_and_openssl_check(tsa, t
 
 
 # -- a .tsr counts only when signature, imprint and chain all verify -----------------------------
-
-
-def openssl_stamp(tsa: dict, data: bytes, tmp_path: Path, *, with_ca_in_token: bool = False) -> bytes:
-    """A reply made by `openssl ts -reply` directly (optionally with the CA certificate embedded,
-    which openssl writes as an unsorted SET OF)."""
-    d = tsa["dir"]
-    (tmp_path / "data").write_bytes(data)
-    cnf = tmp_path / "tsa.cnf"
-    text = (d / "tsa.cnf").read_text()
-    if with_ca_in_token:
-        text = text.replace("signer_key =", f"certs = {d}/ca.pem\nsigner_key =")
-    cnf.write_text(text)
-    run = [tsa["openssl"], "ts"]
-    subprocess.run(
-        [*run, "-query", "-data", tmp_path / "data", "-sha256", "-cert", "-out", tmp_path / "q.tsq"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [*run, "-reply", "-config", cnf, "-queryfile", tmp_path / "q.tsq", "-out", tmp_path / "r.tsr"],
-        check=True,
-        capture_output=True,
-    )
-    return (tmp_path / "r.tsr").read_bytes()
 
 
 def unsigned_tsr(data: bytes) -> bytes:

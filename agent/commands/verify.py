@@ -36,7 +36,7 @@ def print_report(report: VerifyReport) -> None:
             f"{actor['organization']} ({mark})"
         )
     for note in report.notes:
-        click.echo(note)
+        click.echo(f"note: {note}")
     if report.ok:
         click.echo(
             f"VERIFIED {report.bundle}: {report.payload_files} payload files, "
