@@ -34,6 +34,7 @@ COMMAND_MODULES = {
     "restore": "agent.commands.isolate",
     "isolation": "agent.commands.isolate",
     "watch": "agent.commands.watch",
+    "vault": "agent.commands.vault",
 }
 
 
