@@ -50,7 +50,15 @@ CHUNK = 1 << 20
 # bucket, or (through the bucket policy `vault init` sets) delete anything; the custodian is the
 # uploader plus legal holds (SeaweedFS checks the same right to set a hold on upload and to lift
 # it later, so lifting a hold is kept from the uploader by not giving it holds at all).
-UPLOADER_ACTIONS = ["Read", "List", "Write", "PutObjectRetention", "GetObjectRetention", "GetObjectLegalHold"]
+UPLOADER_ACTIONS = [
+    "Read",
+    "List",
+    "Write",
+    "PutObjectRetention",
+    "GetObjectRetention",
+    "GetObjectLegalHold",
+    "GetBucketObjectLockConfiguration",
+]
 CUSTODIAN_ACTIONS = [*UPLOADER_ACTIONS, "PutObjectLegalHold"]
 ADMIN_ACTIONS = ["Admin", "Read", "List", "Write", "Tagging", "ReadAcp", "WriteAcp"]
 
