@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from conftest import Cli
 from custody_helpers import Person, collect_bundle, make_person
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from vault_server import VaultServer
 
 
@@ -34,3 +33,39 @@ def it_person(tmp: Path) -> Person:
 
 def sealed_bundle(person: Person, tmp: Path, out: Path) -> Path:
     return collect_bundle(person, tmp, out)
+
+
+def make_tree(root: Path, *, big_mib: int = 0, small: int = 0) -> Path:
+    """A source tree: one big file of distinct MiB blocks (fast to make: one random block, its
+    first bytes changed per MiB) and `small` small files in directories of 500."""
+    import os
+
+    src = root / "src"
+    src.mkdir(parents=True)
+    if big_mib:
+        block = bytearray(os.urandom(1 << 20))
+        with open(src / "disk.img", "wb") as f:
+            for i in range(big_mib):
+                block[:8] = i.to_bytes(8, "little")
+                f.write(block)
+    for i in range(small):
+        d = src / f"d{i // 500:03d}"
+        if i % 500 == 0:
+            d.mkdir()
+        (d / f"f{i:05d}.txt").write_bytes(f"small file {i}\n".encode() * (1 + i % 7))
+    return src
+
+
+def collect(person: Person, src: Path, out: Path) -> Path:
+    proc = person.cli("collect", "--case", "OKC-2026-0042", "--out", out, src, check=True, timeout=900)
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def versions_by_key(client: Any, bucket: str, prefix: str = "") -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            out.setdefault(v["Key"], []).append(v["VersionId"])
+        for m in page.get("DeleteMarkers", []):
+            out.setdefault(m["Key"], []).append("delete-marker")
+    return out

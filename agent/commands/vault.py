@@ -210,6 +210,16 @@ def pull(ref: str, out_dir: Path, vault_url: str | None, trust: tuple[str, ...])
     return 0
 
 
+@vault.command()
+@click.argument("bundle", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def witness(bundle: Path) -> None:
+    """Write BUNDLE's custody events that its vault does not hold yet (e.g. appended offline)."""
+    from manifest.vault.witness import witness_bundle
+
+    count = witness_bundle(bundle)
+    click.echo(f"witnessed {count} custody event(s) of {bundle.name} in the vault")
+
+
 @vault.command(name="ls")
 @click.argument("case", required=False)
 @vault_option

@@ -29,10 +29,9 @@ def make_client(*, attempts: int = 3, read_timeout: float = 120) -> Any:
     session = boto3.session.Session()
     if session.get_credentials() is None:
         raise VaultError("no credentials for the vault", CREDENTIALS_HINT)
-    probe = session.client("s3", region_name=session.region_name or "us-east-1")
-    endpoint = probe.meta.endpoint_url
+    endpoint = configured_endpoint(session)
     s3_config: dict[str, str] = {}
-    if not urlsplit(endpoint).hostname or not str(urlsplit(endpoint).hostname).endswith("amazonaws.com"):
+    if endpoint and not str(urlsplit(endpoint).hostname or "").endswith("amazonaws.com"):
         s3_config["addressing_style"] = "path"
     config = Config(
         region_name=session.region_name or "us-east-1",
@@ -46,6 +45,18 @@ def make_client(*, attempts: int = 3, read_timeout: float = 120) -> Any:
         response_checksum_validation="when_required",
     )
     return session.client("s3", config=config)
+
+
+def configured_endpoint(session: Any) -> str | None:
+    """The endpoint boto3 will use, read the way it reads it (service-specific variable first),
+    without building a client (which costs a second): None means AWS itself."""
+    for var in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if os.environ.get(var):
+            return os.environ[var]
+    scoped = session._session.get_scoped_config()
+    services = scoped.get("s3") if isinstance(scoped.get("s3"), dict) else {}
+    value = services.get("endpoint_url") or scoped.get("endpoint_url")
+    return str(value) if value else None
 
 
 def endpoint_url(client: Any) -> str:

@@ -119,6 +119,25 @@ def witness_event(bundle_dir: Path, event_line: bytes | dict[str, Any]) -> str |
     return key
 
 
+def vault_tail_findings(bundle_dir: Path, vault_url: str) -> list[Finding]:
+    """`sealbox verify BUNDLE --vault s3://...`: the custody tail check, from the option's value."""
+    return tail_findings(bundle_dir, parse(vault_url))
+
+
+def witness_bundle(bundle_dir: Path, location: VaultLocation | None = None) -> int:
+    """Write every continuation event the vault lacks (after appends made offline); returns how many."""
+    stored = stored_events(bundle_dir)
+    if not stored:
+        from manifest.vault.errors import VaultError
+
+        raise VaultError(
+            f"{bundle_dir} was never stored in a vault", "push it first: `sealbox vault push BUNDLE`"
+        )
+    last = stored[-1]
+    location = location or parse(last["details"]["vault"])
+    return sync_witness(make_client(), location, bundle_dir, str(last["case"]), lock_of(last))
+
+
 def tail_findings(bundle_dir: Path, location: VaultLocation, client: Any | None = None) -> list[Finding]:
     """The local custody continuation against the vault's witness: an event the vault holds that
     the local log lacks (truncated) or holds otherwise (forked) is a finding."""
