@@ -21,7 +21,7 @@ from manifest import bagit
 from manifest.bagit import parse_bag_info, parse_manifest
 from manifest.canonical import canonical_bytes
 from manifest.custody import CONTINUATION, append_event
-from manifest.errors import BundleError, NotABundleError
+from manifest.errors import BundleError, NotABundleError, SealboxError
 from manifest.vault.bucket import Retention, check_bucket
 from manifest.vault.client import endpoint_url, make_client, raise_for
 from manifest.vault.errors import BundleNotVerified, VaultError, VaultUnreachable
@@ -403,3 +403,24 @@ def summary(result: PushResult) -> str:
 
 def as_json(result: PushResult) -> str:
     return json.dumps({"stored": True, "event": result.event}, sort_keys=True)
+
+
+def push_or_defer(bundle_dir: Path, vault_url: str, signer: Signer, attempts: int = 2) -> tuple[bool, str]:
+    """After `respond` sealed a bundle: store it in the vault now if it answers, else say how to
+    push later. The sealed bundle stays as it is either way. Returns (stored, the line to print)."""
+    from manifest.vault.bucket import parse_retention
+    from manifest.vault.location import parse
+
+    location = parse(vault_url)
+    later = f"push it later with `sealbox vault push {bundle_dir} --vault {location.url}`"
+    try:
+        result = push_with_retries(
+            attempts,
+            lambda: push(bundle_dir, location, signer, parse_retention("7y", "compliance")),
+            lambda _attempt, _wait, _exc: None,
+        )
+    except VaultUnreachable:
+        return False, f"vault {location.url} is unreachable: the bundle is sealed locally only; {later}"
+    except SealboxError as exc:
+        return False, f"vault {location.url}: {exc.message}; the bundle is sealed locally; {later}"
+    return True, summary(result)
