@@ -22,6 +22,10 @@ def test_push_verify_pull_small_bundle(vault: VaultServer, tmp_path: Path, out_d
     proc = up("vault", "push", bundle, "--vault", f"s3://{bucket}/city", "--retention", "1d")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("STORED "), proc.stdout
+    again = up("vault", "push", bundle, "--vault", f"s3://{bucket}/city", "--retention", "1d")
+    assert again.returncode == 0 and "(0 uploaded, " in again.stdout, again.stdout + again.stderr
+    keys = versions_by_key(vault.client("admin"), bucket, "city/")
+    assert all(len(v) == 1 for v in keys.values()), keys  # nothing stored twice, the index neither
     ref = f"OKC-2026-0042/{bundle.name}"
     proc = up("vault", "verify", ref, "--vault", f"s3://{bucket}/city")
     assert proc.returncode == 0, proc.stdout + proc.stderr

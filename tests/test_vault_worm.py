@@ -107,6 +107,11 @@ def test_legal_hold_cannot_be_lifted_by_the_uploader(
     )
     # The uploader cannot set one either: `--legal-hold` needs the custodian (S3 has one right for both).
     proc = vault_cli(it, vault, "uploader")(
+        "vault", "push", bundle, "--vault", f"s3://{bucket}/again", "--retention", "1d", "--legal-hold"
+    )
+    assert proc.returncode == 2 and "denied" in proc.stderr and "STORED" not in proc.stdout, proc.stderr
+    assert not vault.client("admin").list_objects_v2(Bucket=bucket, Prefix="again/").get("Contents")
+    proc = vault_cli(it, vault, "uploader")(
         "vault", "verify", f"OKC-2026-0042/{bundle.name}", "--vault", f"s3://{bucket}"
     )
     assert proc.returncode == 0, proc.stdout

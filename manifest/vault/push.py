@@ -23,7 +23,7 @@ from manifest.canonical import canonical_bytes
 from manifest.custody import CONTINUATION, append_event
 from manifest.errors import BundleError, NotABundleError, SealboxError
 from manifest.vault.bucket import Retention, check_bucket
-from manifest.vault.client import endpoint_url, make_client, raise_for
+from manifest.vault.client import endpoint_url, http_status, make_client, raise_for
 from manifest.vault.errors import BundleNotVerified, VaultError, VaultUnreachable
 from manifest.vault.location import BAG, VaultLocation
 from manifest.vault.objects import Lock, b64, composite, put_bytes
@@ -290,6 +290,17 @@ def index_bytes(objects: list[Stored]) -> bytes:
     )
 
 
+def _kept_index(client: Any, location: VaultLocation, key: str, sha_hex: str) -> str | None:
+    """The version of an identical index a previous push stored (its key is its hash), if any."""
+    try:
+        head = client.head_object(Bucket=location.bucket, Key=key, ChecksumMode="ENABLED")
+    except Exception as exc:
+        if http_status(exc) == 404:
+            return None
+        raise
+    return str(head["VersionId"]) if head.get("ChecksumSHA256") == b64(sha_hex) else None
+
+
 def verify_locally(bundle_dir: Path, trusted: set[str], store: KeyStore | None) -> None:
     from manifest.verify import verify_bundle
 
@@ -339,7 +350,9 @@ def push(
     index_sha = hashlib.sha256(index).hexdigest()
     index_key = f"{prefix}index/{index_sha}.jsonl"
     try:
-        index_version = put_bytes(client, location, index_key, index, index_sha, lock)
+        index_version = _kept_index(client, location, index_key, index_sha) or put_bytes(
+            client, location, index_key, index, index_sha, lock
+        )
     except Exception as exc:
         raise_for(exc, location, "storing the vault index", client)
     retain_until = min(datetime.fromisoformat(o.retain_until) for o in result.objects)
