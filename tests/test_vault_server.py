@@ -108,3 +108,14 @@ def test_objlock_probe_passes(vault: VaultServer) -> None:
     assert summary and re.match(r"SUMMARY (\d+) passed, 0 failed", summary[0]), proc.stdout
     assert int(summary[0].split()[1]) >= 19, summary
     assert "FAIL" not in proc.stdout.replace("0 failed", ""), proc.stdout
+
+
+def test_endpoint_host_port_for_the_isolation_channel(vault: VaultServer, monkeypatch) -> None:
+    """The host:port a contained machine must still reach, from boto3's own configuration."""
+    from manifest.vault.client import endpoint_host_port
+
+    for key, value in vault.env("uploader", base={}).items():
+        monkeypatch.setenv(key, value)
+    assert endpoint_host_port() == vault.url.removeprefix("http://")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://[2001:db8::5]/")
+    assert endpoint_host_port() == "[2001:db8::5]:443"

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from manifest.vault.client import endpoint_url, http_status, make_client, raise_
 from manifest.vault.errors import BundleNotVerified, VaultError, VaultUnreachable
 from manifest.vault.location import BAG, VaultLocation
 from manifest.vault.objects import Lock, b64, composite, put_bytes
+from manifest.vault.pool import ordered_map
 from manifest.vault.witness import sync_witness
 
 if TYPE_CHECKING:
@@ -341,11 +341,10 @@ def push(
     except Exception as exc:
         raise_for(exc, location, "listing what the vault holds", client)
     entries = sealed_entries(bundle_dir)
-    with ThreadPoolExecutor(WORKERS) as pool:
-        for n, stored in enumerate(pool.map(pusher.one, entries), start=1):
-            result.objects.append(stored)
-            if progress:
-                progress(n, len(entries))
+    for n, stored in enumerate(ordered_map(pusher.one, entries, WORKERS), start=1):
+        result.objects.append(stored)
+        if progress:
+            progress(n, len(entries))
     index = index_bytes(result.objects)
     index_sha = hashlib.sha256(index).hexdigest()
     index_key = f"{prefix}index/{index_sha}.jsonl"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from manifest.vault.client import make_client, raise_for
 from manifest.vault.errors import VaultError
 from manifest.vault.location import BAG, VaultLocation
 from manifest.vault.objects import Fetched, get_small, stream_get
+from manifest.vault.pool import ordered_map
 from manifest.vault.witness import WitnessEvent, read_witness
 
 if TYPE_CHECKING:
@@ -296,20 +296,19 @@ def _check_payload(
             if sink is not None:
                 sink.close()
 
-    with ThreadPoolExecutor(WORKERS) as pool:
-        for entry, fetched in pool.map(one, payload):
-            report.payload_bytes += fetched.size
-            _compare(entry, fetched, report)
-            want = manifest.get(entry.path)
-            if want is not None and fetched.sha256 != want:
-                report.add(
-                    "payload-changed",
-                    entry.path,
-                    "content differs from manifest-sha256.txt",
-                    want,
-                    fetched.sha256,
-                )
-            check_lock(fetched, entry.path, stored, report)
+    for entry, fetched in ordered_map(one, payload, WORKERS):
+        report.payload_bytes += fetched.size
+        _compare(entry, fetched, report)
+        want = manifest.get(entry.path)
+        if want is not None and fetched.sha256 != want:
+            report.add(
+                "payload-changed",
+                entry.path,
+                "content differs from manifest-sha256.txt",
+                want,
+                fetched.sha256,
+            )
+        check_lock(fetched, entry.path, stored, report)
 
 
 def _check_oxum(oxum: str | None, index: list[IndexEntry], report: RemoteReport) -> None:
