@@ -35,6 +35,7 @@ COMMAND_MODULES = {
     "isolation": "agent.commands.isolate",
     "watch": "agent.commands.watch",
     "mail": "agent.commands.mail",
+    "vault": "agent.commands.vault",
 }
 
 

@@ -43,6 +43,7 @@ EVENTS = (
     "transferred",
     "verified",
     "note",
+    "stored",
 )
 # Events that only the sealing run itself writes (custody.jsonl); the rest go to continuation.
 SEALING_EVENTS = ("collection-started", "volatile-captured", "collection-completed", "sealed")

@@ -28,6 +28,7 @@ from manifest.bundle import check_case_id
 from manifest.custody import append_event, append_event_with_receipt
 from manifest.errors import KeyError_, UsageError
 from manifest.keys import KeyStore, Signer
+from manifest.vault.push import push_or_defer
 from manifest.verify import verify_bundle
 
 DEMO_KEY_NAME = "DEMO KEY - not for evidence"
@@ -152,6 +153,7 @@ def _signer(key_ref: str | None, passphrase_file: Path | None, demo_key: bool) -
 @run_options
 @click.option("--dry-run", is_flag=True, help="Show what would be collected, collect nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--vault", "vault_url", metavar="s3://BUCKET", help="Then store the bundle in this vault.")
 def respond(
     case: str,
     profile: str | None,
@@ -170,6 +172,7 @@ def respond(
     previous: Path | None,
     dry_run: bool,
     as_json: bool,
+    vault_url: str | None,
     **incident_kw: Any,
 ) -> int:
     """Preserve a breached machine's evidence in one go: volatile state, logs, mail, files -> a
@@ -246,6 +249,8 @@ def respond(
             click.echo(f"FAIL {finding.line()}", err=True)
         click.echo(("VERIFIED" if report.ok else "NOT VERIFIED") + f" {result.bundle}", err=True)
         click.echo(render(steps))
+    if vault_url and report.ok:
+        click.echo(push_or_defer(result.bundle, vault_url, signer)[1], err=True)
     return 0 if report.ok else 1
 
 

@@ -9,6 +9,7 @@ import click
 from agent.commands.common import print_json
 from manifest.errors import UsageError
 from manifest.keys import FP_PREFIX, normalize_fp
+from manifest.vault.witness import vault_tail_findings
 from manifest.verify import VerifyReport, verify_bundle
 
 
@@ -69,6 +70,7 @@ def print_report(report: VerifyReport) -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="Also check that BUNDLE follows up this earlier bundle (Sealbox-Previous-Bundle).",
 )
+@click.option("--vault", "vault_url", metavar="s3://BUCKET", help="Also check custody against the vault.")
 def verify(
     bundle: Path,
     trust: tuple[str, ...],
@@ -77,6 +79,7 @@ def verify(
     tsa_ca: Path | None,
     previous: Path | None,
     receipts: tuple[Path, ...],
+    vault_url: str | None,
 ) -> int:
     """Verify BUNDLE: bag, hashes, signatures, trust, items, custody chain and timestamp."""
     report = verify_bundle(
@@ -87,6 +90,8 @@ def verify(
         previous=previous,
         receipts=receipts,
     )
+    if vault_url:
+        report.findings.extend(vault_tail_findings(bundle, vault_url))
     if as_json:
         print_json(report.as_dict())
     else:
