@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from agent.commands.common import print_json
+from agent.commands.plainbag import verify_plain_bag
 from manifest.errors import UsageError
 from manifest.keys import FP_PREFIX, normalize_fp
+from manifest.plainbag import is_plain_bag
 from manifest.verify import VerifyReport, verify_bundle
 
 
@@ -69,6 +71,8 @@ def verify(
     previous: Path | None,
 ) -> int:
     """Verify BUNDLE: bag, hashes, signatures, trust, items, custody chain and timestamp."""
+    if is_plain_bag(bundle):  # a BagIt bag that is no sealbox bundle: integrity only
+        return verify_plain_bag(bundle, as_json, workers)
     report = verify_bundle(
         bundle, full_fingerprints(trust), workers=workers, tsa_ca=tsa_ca, previous=previous
     )
