@@ -39,7 +39,8 @@ TIME_BOUND = 60.0  # seconds for one verify of the small test bundle, whatever w
 
 
 def _file(path: Path) -> bool:
-    return path.is_file() and not path.is_symlink()
+    """A regular file small enough to rewrite in memory (not one an earlier step made huge)."""
+    return path.is_file() and not path.is_symlink() and path.stat().st_size <= 64 << 20
 
 
 def _rewrite(path: Path, data: bytes) -> None:
@@ -111,6 +112,13 @@ def symlink_to_copy(bundle: Path, rel: str, rng: random.Random, outside: Path) -
     path = bundle / rel
     copy = outside / f"copy-{rng.randrange(1 << 30)}-{path.name}"
     if path.is_dir() and not path.is_symlink():
+        inside = [p.lstat() for p in path.rglob("*")]
+        if any(
+            not (stat.S_ISREG(s.st_mode) or stat.S_ISDIR(s.st_mode) or stat.S_ISLNK(s.st_mode))
+            or s.st_size > 64 << 20
+            for s in inside
+        ):
+            return None  # a FIFO cannot be copied, a sparse giant would be copied in full
         shutil.copytree(path, copy, symlinks=True)
         shutil.rmtree(path)
     elif _file(path):
