@@ -524,7 +524,7 @@ class _Validator:
         twins, dropped = self._excused_missing(payload_manifests)
         excused = twins | dropped
         for manifest in self.manifests:
-            present = self.tag_files if manifest.tag else self.payload
+            present = self._present(manifest)
             for rel, entry in manifest.entries.items():
                 if rel in present or rel in excused:
                     continue
@@ -561,6 +561,11 @@ class _Validator:
                     f"{self._oxum[0]}.{self._oxum[1]}",
                     f"{found[0]}.{found[1]}",
                 )
+
+    def _present(self, manifest: _Manifest) -> dict[str, _DiskFile]:
+        """The files a manifest's entries are looked up in (a tag manifest may list payload too,
+        with a warning)."""
+        return {**self.tag_files, **self.payload} if manifest.tag else self.payload
 
     def _excused_missing(self, payload_manifests: list[_Manifest]) -> tuple[set[str], set[str]]:
         """Listed payload paths missing here for a reason that loses no content, each reported as
@@ -632,7 +637,7 @@ class _Validator:
         bytes Payload-Oxum declares, when data/ no longer matches it) hashing stops there."""
         wanted: dict[str, dict[str, list[tuple[_Manifest, _Entry]]]] = {}
         for manifest in self.manifests:
-            present = self.tag_files if manifest.tag else self.payload
+            present = self._present(manifest)
             for rel, entry in manifest.entries.items():
                 if rel in present:
                     wanted.setdefault(rel, {}).setdefault(manifest.algorithm, []).append((manifest, entry))

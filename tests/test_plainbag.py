@@ -284,6 +284,25 @@ def test_cli_json(cli, bag):
     assert (out["kind"], out["valid"], out["signed"], out["custody"]) == ("bagit", True, False, False)
 
 
+def test_cli_refuses_bundle_options_on_a_plain_bag(cli, bag):
+    proc = cli("verify", "--trust", "SHA256:" + "0" * 64, bag)
+    assert proc.returncode == 2
+    assert "--trust cannot be checked" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_payload_file_listed_in_tag_manifest_is_checked_with_a_warning(bag):
+    digest = hashlib.sha256((bag / "data/b.bin").read_bytes()).hexdigest()
+    with (bag / "tagmanifest-sha256.txt").open("a") as f:
+        f.write(f"{digest}  data/b.bin\n")
+    report = validate_plain_bag(bag)
+    assert report.ok and "bagit-tagmanifest-lists-payload" in kinds(report.warnings)
+    (bag / "data/b.bin").write_bytes(b"changed")
+    assert any(
+        f.kind == "bagit-payload-changed" and "tagmanifest-sha256.txt" in f.message
+        for f in validate_plain_bag(bag).errors
+    )
+
+
 def test_cli_directory_that_is_neither_exits_2_with_one_line(cli, tmp_path):
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain/file.txt").write_text("x")

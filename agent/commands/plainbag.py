@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from agent.commands.common import print_json
+from manifest.errors import UsageError
 from manifest.plainbag import validate_plain_bag
 
 if TYPE_CHECKING:
@@ -15,8 +16,15 @@ if TYPE_CHECKING:
 HEADLINE = "BagIt bag — no signature, no custody: integrity only"
 
 
-def verify_plain_bag(bag: Path, as_json: bool, workers: int | None) -> int:
-    """Validate `bag` as RFC 8493 BagIt, print errors and warnings; exit 0 valid, 1 invalid."""
+def verify_plain_bag(bag: Path, as_json: bool, workers: int | None, bundle_options: list[str]) -> int:
+    """Validate `bag` as RFC 8493 BagIt, print errors and warnings; exit 0 valid, 1 invalid.
+    Options that check what only a sealbox bundle has are refused, never silently ignored."""
+    if bundle_options:
+        raise UsageError(
+            f"{bag} is a plain BagIt bag (no signature, no custody): {', '.join(bundle_options)} "
+            "cannot be checked on it",
+            "verify it without those options for its integrity",
+        )
     report = validate_plain_bag(bag, workers=workers)
     if as_json:
         print_json({"headline": HEADLINE, **report.as_dict()})

@@ -72,7 +72,8 @@ def verify(
 ) -> int:
     """Verify BUNDLE: bag, hashes, signatures, trust, items, custody chain and timestamp."""
     if is_plain_bag(bundle):  # a BagIt bag that is no sealbox bundle: integrity only
-        return verify_plain_bag(bundle, as_json, workers)
+        given = {"--trust": trust, "--tsa-ca": tsa_ca, "--previous": previous}
+        return verify_plain_bag(bundle, as_json, workers, [name for name, v in given.items() if v])
     report = verify_bundle(
         bundle, full_fingerprints(trust), workers=workers, tsa_ca=tsa_ca, previous=previous
     )
