@@ -221,15 +221,62 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     # The same log with CRLF line ends still verifies, while `sed ... | sha256sum` says the link broke.
     "crlf": (_CONTINUATION, "trust (custody parsing)"),
 }
-# A non-UTF-8 byte in a minisign file: UnicodeDecodeError, "internal error" (verify must be total).
-for _mutation in ("flip", "insert", "extend"):
-    KNOWN_GAPS[_mutation] = (("keys/signer.minisign.pub", "tagmanifest-sha256.txt.minisig"), "verify-core")
 
 
-def known_gap(mutation: str, rel: str) -> str | None:
-    """The branch expected to close the gap, if (mutation, entry) is a known gap today."""
+def _not_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class ContentGap:
+    """A gap that depends on what a mutation wrote, not on which mutation it was."""
+
+    name: str
+    files: tuple[str, ...]
+    applies: Callable[[bytes], bool]
+    branch: str
+    example: bytes  # bytes to insert that produce it
+    offset: int  # where (in the path of a manifest's first line)
+
+
+CONTENT_GAPS = (
+    # "internal error: UnicodeDecodeError" instead of minisign-invalid.
+    ContentGap(
+        "non-UTF-8 minisign file",
+        ("keys/signer.minisign.pub", "tagmanifest-sha256.txt.minisig"),
+        _not_utf8,
+        "verify-core / trust (total minisign parsing)",
+        b"\xa9",
+        20,
+    ),
+    # "internal error: ValueError('embedded null byte')" instead of a malformed-line finding.
+    ContentGap(
+        "NUL byte in a manifest",
+        ("manifest-sha256.txt",),
+        lambda data: b"\0" in data,
+        "verify-core (bounded and total)",
+        b"\0",
+        70,
+    ),
+)
+
+
+def known_gap(mutation: str, rel: str, bundle: Path | None = None) -> str | None:
+    """The branch expected to close the gap, if (mutation, entry) is a known gap today; with
+    `bundle`, also when the entry now holds what a content gap is about."""
     patterns, branch = KNOWN_GAPS.get(mutation, ((), ""))
-    return branch if any(fnmatch.fnmatchcase(rel, p) for p in patterns) else None
+    if any(fnmatch.fnmatchcase(rel, p) for p in patterns):
+        return branch
+    if bundle is not None:
+        path = bundle / rel
+        for gap in CONTENT_GAPS:
+            if rel in gap.files and _file(path) and gap.applies(path.read_bytes()):
+                return gap.branch
+    return None
 
 
 # -- the oracle -----------------------------------------------------------------------------------
