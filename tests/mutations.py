@@ -1,8 +1,10 @@
 """Mutations of a sealed bundle and the oracle that judges verify's answer to each.
 
 Shared by tests/test_mutation.py (a fast profile in CI) and scripts/fuzz-verify (long runs).
-The oracle: if any byte or file type inside the bundle differs from before, verify must not say
-ok; it must never raise anything but a SealboxError, and it must end within a time bound.
+The oracle: if any byte something covers or any file type inside the bundle differs from before
+(an empty directory holds no byte; minisign signs neither the untrusted comment nor line ends),
+verify must not say ok, and when nothing differs it must say ok (no false alarm); it must never
+raise anything but a SealboxError, and it must end within a time bound.
 """
 
 from __future__ import annotations
