@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from manifest.errors import SealboxError
 from manifest.verify import verify_bundle
@@ -340,11 +340,24 @@ class Outcome:
     kinds: list[str] = field(default_factory=list)
 
 
-def verify_in_process(bundle: Path, store: KeyStore) -> Outcome:
+def custody_receipts(home: Path, original: Path) -> tuple[Path, ...]:
+    """The signed receipts `custody add` kept of the original's log in the key store (there
+    once receipts exist: issue 13 item 2). A mutated copy is verified against them as if handed
+    over with them (`--receipt`): a receipt in the store binds only the copy it was made for."""
+    bundle_id = ""
+    for line in (original / "bag-info.txt").read_text(errors="replace").splitlines():
+        if line.startswith("Sealbox-Bundle-Id:"):
+            bundle_id = line.partition(":")[2].strip()
+    directory = home / "receipts" / bundle_id
+    return tuple(sorted(directory.glob("*.json"))) if bundle_id and directory.is_dir() else ()
+
+
+def verify_in_process(bundle: Path, store: KeyStore, receipts: tuple[Path, ...] = ()) -> Outcome:
     """verify_bundle in this process: a SealboxError is a refusal (not ok), anything else a crash."""
     started = time.monotonic()
+    extra: dict[str, Any] = {"receipts": receipts} if receipts else {}
     try:
-        report = verify_bundle(bundle, store=store, workers=1)
+        report = verify_bundle(bundle, store=store, workers=1, **extra)
     except SealboxError as exc:
         return Outcome(False, f"refused: {exc}", time.monotonic() - started)
     except Exception as exc:  # the harness looks for exactly this: a crash instead of a finding
@@ -353,14 +366,25 @@ def verify_in_process(bundle: Path, store: KeyStore) -> Outcome:
     return Outcome(report.ok, "", seconds, kinds=sorted({f.kind for f in report.findings}))
 
 
-def verify_cli(bundle: Path, home: Path, timeout: float = TIME_BOUND) -> Outcome:
+def verify_cli(
+    bundle: Path, home: Path, timeout: float = TIME_BOUND, receipts: tuple[Path, ...] = ()
+) -> Outcome:
     """`sealbox verify` in a subprocess: exit 0 ok, 1 findings, 2 refusal; a traceback, an
     'internal error' or any other exit is a crash; no end within `timeout` is a hang."""
     env = {**os.environ, "SEALBOX_HOME": str(home), "PYTHONPATH": str(REPO)}
     started = time.monotonic()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "agent", "verify", "--workers", "1", str(bundle)],
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "verify",
+                "--workers",
+                "1",
+                *(arg for receipt in receipts for arg in ("--receipt", str(receipt))),
+                str(bundle),
+            ],
             capture_output=True,
             text=True,
             errors="replace",

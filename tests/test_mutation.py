@@ -19,6 +19,7 @@ from tests.mutations import (
     KNOWN_GAPS,
     MUTATIONS,
     changed,
+    custody_receipts,
     entries,
     known_gap,
     mutate,
@@ -66,6 +67,13 @@ def sealed(tmp_path_factory):
     clear_flags(out)
 
 
+@pytest.fixture(scope="module")
+def receipts(sealed):
+    """The receipts of the original's custody log, once the key store keeps them."""
+    cli, bundle = sealed
+    return custody_receipts(cli.home, bundle)
+
+
 @pytest.fixture
 def fresh(sealed, tmp_path):
     """A mutable copy of the sealed bundle and a directory outside it (for link targets)."""
@@ -75,16 +83,16 @@ def fresh(sealed, tmp_path):
     return cli, writable_copy(bundle, tmp_path / bundle.name), outside
 
 
-def test_untouched_copy_verifies(fresh):
+def test_untouched_copy_verifies(fresh, receipts):
     cli, bundle, _outside = fresh
     assert (bundle / "custody/continuation.jsonl").read_text().count("\n") == 2
-    outcome = verify_in_process(bundle, KeyStore(cli.home))
+    outcome = verify_in_process(bundle, KeyStore(cli.home), receipts)
     assert outcome.ok, outcome.kinds
-    assert verify_cli(bundle, cli.home).ok
+    assert verify_cli(bundle, cli.home, receipts=receipts).ok
 
 
 @pytest.mark.parametrize("mutation", sorted(m for m in MUTATIONS if KNOWN_GAPS.get(m, ((),))[0] != ("*",)))
-def test_mutation_on_every_entry(mutation, sealed, tmp_path):
+def test_mutation_on_every_entry(mutation, sealed, receipts, tmp_path):
     """Each mutation class on each file and directory of the bundle, one at a time, except the
     known gaps (tested below): every outcome must keep the rule."""
     cli, bundle = sealed
@@ -104,7 +112,7 @@ def test_mutation_on_every_entry(mutation, sealed, tmp_path):
         tried += 1
         if known_gap(mutation, rel, copy):
             continue
-        outcome = verify_in_process(copy, store)
+        outcome = verify_in_process(copy, store, receipts)
         problem = violation(changed(before, snapshot(copy)), outcome)
         if problem:
             problems.append(f"{mutation} {rel} ({applied[0].description}): {problem}")
@@ -117,7 +125,7 @@ def _gap_cases() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("mutation", "pattern"), _gap_cases(), ids=lambda v: str(v))
-def test_known_gap_until_other_branches_land(mutation, pattern, fresh, request):
+def test_known_gap_until_other_branches_land(mutation, pattern, fresh, receipts, request):
     """Mutations today's verify misses (tests/mutations.py KNOWN_GAPS names the branch that
     closes each), on the first file the pattern names: expected to fail here until that branch
     is merged, then to pass."""
@@ -128,16 +136,16 @@ def test_known_gap_until_other_branches_land(mutation, pattern, fresh, request):
     before = snapshot(bundle)
     assert mutate(bundle, [(mutation, names.index(rel))], random.Random(0), outside)
     if mutation == "sparse-grow":  # today hashed to the end: only a subprocess can be cut off
-        outcome = verify_cli(bundle, cli.home, timeout=10)
+        outcome = verify_cli(bundle, cli.home, timeout=10, receipts=receipts)
     else:
-        outcome = verify_in_process(bundle, KeyStore(cli.home))
+        outcome = verify_in_process(bundle, KeyStore(cli.home), receipts)
     assert violation(changed(before, snapshot(bundle)), outcome) is None
 
 
 @pytest.mark.parametrize(
     ("gap", "rel"), [(g, f) for g in CONTENT_GAPS for f in g.files], ids=lambda v: getattr(v, "name", v)
 )
-def test_known_content_gap_until_other_branches_land(gap, rel, fresh, request):
+def test_known_content_gap_until_other_branches_land(gap, rel, fresh, receipts, request):
     """A byte today's verify crashes on (tests/mutations.py CONTENT_GAPS), inserted into each
     file it concerns: expected to fail here until the branch that closes it is merged."""
     cli, bundle, _outside = fresh
@@ -145,7 +153,7 @@ def test_known_content_gap_until_other_branches_land(gap, rel, fresh, request):
     path = bundle / rel
     data = path.read_bytes()
     path.write_bytes(data[: gap.offset] + gap.example + data[gap.offset :])
-    outcome = verify_in_process(bundle, KeyStore(cli.home))
+    outcome = verify_in_process(bundle, KeyStore(cli.home), receipts)
     assert violation(True, outcome) is None
 
 
@@ -161,7 +169,7 @@ def test_known_content_gap_until_other_branches_land(gap, rel, fresh, request):
     ),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_random_mutations_keep_the_rule(steps, seed, sealed, tmp_path_factory):
+def test_random_mutations_keep_the_rule(steps, seed, sealed, receipts, tmp_path_factory):
     """Random sequences of mutations (a flip, then a truncation of another file, ...)."""
     cli, bundle = sealed
     work = tmp_path_factory.mktemp("fuzz")
@@ -171,7 +179,7 @@ def test_random_mutations_keep_the_rule(steps, seed, sealed, tmp_path_factory):
     before = snapshot(copy)
     applied = mutate(copy, steps, random.Random(seed), outside)
     assume(applied and not any(known_gap(a.mutation, a.rel, copy) for a in applied))
-    outcome = verify_in_process(copy, KeyStore(cli.home))
+    outcome = verify_in_process(copy, KeyStore(cli.home), receipts)
     problem = violation(changed(before, snapshot(copy)), outcome)
     assert problem is None, f"{[(a.mutation, a.rel, a.description) for a in applied]}: {problem}"
 
@@ -181,11 +189,11 @@ def test_random_mutations_keep_the_rule(steps, seed, sealed, tmp_path_factory):
     [("flip", "auth.log"), ("fifo", "bag-info.txt"), ("to-dir", "manifest-sha256.txt")],
     ids=lambda v: str(v),
 )
-def test_cli_sample_ends_with_findings_and_no_traceback(mutation, target, fresh):
+def test_cli_sample_ends_with_findings_and_no_traceback(mutation, target, fresh, receipts):
     cli, bundle, outside = fresh
     names = entries(bundle)
     index = next(i for i, r in enumerate(names) if r.endswith(target))
     assert mutate(bundle, [(mutation, index)], random.Random(1), outside)
-    outcome = verify_cli(bundle, cli.home)
+    outcome = verify_cli(bundle, cli.home, receipts=receipts)
     assert outcome.ok is False and not outcome.crashed and not outcome.timed_out, outcome.detail
     assert outcome.kinds
