@@ -355,3 +355,76 @@ def test_plain_bag_mutations_never_crash_hang_or_pass(steps, seed, plain_origina
     )
     if covered_changed:
         assert not report.ok, [(a.mutation, a.rel, a.description) for a in applied]
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a") as f:
+        f.write(text)
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
+def _line_of(path: Path, needle: str) -> str:
+    return next(line for line in path.read_text().splitlines(True) if needle in line)
+
+
+# (kind, error or warning, how to make a bagit-python bag show it): the kinds the suite and the
+# tests above do not already produce.
+BREAKS = [
+    ("bagit-line-too-long", "error", lambda b: _append(b / "manifest-sha256.txt", "0" * 70_000 + "\n")),
+    ("bagit-encoding-unknown", "error", lambda b: _replace(b / "bagit.txt", "UTF-8", "KLINGON-8")),
+    ("bagit-version-unsupported", "error", lambda b: _replace(b / "bagit.txt", "1.0", "2.0")),
+    (
+        "bagit-version-unknown",
+        "warning",
+        lambda b: (_replace(b / "bagit.txt", "1.0", "0.98"), rewrite_tagmanifests(b)),
+    ),
+    ("bagit-oxum-malformed", "error", lambda b: _append(b / "bag-info.txt", "Payload-Oxum: 12\n")),
+    ("bagit-info-line-malformed", "error", lambda b: _append(b / "bag-info.txt", "no colon here\n")),
+    (
+        "bagit-manifest-lists-directory",
+        "error",
+        lambda b: _append(b / "manifest-sha256.txt", "0" * 64 + "  data/notes\n"),
+    ),
+    (
+        "bagit-manifest-line-malformed",
+        "error",
+        lambda b: _append(b / "manifest-sha256.txt", "xyz data/b.bin\n"),
+    ),
+    (
+        "bagit-path-outside-payload",
+        "error",
+        lambda b: _append(b / "manifest-sha256.txt", "0" * 64 + "  bagit.txt\n"),
+    ),
+    ("bagit-payload-missing", "error", lambda b: (b / "data/b.bin").unlink()),
+    ("bagit-payload-dir-missing", "error", lambda b: (b / "data").rename(b / "payload")),
+    ("bagit-fetch-line-malformed", "error", lambda b: (b / "fetch.txt").write_text("just one field\n")),
+    (
+        "bagit-tagmanifests-differ",
+        "warning",
+        lambda b: _replace(
+            b / "tagmanifest-sha512.txt", _line_of(b / "tagmanifest-sha512.txt", "bag-info"), ""
+        ),
+    ),
+    ("bagit-hard-link", "warning", lambda b: os.link(b / "data/b.bin", b.parent / "second-name")),
+]
+
+
+@pytest.mark.parametrize(("kind", "level", "brk"), BREAKS, ids=[k for k, _, _ in BREAKS])
+def test_each_remaining_kind_is_produced(kind, level, brk, bag):
+    brk(bag)
+    report = validate_plain_bag(bag)
+    found = report.errors if level == "error" else report.warnings
+    assert kind in kinds(found), [f.line() for f in report.errors + report.warnings]
+    if level == "warning":
+        assert report.ok, [f.line() for f in report.errors]
+
+
+def test_manifest_entry_cap_is_named(bag, monkeypatch):
+    import manifest.plainbag as plainbag
+
+    monkeypatch.setattr(plainbag, "MAX_ENTRIES", 1)
+    problems = [f for f in validate_plain_bag(bag).errors if f.kind == "bagit-manifest-too-long"]
+    assert problems and "more than 1 entries" in problems[0].message
