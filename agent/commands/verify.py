@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from agent.commands.common import print_json
+from agent.commands.plainbag import verify_plain_bag
 from manifest.errors import UsageError
 from manifest.keys import FP_PREFIX, normalize_fp
+from manifest.plainbag import is_plain_bag
 from manifest.vault.witness import vault_tail_findings
 from manifest.verify import VerifyReport, verify_bundle
 
@@ -82,6 +84,15 @@ def verify(
     vault_url: str | None,
 ) -> int:
     """Verify BUNDLE: bag, hashes, signatures, trust, items, custody chain and timestamp."""
+    if is_plain_bag(bundle):  # a BagIt bag that is no sealbox bundle: integrity only
+        given = {
+            "--trust": trust,
+            "--tsa-ca": tsa_ca,
+            "--previous": previous,
+            "--receipt": receipts,
+            "--vault": vault_url,
+        }
+        return verify_plain_bag(bundle, as_json, workers, [name for name, v in given.items() if v])
     report = verify_bundle(
         bundle,
         full_fingerprints(trust),
