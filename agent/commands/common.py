@@ -73,3 +73,22 @@ def print_json(obj: Any) -> None:
 
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def witness(bundle: Path, event: dict[str, Any]) -> None:
+    """A custody event appended after sealing also goes, as its own immutable object, to the vault
+    that holds the bundle (if any): the vault witnesses the custody tail (FORMAT.md §10)."""
+    from manifest.vault.errors import VaultError
+    from manifest.vault.witness import witness_event
+
+    try:
+        key = witness_event(bundle, event)
+    except VaultError as exc:
+        click.echo(
+            f"sealbox: warning: custody event {event.get('seq')} is not yet in the vault ({exc.message}); "
+            f"run `sealbox vault witness {bundle}` when the vault can be reached",
+            err=True,
+        )
+        return
+    if key is not None:
+        click.echo(f"witnessed in the vault: {key}", err=True)

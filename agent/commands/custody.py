@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from agent.commands.common import key_options, load_signer, print_json
+from agent.commands.common import key_options, load_signer, print_json, witness
 from agent.isolation import ledger
 from manifest.custody import append_event_with_receipt, verify_chain
 from manifest.errors import NotABundleError, UsageError
@@ -121,6 +121,7 @@ def add(
     done = append_event_with_receipt(bundle, signer, event, details, reason)
     click.echo(f"appended custody event {done.event['seq']} ({event}) signed by {signer.fingerprint}")
     click.echo(f"receipt: {done.receipt}")
+    witness(bundle, done.event)
 
 
 @custody.command("export")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from agent.commands.common import key_options, load_signer, print_json
+from agent.commands.common import key_options, load_signer, print_json, witness
 from agent.commands.verify import full_fingerprints
 from manifest.export import export_bundle
 from manifest.keys import KeyStore
@@ -45,6 +45,7 @@ def export(
         tsa_url=tsa_url,
         trusted=full_fingerprints(trust),
     )
+    witness(bundle, result.event)
     if as_json:
         print_json(
             {
@@ -113,6 +114,7 @@ def receive(
         limits=Limits(max_entries, max_entry_size, max_total_size),
         store=store,
     )
+    witness(result.bundle, result.event)
     if as_json:
         print_json(
             {

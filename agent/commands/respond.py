@@ -19,7 +19,7 @@ from agent.commands.collect import (
     summary,
     warn,
 )
-from agent.commands.common import key_options, load_signer, print_json, run_options, stderr_is_tty
+from agent.commands.common import key_options, load_signer, print_json, run_options, stderr_is_tty, witness
 from collectors import incident as incident_mod
 from collectors.artifacts import Catalog
 from collectors.next_steps import next_steps, render
@@ -275,6 +275,7 @@ def incident_note(
     )
     click.echo(f"recorded custody event {done.event['seq']} in {bundle}")
     click.echo(f"receipt: {done.receipt}")
+    witness(bundle, done.event)
 
 
 def _lookup(doc: dict[str, Any], dotted: str) -> Any:
