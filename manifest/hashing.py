@@ -149,19 +149,26 @@ class BatchCheck:
     devices: set[int] = field(default_factory=set)
 
 
+def _open_payload(base: str, rel: str, out: BatchCheck) -> int | None:
+    """Open one bag-relative file without following a symlink; None (and the finding recorded in
+    `out`) when it is missing or cannot be opened."""
+    try:
+        return open_noatime(base + rel, _NOFOLLOW)
+    except FileNotFoundError:
+        out.missing.append(rel)
+    except OSError as exc:
+        why = "a symlink, not a file" if exc.errno == errno.ELOOP else (exc.strerror or str(exc)).lower()
+        out.problems.append(Problem("unreadable", rel, why, size=lstat_size(base + rel)))
+    return None
+
+
 def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
     """Hash each bag-relative file under `base` and compare it with its expected digest.
     Never follows a symlink."""
     out = BatchCheck()
     for rel, expected in entries:
-        try:
-            fd = open_noatime(base + rel, _NOFOLLOW)
-        except FileNotFoundError:
-            out.missing.append(rel)
-            continue
-        except OSError as exc:
-            why = "a symlink, not a file" if exc.errno == errno.ELOOP else (exc.strerror or str(exc)).lower()
-            out.problems.append(Problem("unreadable", rel, why, size=lstat_size(base + rel)))
+        fd = _open_payload(base, rel, out)
+        if fd is None:
             continue
         try:
             st = os.fstat(fd)
@@ -200,14 +207,8 @@ def check_sized_batch(base: str, entries: list[Expected]) -> BatchCheck:
     (sparse) costs one fstat."""
     out = BatchCheck()
     for rel, expected, size, at_most in entries:
-        try:
-            fd = open_noatime(base + rel, _NOFOLLOW)
-        except FileNotFoundError:
-            out.missing.append(rel)
-            continue
-        except OSError as exc:
-            why = "a symlink, not a file" if exc.errno == errno.ELOOP else (exc.strerror or str(exc)).lower()
-            out.problems.append(Problem("unreadable", rel, why, size=lstat_size(base + rel)))
+        fd = _open_payload(base, rel, out)
+        if fd is None:
             continue
         try:
             st = os.fstat(fd)
