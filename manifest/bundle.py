@@ -237,6 +237,31 @@ class BundleWriter:
         self.sealed = False
         self.timestamp_error: str | None = None
 
+    def _reopened(
+        self,
+        path: Path,
+        case: str,
+        bundle_id: str,
+        host: str,
+        started_ns: int,
+        signer: Signer,
+        organization: str,
+        contact: str,
+        root: Path | None,
+        immutable: bool | None,
+        lock: int,
+    ) -> None:
+        """What `reopen` and `reopen_sealed` share: identity, paths and lock of an `.incomplete`
+        bundle, refused when its sealed name already exists."""
+        name = path.name[: -len(INCOMPLETE)]
+        self._identity(case, bundle_id, host, started_ns, name, signer, organization, contact, root)
+        self.immutable = _immutable_default() if immutable is None else immutable
+        self.path = path
+        self.final_path = path.parent / self.name
+        if self.final_path.exists():
+            raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
+        self._lock = lock
+
     @classmethod
     def reopen(
         cls,
@@ -259,15 +284,10 @@ class BundleWriter:
         cuts items.jsonl back to its last whole line and removes copies no item records). The
         payload manifest and the views are written afresh from the items kept."""
         self = cls.__new__(cls)
-        name = path.name[: -len(INCOMPLETE)]
-        self._identity(case, bundle_id, host, started_ns, name, signer, organization, contact, root)
+        self._reopened(
+            path, case, bundle_id, host, started_ns, signer, organization, contact, root, immutable, lock
+        )
         self.extra_info = []
-        self.immutable = _immutable_default() if immutable is None else immutable
-        self.path = path
-        self.final_path = path.parent / self.name
-        if self.final_path.exists():
-            raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
-        self._lock = lock
         self._ids = 0
         self.payload_dirs = None
         items = path / "metadata/items.jsonl"
@@ -315,15 +335,10 @@ class BundleWriter:
         """An interrupted bundle whose `sealed` event is in custody: only the files that follow
         that event are left to write (manifest/resume.py has checked it and removed them)."""
         self = cls.__new__(cls)
-        name = path.name[: -len(INCOMPLETE)]
-        self._identity(case, bundle_id, host, started_ns, name, signer, organization, contact, root)
+        self._reopened(
+            path, case, bundle_id, host, started_ns, signer, organization, contact, root, immutable, lock
+        )
         self.extra_info = extra_info or []
-        self.immutable = _immutable_default() if immutable is None else immutable
-        self.path = path
-        self.final_path = path.parent / self.name
-        if self.final_path.exists():
-            raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
-        self._lock = lock
         self.payload_dirs = None
         log = path / "metadata/acquisition-log.jsonl"
         log.chmod(0o644)
