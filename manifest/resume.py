@@ -20,7 +20,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from manifest import bagit
 from manifest.bundle import INCOMPLETE, BundleWriter, lock_bundle_dir
@@ -265,13 +265,9 @@ def _resume(
         if point.torn_bytes:
             os.truncate(path / "metadata/items.jsonl", point.whole_bytes)
         point.removed = _remove_unrecorded(path, point.copies)
-        details = started.get("details") or {}
         writer = BundleWriter.reopen(
             path,
-            case=str(started.get("case")),
-            bundle_id=str(started.get("bundle")),
-            host=str(details.get("host") or started.get("host") or ""),
-            started_ns=parse_rfc3339_ns(str(started.get("time"))),
+            **_started_identity(started),
             signer=signer,
             custody_seq=int(events[-1]["seq"]),
             custody_prev=sha256_hex(last_raw),
@@ -371,6 +367,25 @@ def _clear_after_sealed(path: Path) -> list[str]:
     return removed
 
 
+class _Identity(TypedDict):
+    case: str
+    bundle_id: str
+    host: str
+    started_ns: int
+
+
+def _started_identity(started: dict[str, Any]) -> _Identity:
+    """The bundle's identity as its `started` custody event recorded it, as keyword arguments of
+    `BundleWriter.reopen` and `reopen_sealed`."""
+    details = started.get("details") or {}
+    return _Identity(
+        case=str(started.get("case")),
+        bundle_id=str(started.get("bundle")),
+        host=str(details.get("host") or started.get("host") or ""),
+        started_ns=parse_rfc3339_ns(str(started.get("time"))),
+    )
+
+
 def _reopen_sealed(
     path: Path,
     point: ResumePoint,
@@ -389,10 +404,7 @@ def _reopen_sealed(
     follows = (details.get("previous") or {}).get("tagmanifest_sha256")
     writer = BundleWriter.reopen_sealed(
         path,
-        case=str(started.get("case")),
-        bundle_id=str(started.get("bundle")),
-        host=str(details.get("host") or started.get("host") or ""),
-        started_ns=parse_rfc3339_ns(str(started.get("time"))),
+        **_started_identity(started),
         signer=signer,
         lock=lock,
         organization=organization,
