@@ -8,6 +8,8 @@ import stat
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from manifest.readfd import read_at_most
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -52,15 +54,7 @@ def read_bytes(path: bytes | str, limit: int = 16 * 1024 * 1024, *, follow: bool
     """Up to `limit` bytes of a regular file (OSError for anything else)."""
     with opened(path, follow=follow) as fd:
         regular_size(fd, path)
-        chunks: list[bytes] = []
-        left = limit
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+        return read_at_most(fd, limit)
 
 
 def list_dir(path: bytes) -> list[tuple[bytes, bool, bool]]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from manifest import bagit
 from manifest.custody import CONTINUATION, CUSTODY
 from manifest.findings import Finding, FindingKind
+from manifest.readfd import read_at_most
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -228,15 +229,6 @@ def read_regular(bundle: Path, entry: Entry, cap: int) -> bytes:
 
     fd = open_noatime(os.fsencode(bundle / entry.rel), getattr(os, "O_NOFOLLOW", 0))
     try:
-        size = regular_size(fd, entry.rel)
-        chunks = []
-        left = min(size, cap)
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+        return read_at_most(fd, min(regular_size(fd, entry.rel), cap))
     finally:
         os.close(fd)
