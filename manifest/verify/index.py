@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from manifest import bagit
 from manifest.findings import Finding, FindingKind
 from manifest.items import KINDS, STATUSES, parse_item
+from manifest.verify.model import UNREADABLE_DIR, walk_data
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -145,32 +146,12 @@ class PayloadIndex:
         """Every non-directory entry under data/ with its kind from the directory entry alone (no
         stat per file; links and other non-directories are listed, never entered)."""
         rows: list[tuple[str, str]] = []
-        stack = ["data"]
-        while stack:
-            rel_dir = stack.pop()
-            try:
-                with os.scandir(bundle / rel_dir) as it:
-                    listing = list(it)
-            except OSError:
-                continue
-            for entry in listing:
-                rel = f"{rel_dir}/{entry.name}"
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(rel)
-                        continue
-                    kind = (
-                        "file"
-                        if entry.is_file(follow_symlinks=False)
-                        else "symlink"
-                        if entry.is_symlink()
-                        else "special"
-                    )
-                except OSError:
-                    kind = "special"
-                rows.append((rel, kind))
-                if len(rows) >= _CHUNK:
-                    self._add_entries(rows)
+        for rel, kind in walk_data(bundle):
+            if kind == UNREADABLE_DIR:
+                continue  # a finding of list_data's, not an entry
+            rows.append((rel, kind))
+            if len(rows) >= _CHUNK:
+                self._add_entries(rows)
         self._add_entries(rows)
 
     def _add_entries(self, rows: list[tuple[str, str]]) -> None:

@@ -17,7 +17,7 @@ from manifest.findings import Finding, FindingKind
 from manifest.readfd import read_at_most
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from pathlib import Path
 
     from manifest.keys import KeyStore
@@ -40,9 +40,13 @@ class Listing:
         return self.files + len(self.specials)
 
 
-def list_data(bundle: Path) -> Listing:
-    """Count data/ (links and other non-directories are listed, never entered)."""
-    out = Listing()
+UNREADABLE_DIR = "unreadable directory"
+
+
+def walk_data(bundle: Path) -> Iterator[tuple[str, str]]:
+    """(bag-relative path, kind) of every non-directory entry under data/, kind "file", "symlink"
+    or "special" from the directory entry alone (no stat per file; links and other non-directories
+    are never entered), and (directory, UNREADABLE_DIR) for a directory that cannot be listed."""
     stack = ["data"]
     while stack:
         rel_dir = stack.pop()
@@ -50,23 +54,36 @@ def list_data(bundle: Path) -> Listing:
             with os.scandir(bundle / rel_dir) as it:
                 listing = list(it)
         except OSError:
-            out.specials.append((rel_dir, "unreadable directory"))
+            yield rel_dir, UNREADABLE_DIR
             continue
         for entry in listing:
+            rel = f"{rel_dir}/{entry.name}"
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(f"{rel_dir}/{entry.name}")
+                    stack.append(rel)
                     continue
-                if entry.is_file(follow_symlinks=False):
-                    out.files += 1
-                    continue
-                kind = "symlink" if entry.is_symlink() else "special"
+                kind = (
+                    "file"
+                    if entry.is_file(follow_symlinks=False)
+                    else "symlink"
+                    if entry.is_symlink()
+                    else "special"
+                )
             except OSError:
                 kind = "special"
-            if len(out.specials) < SPECIALS_HELD:
-                out.specials.append((f"{rel_dir}/{entry.name}", kind))
-            else:
-                out.more_specials = True
+            yield rel, kind
+
+
+def list_data(bundle: Path) -> Listing:
+    """Count data/ (links and other non-directories are listed, never entered)."""
+    out = Listing()
+    for rel, kind in walk_data(bundle):
+        if kind == "file":
+            out.files += 1
+        elif kind == UNREADABLE_DIR or len(out.specials) < SPECIALS_HELD:  # unreadable: never capped
+            out.specials.append((rel, kind))
+        else:
+            out.more_specials = True
     return out
 
 
