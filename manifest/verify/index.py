@@ -42,9 +42,8 @@ def dangerous(rel: str) -> bool:
     )
 
 
-def bounded_lines(path: Path, limit: int) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, bytes without the newline) of a regular file, never following a link; None for
-    a line longer than `limit` (skipped, not held). Lines end at LF only, as sha256sum reads them."""
+def _open_regular(path: Path) -> int:
+    """An fd of a regular file, opened without following a link (OSError for anything else)."""
     from collectors.readonly import open_noatime, regular_size
 
     fd = open_noatime(os.fsencode(path), getattr(os, "O_NOFOLLOW", 0))
@@ -53,6 +52,13 @@ def bounded_lines(path: Path, limit: int) -> Iterator[tuple[int, bytes | None]]:
     except OSError:
         os.close(fd)
         raise
+    return fd
+
+
+def bounded_lines(path: Path, limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes without the newline) of a regular file, never following a link; None for
+    a line longer than `limit` (skipped, not held). Lines end at LF only, as sha256sum reads them."""
+    fd = _open_regular(path)
     with os.fdopen(fd, "rb", buffering=1 << 20) as fh:
         number = 0
         while True:
@@ -75,14 +81,7 @@ def line_blocks(path: Path, limit: int, block: int = _BLOCK) -> Iterator[tuple[i
     """(number of the first line, whole lines) of a regular file, a block of about `block` bytes
     at a time, never following a link; (number, None) for a line longer than `limit` that does not
     fit in a block (skipped, never held). The last block may end without a newline."""
-    from collectors.readonly import open_noatime, regular_size
-
-    fd = open_noatime(os.fsencode(path), getattr(os, "O_NOFOLLOW", 0))
-    try:
-        regular_size(fd, path)
-    except OSError:
-        os.close(fd)
-        raise
+    fd = _open_regular(path)
     with os.fdopen(fd, "rb", buffering=0) as fh:
         number, rest, skipping = 1, b"", False
         while chunk := fh.read(block):
