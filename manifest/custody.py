@@ -20,6 +20,7 @@ from manifest.canonical import canonical_bytes
 from manifest.errors import BundleError
 from manifest.findings import Finding
 from manifest.keys import fingerprint, public_from_raw, verify_signature
+from manifest.readfd import read_at_most
 from manifest.timefmt import now_rfc3339
 
 if TYPE_CHECKING:
@@ -289,14 +290,9 @@ def _read_regular(path: Path, rel: str, cap: int) -> tuple[bytes | None, Finding
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None, Finding("custody-file-not-regular", rel, "changed into a non-regular file")
-        chunks = []
-        left = cap + 1
-        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = read_at_most(fd, cap + 1)  # one byte more tells a file grown past the cap
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > cap:
         return None, Finding("custody-too-large", rel, f"grew past the {cap}-byte cap while read")
     return data, None
