@@ -7,10 +7,13 @@ import re
 import shutil
 import stat
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
     from tests.conftest import Cli
 
 FP = re.compile(r"SHA256:[0-9a-f]{64}")
@@ -87,6 +90,32 @@ def collect(
     bundle = Path(proc.stdout.strip().splitlines()[-1])
     assert bundle.is_dir(), proc.stdout
     return bundle
+
+
+@contextmanager
+def sealed_bundle(
+    base: Path, files: Mapping[str, str], custody: tuple[tuple[str, ...], ...] = ()
+) -> Iterator[tuple[Cli, Path]]:
+    """(cli, bundle): a real key under `base`, `files` (relative path: text) collected by the CLI,
+    then one `custody add` per entry of `custody`; the bundle's flags are cleared on exit (for
+    module fixtures that many tests copy)."""
+    from tests.conftest import Cli, clear_flags
+
+    cli = Cli(base / "home")
+    make_key(cli)
+    src = base / "src"
+    for rel, text in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    out = base / "out"
+    out.mkdir()
+    bundle = collect(cli, out, src)
+    for args in custody:
+        cli("custody", "add", bundle, *args, check=True)
+    try:
+        yield cli, bundle
+    finally:
+        clear_flags(out)
 
 
 def writable_copy(bundle: Path, dest_parent: Path) -> Path:

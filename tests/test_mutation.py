@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from manifest.keys import KeyStore
-from tests.builders import collect, make_key
+from tests.builders import sealed_bundle
 from tests.mutations import (
     MUTATIONS,
     changed,
@@ -33,34 +33,17 @@ EXAMPLES = int(os.environ.get("SEALBOX_FUZZ_EXAMPLES", "30"))
 @pytest.fixture(scope="module")
 def sealed(tmp_path_factory):
     """A bundle collected by the real CLI with a real key, then two `custody add` events."""
-    from tests.conftest import Cli, clear_flags
-
-    base = tmp_path_factory.mktemp("mutation")
-    cli = Cli(base / "home")
-    make_key(cli)
-    src = base / "src"
-    (src / "logs").mkdir(parents=True)
-    (src / "logs/auth.log").write_text("Nov 24 sshd[1]: Accepted password for root\n" * 20)
-    (src / "mail.mbox").write_text("From a@b Tue Nov 24 00:00:00 2026\nSubject: x\n\nbody\n")
-    (src / "empty.txt").write_bytes(b"")
-    out = base / "out"
-    out.mkdir()
-    bundle = collect(cli, out, src)
-    cli(
-        "custody",
-        "add",
-        bundle,
-        "--event",
-        "transferred",
-        "--reason",
-        "to the lab",
-        "--to",
-        "Lab",
-        check=True,
+    files = {
+        "logs/auth.log": "Nov 24 sshd[1]: Accepted password for root\n" * 20,
+        "mail.mbox": "From a@b Tue Nov 24 00:00:00 2026\nSubject: x\n\nbody\n",
+        "empty.txt": "",
+    }
+    events = (
+        ("--event", "transferred", "--reason", "to the lab", "--to", "Lab"),
+        ("--event", "note", "--reason", "seal checked"),
     )
-    cli("custody", "add", bundle, "--event", "note", "--reason", "seal checked", check=True)
-    yield cli, bundle
-    clear_flags(out)
+    with sealed_bundle(tmp_path_factory.mktemp("mutation"), files, events) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")

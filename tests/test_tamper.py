@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from manifest.keys import KeyStore
-from tests.builders import collect, make_key, writable_copy
+from tests.builders import sealed_bundle, writable_copy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,21 +19,13 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory):
-    from tests.conftest import Cli, clear_flags
-
-    base = tmp_path_factory.mktemp("tamper")
-    cli = Cli(base / "home")
-    make_key(cli)
-    src = base / "src"
-    (src / "logs").mkdir(parents=True)
-    (src / "logs/auth.log").write_text("Nov 24 sshd: Accepted password for root\n" * 50)
-    (src / "logs/syslog").write_text("kernel: something\n" * 20)
-    (src / "mail.mbox").write_text("From a@b Tue Nov 24 00:00:00 2026\nSubject: x\n\nbody\n")
-    out = base / "out"
-    out.mkdir()
-    bundle = collect(cli, out, src)
-    yield cli, bundle
-    clear_flags(out)
+    files = {
+        "logs/auth.log": "Nov 24 sshd: Accepted password for root\n" * 50,
+        "logs/syslog": "kernel: something\n" * 20,
+        "mail.mbox": "From a@b Tue Nov 24 00:00:00 2026\nSubject: x\n\nbody\n",
+    }
+    with sealed_bundle(tmp_path_factory.mktemp("tamper"), files) as pair:
+        yield pair
 
 
 @pytest.fixture

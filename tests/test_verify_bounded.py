@@ -14,7 +14,7 @@ import pytest
 
 from manifest.custody import append_event
 from manifest.keys import KeyStore
-from tests.builders import collect, make_key, writable_copy
+from tests.builders import sealed_bundle, writable_copy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,21 +24,10 @@ LIMIT = 60  # seconds: a verify that reads a 200 GB file would take many minutes
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory):
-    from tests.conftest import Cli, clear_flags
-
-    base = tmp_path_factory.mktemp("bounded")
-    cli = Cli(base / "home")
-    make_key(cli)
-    src = base / "src"
-    src.mkdir()
-    (src / "auth.log").write_text("Nov 24 sshd: Accepted password for root\n" * 50)
-    (src / "notes.txt").write_text("a note\n")
-    out = base / "out"
-    out.mkdir()
-    bundle = collect(cli, out, src)
-    cli("custody", "add", bundle, "--event", "note", "--reason", "seen", check=True)
-    yield cli, bundle
-    clear_flags(out)
+    files = {"auth.log": "Nov 24 sshd: Accepted password for root\n" * 50, "notes.txt": "a note\n"}
+    note = ("--event", "note", "--reason", "seen")
+    with sealed_bundle(tmp_path_factory.mktemp("bounded"), files, (note,)) as pair:
+        yield pair
 
 
 @pytest.fixture

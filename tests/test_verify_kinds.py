@@ -16,7 +16,7 @@ from manifest.findings import Finding, FindingKind
 from manifest.keys import KeyStore
 from manifest.verify import verify_bundle
 from manifest.verify.rules import RULES
-from tests.builders import collect, make_key, writable_copy
+from tests.builders import sealed_bundle, writable_copy
 from tests.tsa_helpers import make_tsa, openssl_stamp
 
 if TYPE_CHECKING:
@@ -35,22 +35,14 @@ def tsa(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sealed(tmp_path_factory):
-    from tests.conftest import Cli, clear_flags
-
-    base = tmp_path_factory.mktemp("kinds")
-    cli = Cli(base / "home")
-    make_key(cli)
-    src = base / "src"
-    (src / "logs").mkdir(parents=True)
-    (src / "logs/auth.log").write_text("Nov 24 sshd: Accepted password for root\n" * 50)
-    (src / "logs/syslog").write_text("kernel: something\n" * 20)
-    (src / "notes.txt").write_text("three files make a bundle\n")
-    out = base / "out"
-    out.mkdir()
-    bundle = collect(cli, out, src)
-    cli("custody", "add", bundle, "--event", "note", "--reason", "looked at it", check=True)
-    yield cli, bundle
-    clear_flags(out)
+    files = {
+        "logs/auth.log": "Nov 24 sshd: Accepted password for root\n" * 50,
+        "logs/syslog": "kernel: something\n" * 20,
+        "notes.txt": "three files make a bundle\n",
+    }
+    note = ("--event", "note", "--reason", "looked at it")
+    with sealed_bundle(tmp_path_factory.mktemp("kinds"), files, (note,)) as pair:
+        yield pair
 
 
 class Case:
