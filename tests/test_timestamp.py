@@ -73,11 +73,8 @@ def openssl_ts_verify(tsa: dict, tsr: Path, data: Path) -> None:
     assert check.returncode == 0 and "Verification: OK" in check.stdout, check.stderr
 
 
-def test_request_and_verify_against_loopback_tsa(tsa, tmp_path: Path) -> None:
-    data = b"tagmanifest bytes\n"
-    reply = request_timestamp(tsa["url"], data)
-    assert verify_timestamp(reply, data, tsa["ca"]) == []
-    assert [f.kind for f in verify_timestamp(reply, b"other data", tsa["ca"])] == ["timestamp-mismatch"]
+def _other_ca(tsa: dict, tmp_path: Path, name: str) -> Path:
+    """A self-signed CA certificate (other-ca.pem in `tmp_path`) that is not the test TSA's."""
     other_ca = tmp_path / "other-ca.pem"
     subprocess.run(
         [
@@ -94,11 +91,20 @@ def test_request_and_verify_against_loopback_tsa(tsa, tmp_path: Path) -> None:
             "-out",
             str(other_ca),
             "-subj",
-            "/CN=Other",
+            f"/CN={name}",
         ],
         check=True,
         capture_output=True,
     )
+    return other_ca
+
+
+def test_request_and_verify_against_loopback_tsa(tsa, tmp_path: Path) -> None:
+    data = b"tagmanifest bytes\n"
+    reply = request_timestamp(tsa["url"], data)
+    assert verify_timestamp(reply, data, tsa["ca"]) == []
+    assert [f.kind for f in verify_timestamp(reply, b"other data", tsa["ca"])] == ["timestamp-mismatch"]
+    other_ca = _other_ca(tsa, tmp_path, "Other")
     assert [f.kind for f in verify_timestamp(reply, data, other_ca)] == ["timestamp-invalid"]
 
 
@@ -269,27 +275,7 @@ def test_a_chain_to_an_untrusted_ca_is_invalid_with_tsa_ca_and_unverified_otherw
     tsa, stamped, tmp_path
 ) -> None:
     ida, bundle = stamped
-    other_ca = tmp_path / "other-ca.pem"
-    subprocess.run(
-        [
-            tsa["openssl"],
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            tmp_path / "k",
-            "-out",
-            other_ca,
-            "-subj",
-            "/CN=Other CA",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    other_ca = _other_ca(tsa, tmp_path, "Other CA")
     proc = ida.cli("verify", "--json", "--tsa-ca", other_ca, bundle)
     assert proc.returncode == 1
     assert [f["kind"] for f in json.loads(proc.stdout)["findings"]] == ["timestamp-invalid"]
