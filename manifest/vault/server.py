@@ -137,10 +137,11 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
-def enter_private_namespaces(keep: Path) -> None:
+def enter_private_namespaces(keep: list[Path]) -> None:
     """Move this process into a new network and mount namespace (with a user namespace when not
-    root), bring its loopback up and give it a private /tmp (with `keep`, the data directory,
-    mounted back where it was when it lies under /tmp). Must run while single-threaded."""
+    root), bring its loopback up and give it a private /tmp (with each directory of `keep` — the
+    data directory, the one holding weed — mounted back where it was when it lies under /tmp: a
+    checkout or venv may well be there). Must run while single-threaded."""
     lib = libc()
     if os.geteuid() == 0:
         _check(lib.unshare(_CLONE_NEWNET | _CLONE_NEWNS), "make a network namespace")
@@ -151,16 +152,19 @@ def enter_private_namespaces(keep: Path) -> None:
         _write("/proc/self/uid_map", f"0 {uid} 1")
         _write("/proc/self/gid_map", f"0 {gid} 1")
     _check(lib.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "make the mount tree private")
-    keep_fd = os.open(keep, os.O_RDONLY | os.O_DIRECTORY)  # opened in this namespace, to bind back
+    # Opened in this namespace before /tmp is covered, to bind back.
+    keep_fds = {path: os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in keep}
     # weed puts gRPC unix sockets in /tmp: a tmpfs of this namespace keeps them out of reach.
     _check(lib.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, b"mode=0700"), "mount a private /tmp")
     try:
-        if not keep.is_dir():
-            keep.mkdir(parents=True)
-            source = f"/proc/self/fd/{keep_fd}".encode()
-            _check(lib.mount(source, os.fsencode(keep), None, _MS_BIND, None), "mount the data directory")
+        for path, fd in keep_fds.items():
+            if not path.is_dir():
+                path.mkdir(parents=True)
+                source = f"/proc/self/fd/{fd}".encode()
+                _check(lib.mount(source, os.fsencode(path), None, _MS_BIND, None), f"mount {path} back")
     finally:
-        os.close(keep_fd)
+        for fd in keep_fds.values():
+            os.close(fd)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, ifreq))[1]
@@ -171,9 +175,9 @@ def _die_with_parent() -> None:
     libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def weed_command(data: Path) -> list[str]:
+def weed_command(weed: str, data: Path) -> list[str]:
     return [
-        weed_binary(),
+        weed,
         "mini",
         f"-dir={data / 'weed'}",
         "-ip=127.0.0.1",
@@ -260,11 +264,12 @@ def run_embedded(data: Path, host: str, port: int, announce: Callable[[str, list
     data.chmod(0o700)
     identities = ensure_identities(data)
     listener = listen(host, port)  # in the caller's namespace: the one way in
-    enter_private_namespaces(data)
+    weed = os.path.realpath(weed_binary())  # found before /tmp is covered
+    enter_private_namespaces([data.resolve(), Path(weed).parent])
     log = data / "weed.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            weed_command(data),
+            weed_command(weed, data),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
