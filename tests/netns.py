@@ -46,6 +46,12 @@ def sh(*argv: str, check: bool = True, input: str | None = None) -> subprocess.C
 _SITE: list[Path] = []
 
 
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """`proc`, asserted to have exited 0 (its output in the message otherwise)."""
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
 def can_make_namespaces() -> bool:
     """Whether this process may create (and delete) a network namespace."""
     name = f"sbxprobe-{os.getpid()}-{next(_counter)}"
@@ -310,6 +316,25 @@ class Lab:
         proc = self.run(ns or self.host, sys.executable, str(HERE), "probe", str(timeout), *targets)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
+
+
+def need_backend(lab: Lab, backend: str) -> None:
+    """Require the restore tools of an iptables `backend` ("nft" needs none); skip the legacy one
+    when the kernel lacks it."""
+    import pytest
+
+    from tests.conftest import require_tool
+
+    if backend == "nft":
+        return
+    suffix = backend.removeprefix("iptables")
+    for tool in ("iptables", "ip6tables"):
+        require_tool(f"{tool}{suffix}-restore")
+    if backend == "iptables-legacy":
+        # The legacy x_tables kernel interface is optional in modern kernels; only skip here.
+        probe = lab.run(lab.host, "iptables-legacy", "-S")
+        if probe.returncode != 0:
+            pytest.skip(f"kernel has no legacy iptables: {probe.stderr.strip()}")
 
 
 class PathLab(Lab):

@@ -22,7 +22,7 @@ import pytest
 
 from manifest.custody import verify_chain
 from tests.conftest import require, require_root, require_tool
-from tests.netns import IT4, IT_PORT, LAB_CASE, OUT4, OUT_PORT, Lab, can_make_namespaces
+from tests.netns import IT4, IT_PORT, LAB_CASE, OUT4, OUT_PORT, Lab, can_make_namespaces, ok
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,11 +39,6 @@ def lab(tmp_path: Path):
     with Lab(tmp_path / "state") as lab:
         lab.ensure_key()
         yield lab
-
-
-def _ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def _status(lab: Lab) -> tuple[dict, int]:
@@ -95,7 +90,7 @@ def test_isolate_killed_while_loading_is_named_by_status_and_undone_by_restore(
     again = lab.sealbox("isolate", "--allow", IT4, "--backend", backend)
     assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1
     assert "interrupted isolate" in again.stderr and "sealbox restore" in again.stderr
-    restored = json.loads(_ok(lab.sealbox("restore", "--json")).stdout)
+    restored = json.loads(ok(lab.sealbox("restore", "--json")).stdout)
     assert restored["identical"] is True and restored["rules_removed"] is loaded
     assert lab.nft("list", "ruleset") == before
     assert _status(lab)[0]["status"] == "not isolated" and _status(lab)[1] == 0
@@ -115,7 +110,7 @@ def test_isolate_killed_after_recording_is_a_clean_isolation(lab: Lab, backend: 
     data, code = _status(lab)
     assert (data["status"], code) == ("isolated", 0), data
     assert _blocked(lab)
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
     assert lab.nft("list", "ruleset") == before
     assert [e["event"] for e in _ledger(lab)] == ["network-isolated", "network-restored"]
 
@@ -143,7 +138,7 @@ def test_killed_check_with_no_rollback_keeps_isolation(lab: Lab):
     data, code = _status(lab)
     assert (data["status"], code) == ("isolated", 0), data
     assert any("interrupted; isolation kept" in n for n in data["notes"])
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -152,12 +147,12 @@ def test_restore_killed_at_any_step_is_finished_by_the_next_restore(lab: Lab, ba
     if backend != "nft":
         require_tool("iptables-restore")
     before = lab.nft("list", "ruleset")
-    _ok(lab.sealbox("isolate", "--allow", IT4, "--backend", backend))
+    ok(lab.sealbox("isolate", "--allow", IT4, "--backend", backend))
     _killed_at(lab, point, "restore")
     data, code = _status(lab)
     assert (data["status"], code) == ("interrupted", 1), data
     assert "restore was interrupted" in data["findings"][0]
-    restored = json.loads(_ok(lab.sealbox("restore", "--json")).stdout)
+    restored = json.loads(ok(lab.sealbox("restore", "--json")).stdout)
     assert restored["identical"] is True
     assert lab.nft("list", "ruleset") == before
     assert _status(lab)[0]["status"] == "not isolated" and _status(lab)[1] == 0
@@ -166,7 +161,7 @@ def test_restore_killed_at_any_step_is_finished_by_the_next_restore(lab: Lab, ba
 
 def test_rules_without_a_record_are_named_and_restore_removes_them(lab: Lab):
     before = lab.nft("list", "ruleset")
-    _ok(lab.sealbox("isolate", "--allow", IT4))
+    ok(lab.sealbox("isolate", "--allow", IT4))
     (lab.state_dir / "isolation.json").unlink()  # the record is lost
     data, code = _status(lab)
     assert (data["status"], code) == ("unknown", 1)
@@ -174,20 +169,20 @@ def test_rules_without_a_record_are_named_and_restore_removes_them(lab: Lab):
     again = lab.sealbox("isolate", "--allow", IT4)
     assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1
     assert "sealbox restore" in again.stderr
-    restored = _ok(lab.sealbox("restore"))
+    restored = ok(lab.sealbox("restore"))
     assert "no snapshot to compare" in restored.stdout
     assert lab.nft("list", "ruleset") == before
     assert _status(lab)[1] == 0
 
 
 def test_status_after_nft_flush_ruleset_is_not_clean(lab: Lab):
-    _ok(lab.sealbox("isolate", "--allow", IT4))
+    ok(lab.sealbox("isolate", "--allow", IT4))
     lab.nft("flush", "ruleset")
     proc = lab.sealbox("isolation", "status")
     assert proc.returncode == 1, proc.stdout
     assert proc.stdout.splitlines()[0] == "not isolated"
     assert "removed outside sealbox" in proc.stdout
-    restored = _ok(lab.sealbox("restore", "--json"))
+    restored = ok(lab.sealbox("restore", "--json"))
     assert json.loads(restored.stdout)["rules_removed"] is False
     assert _status(lab)[1] == 0
 
@@ -229,12 +224,12 @@ def _boot(lab: Lab) -> subprocess.CompletedProcess[str]:
 def test_expire_is_honoured_across_reboots(lab: Lab):
     before = lab.nft("list", "ruleset")
     record = json.loads(
-        _ok(lab.sealbox("isolate", "--allow", IT4, "--persist", "--expire", "20s", "--json")).stdout
+        ok(lab.sealbox("isolate", "--allow", IT4, "--persist", "--expire", "20s", "--json")).stdout
     )
     first_helper = record["expire"]["helper_pid"]
     # A reboot before the expiry time: isolated again, and a new helper waits for the expiry.
     _power_off(lab, first_helper)
-    booted = _ok(_boot(lab))
+    booted = ok(_boot(lab))
     assert "applied again" in booted.stdout and "expiry helper started again" in booted.stdout
     data, code = _status(lab)
     assert (data["status"], code) == ("isolated", 0), data
@@ -246,7 +241,7 @@ def test_expire_is_honoured_across_reboots(lab: Lab):
     _power_off(lab, second_helper)
     while time.time() < deadline + 0.5:
         time.sleep(0.2)
-    booted = _ok(_boot(lab))
+    booted = ok(_boot(lab))
     assert "expired" in booted.stdout and "restored now" in booted.stdout
     assert lab.nft("list", "ruleset") == before
     assert not (lab.systemd_dir / "sealbox-isolation.service").exists()
@@ -258,7 +253,7 @@ def test_expire_is_honoured_across_reboots(lab: Lab):
 
 def test_expire_is_honoured_after_the_helper_was_killed(lab: Lab):
     before = lab.nft("list", "ruleset")
-    record = json.loads(_ok(lab.sealbox("isolate", "--allow", IT4, "--expire", "2s", "--json")).stdout)
+    record = json.loads(ok(lab.sealbox("isolate", "--allow", IT4, "--expire", "2s", "--json")).stdout)
     os.kill(record["expire"]["helper_pid"], signal.SIGKILL)
     time.sleep(max(0.0, record["expire"]["at_ns"] / 1e9 - time.time()) + 0.3)
     assert _blocked(lab)  # nobody restored it yet
@@ -279,9 +274,9 @@ def test_every_containment_is_on_the_case_ledger(lab: Lab, cli, tmp_path: Path):
 
     case = "OKC-2026/0042"  # a case id that is no file name
     record = json.loads(
-        _ok(lab.sealbox("isolate", "--allow", IT4, "--case", case, "--reason", "contain", "--json")).stdout
+        ok(lab.sealbox("isolate", "--allow", IT4, "--case", case, "--reason", "contain", "--json")).stdout
     )
-    _ok(lab.sealbox("restore", "--reason", "cleared"))
+    ok(lab.sealbox("restore", "--reason", "cleared"))
     ledger_dir = cli.home / "cases" / "OKC-2026%2F0042"
     events = _ledger(lab, "OKC-2026%2F0042")
     assert [e["event"] for e in events] == ["network-isolated", "network-restored"]
@@ -295,7 +290,7 @@ def test_every_containment_is_on_the_case_ledger(lab: Lab, cli, tmp_path: Path):
     shown = cli("custody", "show", "--case", case)
     assert shown.returncode == 0 and "chain holds: 2 event(s)" in shown.stdout, shown.stdout + shown.stderr
     out = tmp_path / "exported"
-    _ok(cli("custody", "export", "--case", case, "--out", out))
+    ok(cli("custody", "export", "--case", case, "--out", out))
     assert cli("custody", "show", out).returncode == 0
     # One flipped byte in the ledger breaks the chain, and show says so.
     path = ledger_dir / "custody" / "custody.jsonl"
@@ -305,13 +300,13 @@ def test_every_containment_is_on_the_case_ledger(lab: Lab, cli, tmp_path: Path):
 
 
 def test_restore_refuses_before_any_change_when_it_cannot_sign(lab: Lab, tmp_path: Path):
-    _ok(lab.sealbox("isolate", "--allow", IT4))
+    ok(lab.sealbox("isolate", "--allow", IT4))
     for key_dir in (lab.home / "keys").iterdir():
         (key_dir / "private.pem").chmod(0o644)  # unsafe: sealbox will not sign with it
     proc = lab.sealbox("restore")
     assert proc.returncode == 1 and "nothing was changed" in proc.stderr and "--unsigned" in proc.stderr
     assert _status(lab)[0]["status"] == "isolated"
-    _ok(lab.sealbox("restore", "--unsigned"))
+    ok(lab.sealbox("restore", "--unsigned"))
     assert _status(lab)[0]["status"] == "not isolated"
     assert _log(lab)[-1]["custody"].startswith("NOT SIGNED")
 
@@ -335,7 +330,7 @@ def test_a_failed_custody_write_keeps_the_isolation_and_restore_writes_the_event
     data, code = _status(lab)
     assert (data["status"], code) == ("isolated", 0), data  # not rolled back: the rules hold
     assert _blocked(lab)
-    _ok(lab.sealbox("restore", "--reason", "cleared"))
+    ok(lab.sealbox("restore", "--reason", "cleared"))
     events = [json.loads(x) for x in continuation.read_text().splitlines()]
     assert [e["event"] for e in events] == ["network-isolated", "network-restored"]
     assert "recorded_late" in events[0]["details"]

@@ -32,6 +32,8 @@ from tests.netns import (
     UDP_PORT,
     Lab,
     can_make_namespaces,
+    need_backend,
+    ok,
     sh,
 )
 
@@ -44,19 +46,6 @@ BACKENDS = ["nft", "iptables", "iptables-legacy"]
 REQUIRED_BACKENDS = ["nft", "iptables"]  # legacy x_tables is exercised by the main tests only
 
 
-def _need_backend(lab: Lab, backend: str) -> None:
-    if backend == "nft":
-        return
-    suffix = backend.removeprefix("iptables")
-    for tool in ("iptables", "ip6tables"):
-        require_tool(f"{tool}{suffix}-restore")
-    if backend == "iptables-legacy":
-        # The legacy x_tables kernel interface is optional in modern kernels; only skip here.
-        probe = lab.run(lab.host, "iptables-legacy", "-S")
-        if probe.returncode != 0:
-            pytest.skip(f"kernel has no legacy iptables: {probe.stderr.strip()}")
-
-
 @pytest.fixture
 def lab(tmp_path: Path):
     require_root()
@@ -65,11 +54,6 @@ def lab(tmp_path: Path):
     require(can_make_namespaces(), "cannot create network namespaces here")
     with Lab(tmp_path / "state") as lab:
         yield lab
-
-
-def _ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def _status(lab: Lab) -> tuple[str, int]:
@@ -83,7 +67,7 @@ def _ipt_save(lab: Lab, backend: str) -> str:
     suffix = backend.removeprefix("iptables")
     out = []
     for tool in ("iptables", "ip6tables"):
-        text = _ok(lab.run(lab.host, f"{tool}{suffix}-save")).stdout
+        text = ok(lab.run(lab.host, f"{tool}{suffix}-save")).stdout
         lines = [re.sub(r" \[\d+:\d+\]$", "", ln) for ln in text.splitlines() if not ln.startswith("#")]
         # A table with only built-in chains, policy ACCEPT and no rules is the same as none:
         # legacy iptables shows it once its kernel module has been used.
@@ -95,14 +79,14 @@ def _ipt_save(lab: Lab, backend: str) -> str:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_isolate_keeps_only_allowed_channel_and_restore_is_exact(lab: Lab, backend: str):
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     sh("ip", "netns", "exec", lab.host, "nft", "-f", "-", input=FOREIGN_TABLE)
     before = lab.nft("list", "ruleset")
     foreign_before = lab.nft("list", "table", "ip", "foreign")
     ipt_before = _ipt_save(lab, backend) if backend == "iptables-legacy" else ""
     held = lab.start(lab.host, "hold", OUT4, str(OUT_PORT), wait_for="connected")
 
-    proc = _ok(
+    proc = ok(
         lab.sealbox(
             "isolate",
             "--allow",
@@ -145,7 +129,7 @@ def test_isolate_keeps_only_allowed_channel_and_restore_is_exact(lab: Lab, backe
     assert hashlib.sha256(saved["ruleset"].encode()).hexdigest() == saved["ruleset_sha256"]
     assert [e["network"] for e in saved["policy"]["allow"]] == [f"{IT4}/32"]
 
-    restored = _ok(lab.sealbox("restore", "--json"))
+    restored = ok(lab.sealbox("restore", "--json"))
     assert json.loads(restored.stdout)["drift"] == []
     assert json.loads(restored.stdout)["identical"] is True
     assert all(lab.probe(*lab.everything()).values())
@@ -154,13 +138,13 @@ def test_isolate_keeps_only_allowed_channel_and_restore_is_exact(lab: Lab, backe
         assert _ipt_save(lab, backend) == ipt_before
     assert _status(lab) == ("not isolated", 0)
     assert not state_file.exists()
-    again = _ok(lab.sealbox("restore"))
+    again = ok(lab.sealbox("restore"))
     assert "not isolated: nothing to restore" in again.stdout
 
 
 @pytest.mark.parametrize("backend", REQUIRED_BACKENDS)
 def test_check_to_unreachable_server_rolls_back(lab: Lab, backend: str):
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     before = lab.nft("list", "ruleset")
     proc = lab.sealbox(
         "isolate",
@@ -195,14 +179,14 @@ def test_check_failure_with_no_rollback_stays_isolated(lab: Lab):
     )
     assert proc.returncode == 1 and "isolation kept" in proc.stderr
     assert _status(lab) == ("isolated", 0)
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_allowed_ipv6_peer_works_through_neighbor_discovery(lab: Lab, backend: str):
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     sh("ip", "-n", lab.host, "neigh", "flush", "all")
-    _ok(lab.sealbox("isolate", "--allow", f"[{IT6}]:{IT_PORT}", "--backend", backend))
+    ok(lab.sealbox("isolate", "--allow", f"[{IT6}]:{IT_PORT}", "--backend", backend))
     result = lab.probe(
         f"tcp:{IT6}:{IT_PORT}",
         f"tcp:{IT4}:{IT_PORT}",
@@ -219,14 +203,14 @@ def test_allowed_ipv6_peer_works_through_neighbor_discovery(lab: Lab, backend: s
     }
     neigh = sh("ip", "-n", lab.host, "-6", "neigh", "show", IT6).stdout
     assert "lladdr" in neigh, neigh  # resolved by neighbor discovery under isolation
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 @pytest.mark.parametrize("backend", REQUIRED_BACKENDS)
 def test_status_partial_after_a_chain_is_deleted(lab: Lab, backend: str):
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     before = lab.nft("list", "ruleset")
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", backend))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", backend))
     if backend == "nft":
         lab.nft("delete", "chain", "inet", "sealbox", "forward")
     else:
@@ -236,29 +220,29 @@ def test_status_partial_after_a_chain_is_deleted(lab: Lab, backend: str):
             ["-F", "SEALBOX-FORWARD"],
             ["-X", "SEALBOX-FORWARD"],
         ):
-            _ok(lab.run(lab.host, ipt, *args))
+            ok(lab.run(lab.host, ipt, *args))
     proc = lab.sealbox("isolation", "status")
     assert proc.returncode == 1 and proc.stdout.splitlines()[0] == "partial", proc.stdout
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
     assert lab.nft("list", "ruleset") == before
     assert _status(lab) == ("not isolated", 0)
 
 
 def test_status_partial_when_a_rule_is_added(lab: Lab):
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
     lab.nft("insert", "rule", "inet", "sealbox", "output", "accept")
     assert _status(lab) == ("partial", 1)
     assert lab.probe(f"tcp:{OUT4}:{OUT_PORT}")[f"tcp:{OUT4}:{OUT_PORT}"] is False  # input drops
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 def test_status_unknown_when_rules_exist_without_a_record(lab: Lab):
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
     moved = lab.state_dir / "isolation.json"
     moved.rename(lab.state_dir / "elsewhere.json")
     assert _status(lab) == ("unknown", 1)
     (lab.state_dir / "elsewhere.json").rename(moved)
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 def test_needs_root_exits_2_with_one_line(lab: Lab):
@@ -273,10 +257,10 @@ def test_needs_root_exits_2_with_one_line(lab: Lab):
 
 @pytest.mark.parametrize("backend", ["nft", "iptables"])
 def test_dry_run_prints_checked_rules_and_changes_nothing(lab: Lab, backend: str):
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     before = lab.nft("list", "ruleset")
     ipt_before = _ipt_save(lab, backend)
-    proc = _ok(lab.sealbox("isolate", "--dry-run", "--allow", f"{IT4}:{IT_PORT}", "--backend", backend))
+    proc = ok(lab.sealbox("isolate", "--dry-run", "--allow", f"{IT4}:{IT_PORT}", "--backend", backend))
     expected = "table inet sealbox {" if backend == "nft" else "-A SEALBOX-OUTPUT -d"
     assert expected in proc.stdout and "check passed; nothing was changed" in proc.stdout
     assert lab.nft("list", "ruleset") == before
@@ -300,13 +284,13 @@ def test_unresolvable_name_refuses_isolation(lab: Lab):
 
 
 def test_allow_dns_opens_port_53_to_configured_resolvers_only(lab: Lab):
-    _ok(lab.sealbox("isolate", "--allow-dns", "--allow", f"{IT4}:{IT_PORT}"))
+    ok(lab.sealbox("isolate", "--allow-dns", "--allow", f"{IT4}:{IT_PORT}"))
     result = lab.probe(f"udp:{IT4}:53", f"udp:{OUT4}:53", f"udp:{IT4}:{UDP_PORT}")
     assert result == {f"udp:{IT4}:53": True, f"udp:{OUT4}:53": False, f"udp:{IT4}:{UDP_PORT}": False}
-    _ok(lab.sealbox("restore"))
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
+    ok(lab.sealbox("restore"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
     assert lab.probe(f"udp:{IT4}:53") == {f"udp:{IT4}:53": False}  # closed by default
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 def test_forwarding_blocked_unless_allowed(lab: Lab):
@@ -315,18 +299,18 @@ def test_forwarding_blocked_unless_allowed(lab: Lab):
     sh("ip", "-n", lab.outside, "route", "add", "203.0.113.0/24", "via", HOST_OUT4)
     target = f"tcp:{OUT4}:{OUT_PORT}"
     assert lab.probe(target, ns=lab.itsrv)[target] is True
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
     assert lab.probe(target, ns=lab.itsrv)[target] is False
-    _ok(lab.sealbox("restore"))
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--allow-forward"))
+    ok(lab.sealbox("restore"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--allow-forward"))
     assert lab.probe(target, ns=lab.itsrv)[target] is True
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 def test_expire_restores_automatically(lab: Lab):
     before = lab.nft("list", "ruleset")
     record = json.loads(
-        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "5s", "--json")).stdout
+        ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "5s", "--json")).stdout
     )
     pid = record["expire"]["helper_pid"]
     # The helper runs inside the test namespace, not the machine's.
@@ -348,10 +332,10 @@ def test_expire_restores_automatically(lab: Lab):
 
 def test_restore_stops_a_pending_expiry_helper(lab: Lab):
     record = json.loads(
-        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "1h", "--json")).stdout
+        ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--expire", "1h", "--json")).stdout
     )
     pid = record["expire"]["helper_pid"]
-    assert json.loads(_ok(lab.sealbox("restore", "--json")).stdout)["expiry_helper_stopped"]
+    assert json.loads(ok(lab.sealbox("restore", "--json")).stdout)["expiry_helper_stopped"]
     assert str(pid) not in sh("ip", "netns", "pids", lab.host).stdout.split()
 
 
@@ -385,7 +369,7 @@ def _boot(lab: Lab, fallback_only: bool = False) -> subprocess.CompletedProcess[
 
 def test_persist_installs_a_boot_unit_that_reapplies_until_restore(lab: Lab):
     record = json.loads(
-        _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--persist", "--json")).stdout
+        ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--persist", "--json")).stdout
     )
     unit = lab.systemd_dir / "sealbox-isolation.service"
     assert record["persist"]["unit"] == str(unit)
@@ -403,33 +387,33 @@ def test_persist_installs_a_boot_unit_that_reapplies_until_restore(lab: Lab):
     for fallback_only in (False, False, True, True):
         lab.nft("delete", "table", "inet", "sealbox")
         assert _status(lab) == ("not isolated", 1)
-        _ok(_boot(lab, fallback_only))
-        _ok(_boot(lab, fallback_only))
+        ok(_boot(lab, fallback_only))
+        ok(_boot(lab, fallback_only))
         assert _status(lab) == ("isolated", 0)
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
     assert not unit.exists() and not link.is_symlink() and not (lab.state_dir / "isolation.nft").exists()
 
 
 def test_json_status_names_operator_allow_list_and_hash(lab: Lab):
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}/32:{IT_PORT}/tcp", "--reason", "contain"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}/32:{IT_PORT}/tcp", "--reason", "contain"))
     data = json.loads(lab.sealbox("isolation", "status", "--json").stdout)
     assert data["status"] == "isolated" and data["reason"] == "contain"
     assert data["allow"] == [f"{IT4}/32:{IT_PORT}/tcp"] and len(data["ruleset_sha256"]) == 64
     assert data["operator"]["uid"] == 0
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 def test_isolating_twice_is_refused(lab: Lab):
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
     proc = lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}")
     assert proc.returncode == 1 and "already on record" in proc.stderr
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 def test_restore_reports_drift_without_touching_others_rules(lab: Lab):
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
     sh("ip", "netns", "exec", lab.host, "nft", "-f", "-", input=FOREIGN_TABLE)
-    data = json.loads(_ok(lab.sealbox("restore", "--json")).stdout)
+    data = json.loads(ok(lab.sealbox("restore", "--json")).stdout)
     assert [f["source"] for f in data["drift"]] == ["nft list ruleset"]
     assert any("+table ip foreign" in line for line in data["drift"][0]["diff"])
     assert "table ip foreign" in lab.nft("list", "ruleset")  # left alone
@@ -460,7 +444,7 @@ def sealed_bundle_for(lab: Lab, cli, tmp_path: Path) -> tuple[str, Path]:
 def test_isolate_and_restore_append_signed_custody_events(lab: Lab, cli, tmp_path: Path):
     fp, bundle = sealed_bundle_for(lab, cli, tmp_path)
     record = json.loads(
-        _ok(
+        ok(
             lab.sealbox(
                 "isolate",
                 "--allow",
@@ -475,7 +459,7 @@ def test_isolate_and_restore_append_signed_custody_events(lab: Lab, cli, tmp_pat
             )
         ).stdout
     )
-    _ok(lab.sealbox("restore", "--bundle", str(bundle), "--key", fp, "--reason", "cleared"))
+    ok(lab.sealbox("restore", "--bundle", str(bundle), "--key", fp, "--reason", "cleared"))
     lines = (bundle / "custody" / "continuation.jsonl").read_text().splitlines()
     events = [json.loads(x) for x in lines]
     assert [e["event"] for e in events] == ["network-isolated", "network-restored"]
@@ -515,9 +499,9 @@ def test_other_firewall_managers_are_reported_and_isolation_holds_beside_them(la
             "\t\ttype filter hook output priority 10; policy accept;\n\t\taccept\n\t}\n}\n"
         ),
     )
-    _ok(lab.run(lab.host, "iptables", "-N", "DOCKER-USER"))
+    ok(lab.run(lab.host, "iptables", "-N", "DOCKER-USER"))
     before = lab.nft("list", "ruleset")
-    record = json.loads(_ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--json")).stdout)
+    record = json.loads(ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--json")).stdout)
     others = "\n".join(record["other_firewalls"])
     assert "nft table inet firewalld" in others and "DOCKER-USER" in others
     result = lab.probe(f"tcp:{IT4}:{IT_PORT}", f"tcp:{OUT4}:{OUT_PORT}", f"icmp:{OUT6}")
@@ -526,7 +510,7 @@ def test_other_firewall_managers_are_reported_and_isolation_holds_beside_them(la
         f"tcp:{OUT4}:{OUT_PORT}": False,
         f"icmp:{OUT6}": False,
     }  # their accept-everything does not reopen it
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
     assert lab.nft("list", "ruleset") == before
 
 
@@ -574,24 +558,24 @@ def test_iptables_refuses_when_ipv6_cannot_be_filtered(lab: Lab, tmp_path: Path)
 def test_iptables_persist_unit_reapplies_the_same_chains(lab: Lab):
     require_tool("iptables-restore")
     before = lab.nft("list", "ruleset")
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", "iptables", "--persist"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", "iptables", "--persist"))
     for fallback_only in (False, True):
         for ipt in ("iptables", "ip6tables"):  # "reboot": the chains are gone
             for builtin in ("INPUT", "OUTPUT", "FORWARD"):
-                _ok(lab.run(lab.host, ipt, "-D", builtin, "-j", f"SEALBOX-{builtin}"))
-                _ok(lab.run(lab.host, ipt, "-F", f"SEALBOX-{builtin}"))
-                _ok(lab.run(lab.host, ipt, "-X", f"SEALBOX-{builtin}"))
+                ok(lab.run(lab.host, ipt, "-D", builtin, "-j", f"SEALBOX-{builtin}"))
+                ok(lab.run(lab.host, ipt, "-F", f"SEALBOX-{builtin}"))
+                ok(lab.run(lab.host, ipt, "-X", f"SEALBOX-{builtin}"))
         assert _status(lab)[0] == "not isolated"
-        _ok(_boot(lab, fallback_only))
-        _ok(_boot(lab, fallback_only))  # a second run adds no second jump
+        ok(_boot(lab, fallback_only))
+        ok(_boot(lab, fallback_only))  # a second run adds no second jump
         assert _status(lab) == ("isolated", 0)
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
     assert lab.nft("list", "ruleset") == before
 
 
 def test_expiry_restore_is_logged_in_the_bundle_too(lab: Lab, cli, tmp_path: Path):
     fp, bundle = sealed_bundle_for(lab, cli, tmp_path)
-    _ok(
+    ok(
         lab.sealbox(
             "isolate", "--allow", f"{IT4}:{IT_PORT}", "--bundle", str(bundle), "--key", fp, "--expire", "1s"
         )

@@ -32,28 +32,16 @@ from tests.netns import (
     Lab,
     PathLab,
     can_make_namespaces,
+    need_backend,
+    ok,
     sh,
 )
 
 if TYPE_CHECKING:
-    import subprocess
     from pathlib import Path
 
 BACKENDS = ["nft", "iptables-nft", "iptables-legacy"]
 SSH = 22
-
-
-def _need_backend(lab: Lab, backend: str) -> None:
-    if backend == "nft":
-        return
-    suffix = backend.removeprefix("iptables")
-    for tool in ("iptables", "ip6tables"):
-        require_tool(f"{tool}{suffix}-restore")
-    if backend == "iptables-legacy":
-        # The legacy x_tables kernel interface is optional in modern kernels; only skip here.
-        probe = lab.run(lab.host, "iptables-legacy", "-S")
-        if probe.returncode != 0:
-            pytest.skip(f"kernel has no legacy iptables: {probe.stderr.strip()}")
 
 
 def _prerequisites() -> None:
@@ -70,14 +58,9 @@ def lab(tmp_path: Path):
         yield lab
 
 
-def _ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
 def _isolate(lab: Lab, backend: str, *args: str) -> dict:
     return json.loads(
-        _ok(lab.sealbox("isolate", "--backend", backend, "--case", "OKC-1", "--json", *args)).stdout
+        ok(lab.sealbox("isolate", "--backend", backend, "--case", "OKC-1", "--json", *args)).stdout
     )
 
 
@@ -95,7 +78,7 @@ def _spoofed(host4: str, host6: str, sport: int) -> list[str]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_matrix_outbound_to_allowed_only_and_no_spoofed_source_port_gets_in(lab: Lab, backend: str):
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     lab.start(lab.host, "serve", str(SSH), str(OUT_PORT), wait_for="serving")  # the workstation's services
     from_it = _spoofed(HOST_IT4, HOST_IT6, IT_PORT) + _spoofed(HOST_IT4, HOST_IT6, 53)
     from_it += [f"tcp:{HOST_IT4}:{SSH}", f"icmp:{HOST_IT4}", f"icmp:{HOST_IT6}"]
@@ -116,7 +99,7 @@ def test_matrix_outbound_to_allowed_only_and_no_spoofed_source_port_gets_in(lab:
     lab.stop(lab.itsrv)  # its ports 8443 and 53 become the source ports of the attack
     got = lab.probe(*from_it, ns=lab.itsrv)
     assert not any(got.values()), got  # IT's host from 8443, the resolver from 53: nothing
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
     # Without isolation the same probes get through: it was the isolation that stopped them.
     got = lab.probe(*from_it, ns=lab.itsrv)
     assert all(got.values()), got
@@ -124,7 +107,7 @@ def test_matrix_outbound_to_allowed_only_and_no_spoofed_source_port_gets_in(lab:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_allow_in_opens_only_the_named_port_to_the_named_peer(lab: Lab, backend: str):
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     lab.start(lab.host, "serve", str(SSH), str(OUT_PORT), wait_for="serving")
     record = _isolate(lab, backend, "--allow-in", f"{IT4}:{SSH}/tcp", "--allow-in", f"[{IT6}]:{SSH}/tcp")
     assert [e["port"] for e in record["policy"]["allow_in"]] == [SSH, SSH]
@@ -139,12 +122,12 @@ def test_allow_in_opens_only_the_named_port_to_the_named_peer(lab: Lab, backend:
     assert lab.probe(f"tcp:{HOST_OUT4}:{SSH}", ns=lab.outside) == {f"tcp:{HOST_OUT4}:{SSH}": False}
     # Allowed in is not allowed out: the workstation cannot open a connection to IT's ssh.
     assert lab.probe(f"tcp:{IT4}:{IT_PORT}") == {f"tcp:{IT4}:{IT_PORT}": False}
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_dhcp_only_with_the_lease_server(lab: Lab, backend: str):
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     lab.leases_dir.mkdir(parents=True, exist_ok=True)
     (lab.leases_dir / "dhclient.vit.leases").write_text(
         'lease {\n  interface "vit";\n  fixed-address 203.0.113.1;\n'
@@ -164,15 +147,15 @@ def test_dhcp_only_with_the_lease_server(lab: Lab, backend: str):
         f"udp:{OUT4}:67": False,
         f"udp:{IT4}:{UDP_PORT}@68": False,
     }
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
     # No lease known: DHCP may only broadcast; --dhcp-server names one more server.
     (lab.leases_dir / "dhclient.vit.leases").unlink()
     _isolate(lab, backend, "--allow", f"{IT4}:{IT_PORT}/tcp")
     assert lab.probe(to_server, to_stranger) == {to_server: False, to_stranger: False}
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
     _isolate(lab, backend, "--allow", f"{IT4}:{IT_PORT}/tcp", "--dhcp-server", OUT4)
     assert lab.probe(to_server, to_stranger) == {to_server: False, to_stranger: True}
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 def _uploads(lab: PathLab, timeout: float) -> dict[str, str]:
@@ -192,7 +175,7 @@ def _uploads(lab: PathLab, timeout: float) -> dict[str, str]:
 def test_pmtu_upload_over_a_1280_hop_completes_under_isolation(tmp_path: Path, backend: str):
     _prerequisites()
     with PathLab(tmp_path / "state") as lab:
-        _need_backend(lab, backend)
+        need_backend(lab, backend)
         # Control: with the router's ICMP errors dropped, the same upload stalls (the path needs them).
         sh(
             "ip", "netns", "exec", lab.host, "nft", "-f", "-",
@@ -213,12 +196,12 @@ def test_pmtu_upload_over_a_1280_hop_completes_under_isolation(tmp_path: Path, b
             "icmp:198.51.100.126": False,
             "icmp:2001:db8:a::2": False,
         }
-        _ok(lab.sealbox("restore"))
+        ok(lab.sealbox("restore"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_existing_v4_and_v6_tcp_and_udp_flows_are_cut_and_named(lab: Lab, backend: str):
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     doomed = {
         ("tcp", OUT4, OUT_PORT): lab.start(lab.host, "hold", OUT4, str(OUT_PORT), wait_for="connected"),
         ("tcp", OUT6, OUT_PORT): lab.start(lab.host, "hold", OUT6, str(OUT_PORT), wait_for="connected"),
@@ -231,7 +214,7 @@ def test_existing_v4_and_v6_tcp_and_udp_flows_are_cut_and_named(lab: Lab, backen
         ("tcp", IT6, OUT_PORT): lab.start(lab.host, "hold", IT6, str(OUT_PORT), wait_for="connected"),
     }
     kept = lab.start(lab.host, "hold", IT6, str(IT_PORT), wait_for="connected")
-    proc = _ok(
+    proc = ok(
         lab.sealbox("isolate", "--backend", backend, "--allow", f"[{IT6}]:{IT_PORT}/tcp", "--case", "C")
     )
     for (proto, peer, port), held in doomed.items():
@@ -246,7 +229,7 @@ def test_existing_v4_and_v6_tcp_and_udp_flows_are_cut_and_named(lab: Lab, backen
         )
     assert kept.poll() is None  # the allowed IPv6 connection stays open
     assert "COULD NOT CUT" not in proc.stdout
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -255,7 +238,7 @@ def test_an_allowed_flow_from_before_isolation_keeps_working_when_the_peer_speak
 ):
     # conntrack was not active before: without sealbox entering the flow in its own direction,
     # the server's packet would arrive first and look like a new inbound connection.
-    _need_backend(lab, backend)
+    need_backend(lab, backend)
     port = 9443
     server = lab.start(lab.itsrv, "push", str(port), wait_for="serving")
     held = lab.start(lab.host, "hold", IT6, str(port), wait_for="connected")
@@ -266,7 +249,7 @@ def test_an_allowed_flow_from_before_isolation_keeps_working_when_the_peer_speak
     server.stdin.flush()
     held.wait(timeout=10)
     assert held.stdout is not None and held.stdout.read().strip() == "data"
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 def test_a_flow_that_cannot_be_cut_fails_the_isolation_and_is_named(
@@ -287,7 +270,7 @@ def test_a_flow_that_cannot_be_cut_fails_the_isolation_and_is_named(
     assert "could not be cut" in last and f"-> [{OUT6}]:{OUT_PORT}" in last, proc.stderr
     assert held.poll() is None
     monkeypatch.undo()
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))
 
 
 @pytest.mark.parametrize(
@@ -318,7 +301,7 @@ def test_it_standing_channel_comes_from_the_config(lab: Lab):
         f'allow = ["{IT4}:{IT_PORT}/tcp", "[{IT6}]:{IT_PORT}/tcp"]\ncheck = "{IT4}:{IT_PORT}"\n',
         encoding="utf-8",
     )
-    record = json.loads(_ok(lab.sealbox("isolate", "--case", "C", "--json")).stdout)
+    record = json.loads(ok(lab.sealbox("isolate", "--case", "C", "--json")).stdout)
     assert record["policy"]["config"] == str(lab.isolation_config)
     assert record["check"]["ok"] and record["check"]["target"] == f"{IT4}:{IT_PORT}"
     got = lab.probe(f"tcp:{IT4}:{IT_PORT}", f"tcp:{IT6}:{IT_PORT}", f"tcp:{OUT4}:{OUT_PORT}")
@@ -327,4 +310,4 @@ def test_it_standing_channel_comes_from_the_config(lab: Lab):
         f"tcp:{IT6}:{IT_PORT}": True,
         f"tcp:{OUT4}:{OUT_PORT}": False,
     }
-    _ok(lab.sealbox("restore"))
+    ok(lab.sealbox("restore"))

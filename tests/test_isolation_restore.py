@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.conftest import require, require_root, require_tool
-from tests.netns import IT4, IT_PORT, LAB_CASE, OUT4, OUT_PORT, Lab, can_make_namespaces, sh
+from tests.netns import IT4, IT_PORT, LAB_CASE, OUT4, OUT_PORT, Lab, can_make_namespaces, ok, sh
 
 if TYPE_CHECKING:
     import subprocess
@@ -124,20 +124,15 @@ def lab(tmp_path: Path):
         yield lab
 
 
-def _ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
 def _build(lab: Lab, legacy: bool) -> None:
     sh("ip", "netns", "exec", lab.host, "nft", "-f", "-", input=NATIVE)
     variants = ["nft", "legacy"] if legacy else ["nft"]
     for variant in variants:
         for rule in DOCKER:
-            _ok(lab.run(lab.host, f"iptables-{variant}", *rule))
-            _ok(lab.run(lab.host, f"ip6tables-{variant}", *rule))
+            ok(lab.run(lab.host, f"iptables-{variant}", *rule))
+            ok(lab.run(lab.host, f"ip6tables-{variant}", *rule))
         for rule in DOCKER_NAT:
-            _ok(lab.run(lab.host, f"iptables-{variant}", *rule))
+            ok(lab.run(lab.host, f"iptables-{variant}", *rule))
 
 
 def _views(lab: Lab, legacy: bool) -> dict[str, str]:
@@ -145,7 +140,7 @@ def _views(lab: Lab, legacy: bool) -> dict[str, str]:
     out = {"nft": lab.nft("list", "ruleset")}
     if legacy:
         for tool in ("iptables-legacy-save", "ip6tables-legacy-save"):
-            text = _ok(lab.run(lab.host, tool)).stdout
+            text = ok(lab.run(lab.host, tool)).stdout
             out[tool] = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
     return out
 
@@ -210,7 +205,7 @@ def test_restore_is_byte_identical_modulo_counters_on_a_complex_ruleset(lab: Lab
         return lab.run(lab.host, *prefix, sys.executable, "-m", "agent", *args)
 
     record = json.loads(
-        _ok(
+        ok(
             sealbox(
                 "isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", backend, "--case", LAB_CASE, "--json"
             )
@@ -221,7 +216,7 @@ def test_restore_is_byte_identical_modulo_counters_on_a_complex_ruleset(lab: Lab
     assert result == {f"tcp:{IT4}:{IT_PORT}": True, f"tcp:{OUT4}:{OUT_PORT}": False}
     assert _no_counters(_views(lab, legacy)) != _no_counters(before)  # our rules are in there
 
-    restored = json.loads(_ok(sealbox("restore", "--json")).stdout)
+    restored = json.loads(ok(sealbox("restore", "--json")).stdout)
     after = _views(lab, legacy)
     assert after != before, "the allowed traffic should have moved some counters"
     assert _no_counters(after) == _no_counters(before)
@@ -231,7 +226,7 @@ def test_restore_is_byte_identical_modulo_counters_on_a_complex_ruleset(lab: Lab
         assert sorted(restored["empty_tables_removed"]) == sorted(
             f"{fam} filter {c}" for fam in ("ip", "ip6") for c in ("INPUT", "OUTPUT")
         )
-    text = _ok(sealbox("isolation", "status"))
+    text = ok(sealbox("isolation", "status"))
     assert text.stdout.splitlines()[0] == "not isolated"
 
 
@@ -243,13 +238,13 @@ def test_iptables_nft_on_an_empty_host_leaves_no_table_behind(lab: Lab, backend:
     prefix = ["env", f"PATH={_tool_dir(tmp_path, without='nft')}"] if backend.startswith("fallback") else []
     name = "auto" if prefix else backend
     argv = [*prefix, sys.executable, "-m", "agent"]
-    _ok(
+    ok(
         lab.run(
             lab.host, *argv, "isolate", "--allow", f"{IT4}:{IT_PORT}", "--backend", name, "--case", LAB_CASE
         )
     )
     assert "table ip filter" in lab.nft("list", "ruleset")
-    restored = _ok(lab.run(lab.host, *argv, "restore"))
+    restored = ok(lab.run(lab.host, *argv, "restore"))
     assert lab.nft("list", "ruleset") == before
     assert "table ip filter" in restored.stdout and "table ip6 filter" in restored.stdout
     assert "ruleset identical to the snapshot taken before isolation" in restored.stdout
@@ -257,13 +252,13 @@ def test_iptables_nft_on_an_empty_host_leaves_no_table_behind(lab: Lab, backend:
 
 def test_drift_is_reported_honestly_and_counters_alone_are_not_drift(lab: Lab):
     _build(lab, legacy=False)
-    _ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
+    ok(lab.sealbox("isolate", "--allow", f"{IT4}:{IT_PORT}"))
     assert lab.probe(f"tcp:{IT4}:{IT_PORT}")[f"tcp:{IT4}:{IT_PORT}"] is True  # moves counters
-    _ok(lab.run(lab.host, "iptables-nft", "-A", "DOCKER", "-j", "RETURN"))  # someone else's change
-    restored = json.loads(_ok(lab.sealbox("restore", "--json")).stdout)
+    ok(lab.run(lab.host, "iptables-nft", "-A", "DOCKER", "-j", "RETURN"))  # someone else's change
+    restored = json.loads(ok(lab.sealbox("restore", "--json")).stdout)
     assert restored["identical"] is False
     assert [d["source"] for d in restored["drift"]] == ["nft list ruleset"]
     changed = [ln for ln in restored["drift"][0]["diff"] if ln.startswith(("+", "-"))]
     assert changed[2:] == ["+\t\tcounter packets 0 bytes 0 return"], changed  # only that rule
-    text = _ok(lab.sealbox("isolation", "status"))
+    text = ok(lab.sealbox("isolation", "status"))
     assert text.stdout.splitlines()[0] == "not isolated"
