@@ -148,6 +148,13 @@ class BatchCheck:
     inodes: list[int] = field(default_factory=list)  # of those, sorted: check_sized_batch only
     devices: set[int] = field(default_factory=set)
 
+    def add_read(self, rel: str, size: int, expected: str, found: str) -> None:
+        """Count a file read whole, and note it when its digest is not the expected one."""
+        self.files += 1
+        self.nbytes += size
+        if found != expected:
+            self.problems.append(Problem("changed", rel, expected, found))
+
 
 def _open_payload(base: str, rel: str, out: BatchCheck) -> int | None:
     """Open one bag-relative file without following a symlink; None (and the finding recorded in
@@ -184,10 +191,7 @@ def check_batch(base: str, entries: list[tuple[str, str]]) -> BatchCheck:
             continue
         finally:
             os.close(fd)
-        out.files += 1
-        out.nbytes += st.st_size
-        if found != expected:
-            out.problems.append(Problem("changed", rel, expected, found))
+        out.add_read(rel, st.st_size, expected, found)
     return out
 
 
@@ -230,10 +234,7 @@ def check_sized_batch(base: str, entries: list[Expected]) -> BatchCheck:
             continue
         finally:
             os.close(fd)
-        out.files += 1
-        out.nbytes += st.st_size
-        if found != expected:
-            out.problems.append(Problem("changed", rel, expected, found))
+        out.add_read(rel, st.st_size, expected, found)
     out.inodes.sort()
     return out
 
