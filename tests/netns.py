@@ -365,36 +365,10 @@ class PathLab(Lab):
             sh("ip", "-n", ns, "link", "set", "lo", "up")
             for conf in ("all", "default"):
                 sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{conf}.accept_dad=0")
-        sh(
-            "ip",
-            "-n",
-            self.host,
-            "link",
-            "add",
-            "vrt",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "vhost",
-            "netns",
-            self.router,
-        )
-        sh(
-            "ip",
-            "-n",
-            self.server,
-            "link",
-            "add",
-            "vrt",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "vsrv",
-            "netns",
-            self.router,
-        )
+        # Both veth pairs end in the router: `vrt` in host and server, `vhost`/`vsrv` in the router.
+        veth = ("link", "add", "vrt", "type", "veth", "peer", "name")
+        for ns, peer in ((self.host, "vhost"), (self.server, "vsrv")):
+            sh("ip", "-n", ns, *veth, peer, "netns", self.router)
         for ns, dev, a4, a6 in (
             (self.host, "vrt", "198.51.100.1/25", "2001:db8:a::1/64"),
             (self.router, "vhost", "198.51.100.126/25", "2001:db8:a::2/64"),
