@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import select
+import shlex
 import signal
 import socket
 import struct
@@ -258,6 +259,17 @@ class Lab:
         return subprocess.run(
             [*prefix, *argv], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
         )
+
+    def boot_unit(self) -> tuple[list[str], dict[str, str]]:
+        """The boot unit's ExecStart and Environment, as systemd would run them."""
+        text = (self.systemd_dir / "sealbox-isolation.service").read_text()
+        exec_start = next(ln for ln in text.splitlines() if ln.startswith("ExecStart="))
+        env = dict(
+            shlex.split(ln.removeprefix("Environment="))[0].split("=", 1)
+            for ln in text.splitlines()
+            if ln.startswith("Environment=")
+        )
+        return shlex.split(exec_start.removeprefix("ExecStart=")), env
 
     def sealbox(
         self, *args: str, user: bool = False, timeout: float = 60

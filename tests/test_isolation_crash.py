@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -187,17 +186,6 @@ def test_status_after_nft_flush_ruleset_is_not_clean(lab: Lab):
     assert _status(lab)[1] == 0
 
 
-def _unit(lab: Lab) -> tuple[list[str], dict[str, str]]:
-    text = (lab.systemd_dir / "sealbox-isolation.service").read_text()
-    exec_start = next(ln for ln in text.splitlines() if ln.startswith("ExecStart="))
-    env = dict(
-        shlex.split(ln.removeprefix("Environment="))[0].split("=", 1)
-        for ln in text.splitlines()
-        if ln.startswith("Environment=")
-    )
-    return shlex.split(exec_start.removeprefix("ExecStart=")), env
-
-
 def _power_off(lab: Lab, helper_pid: int | None) -> None:
     """What a shutdown does to isolation: the helper process and the loaded rules are gone."""
     if helper_pid is not None:
@@ -210,7 +198,7 @@ def _power_off(lab: Lab, helper_pid: int | None) -> None:
 
 def _boot(lab: Lab) -> subprocess.CompletedProcess[str]:
     """The boot unit runs, with only its own environment."""
-    argv, env = _unit(lab)
+    argv, env = lab.boot_unit()
     return lab.run(
         lab.host,
         "env",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 import shutil
 import stat
 import subprocess
@@ -339,21 +338,9 @@ def test_restore_stops_a_pending_expiry_helper(lab: Lab):
     assert str(pid) not in sh("ip", "netns", "pids", lab.host).stdout.split()
 
 
-def _unit(lab: Lab) -> tuple[list[str], dict[str, str]]:
-    """The boot unit's ExecStart and Environment, as systemd would run them."""
-    text = (lab.systemd_dir / "sealbox-isolation.service").read_text()
-    exec_start = next(ln for ln in text.splitlines() if ln.startswith("ExecStart="))
-    env = dict(
-        shlex.split(ln.removeprefix("Environment="))[0].split("=", 1)
-        for ln in text.splitlines()
-        if ln.startswith("Environment=")
-    )
-    return shlex.split(exec_start.removeprefix("ExecStart=")), env
-
-
 def _boot(lab: Lab, fallback_only: bool = False) -> subprocess.CompletedProcess[str]:
     """Run the unit's command in `host` with only the unit's environment (a "reboot")."""
-    argv, env = _unit(lab)
+    argv, env = lab.boot_unit()
     if fallback_only:  # sealbox itself cannot run at boot: the unit must still isolate
         env["PYTHONPATH"] = "/nonexistent"
         argv = [*argv[:2], argv[2].replace(sys.executable, "/bin/false", 1)]
@@ -377,7 +364,7 @@ def test_persist_installs_a_boot_unit_that_reapplies_until_restore(lab: Lab):
     assert "Before=network-pre.target" in text and "DefaultDependencies=no" in text
     link = lab.systemd_dir / "sysinit.target.wants" / "sealbox-isolation.service"
     assert link.is_symlink() and link.resolve() == unit
-    argv, env = _unit(lab)
+    argv, env = lab.boot_unit()
     assert argv[:2] == ["/bin/sh", "-c"] and "-m agent isolation boot ||" in argv[2]
     assert f"/usr/sbin/nft -f {lab.state_dir}/isolation.nft" in argv[2]
     assert env["SEALBOX_STATE_DIR"] == str(lab.state_dir)
