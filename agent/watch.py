@@ -28,7 +28,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from collectors.collection import CollectionRequest, CollectionResult, run_collection
-from collectors.mountns import enter_noatime_namespace
+from manifest.osio.mountns import enter_noatime_namespace
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

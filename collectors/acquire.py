@@ -24,18 +24,19 @@ from hashlib import sha256
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
-from collectors.fsmeta import FS_IMMUTABLE_FL, FlagSetter, Meta, StatReader
-from collectors.mountns import pseudo_devices
-from collectors.readonly import open_noatime
-from manifest.bagit import manifest_line
+from collectors.fsmeta import Meta, StatReader
 from manifest.bundle import ignores_case
 from manifest.errors import BundleError
+from manifest.format.bagit import manifest_line
+from manifest.format.items import empty_item, item_line
+from manifest.format.pathenc import long_stored_path, stored_path
+from manifest.format.timefmt import rfc3339_ns
 from manifest.hashing import hash_zeros, hole_at, is_sparse
-from manifest.items import empty_item, item_line
-from manifest.parallel import few_collections, ordered_map
-from manifest.pathenc import long_stored_path, stored_path
-from manifest.spool import Spool, Spooled
-from manifest.timefmt import rfc3339_ns
+from manifest.osio.flags import FS_IMMUTABLE_FL, FlagSetter
+from manifest.osio.mountns import pseudo_devices
+from manifest.osio.parallel import few_collections, ordered_map
+from manifest.osio.readonly import open_noatime
+from manifest.osio.spool import Spool, Spooled
 from manifest.views import ViewContext, ViewSet
 
 if TYPE_CHECKING:

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from collectors.acquire import AcquireStats, ProgressSink, Source, acquire
 from manifest.bundle import BundleWriter
-from manifest.crashpoint import crash_point
 from manifest.errors import BundleError, CollectionInterrupted, SealboxError
+from manifest.osio.crashpoint import crash_point
 from manifest.previous import PREVIOUS_FIELD, PreviousBundle, load_previous
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from manifest.keys import Signer
     from manifest.resume import ResumePoint
+    from manifest.signing.keys import Signer
 
 
 @dataclass
@@ -44,7 +44,7 @@ class CollectionRequest:
     resume: Path | None = None  # an interrupted BUNDLE.incomplete to finish instead of a new one
     previous: Path | None = None  # a sealed bundle this one follows up: only what changed is copied
     # Read the files from a private mount namespace with the sources' mounts noatime, so that
-    # not even a symlink's atime moves (collectors/mountns.py). It changes this whole process,
+    # not even a symlink's atime moves (manifest/osio/mountns.py). It changes this whole process,
     # so the commands ask for it; a library caller decides for itself.
     private_mounts: bool = False
 
@@ -98,7 +98,7 @@ def _resume(request: CollectionRequest, previous: PreviousBundle | None) -> Resu
 
 
 def _enter_private_mounts(writer: BundleWriter, sources: list[Source]) -> None:
-    from collectors.mountns import enter_noatime_namespace
+    from manifest.osio.mountns import enter_noatime_namespace
 
     points, problem = enter_noatime_namespace([s.path for s in sources])
     if problem:
@@ -109,7 +109,7 @@ def _enter_private_mounts(writer: BundleWriter, sources: list[Source]) -> None:
 
 def _recount(writer: BundleWriter, stats: AcquireStats) -> None:
     """Items by status, kind and collector over the whole of items.jsonl (kept and new)."""
-    from manifest.items import iter_items
+    from manifest.format.items import iter_items
 
     writer.flush_items()
     stats.items = 0

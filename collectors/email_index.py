@@ -28,7 +28,7 @@ from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from collectors import outlook
-from manifest.timefmt import rfc3339_ns
+from manifest.format.timefmt import rfc3339_ns
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator

@@ -14,8 +14,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from collectors import readonly
 from collectors.acquire import Source
+from manifest.osio import readonly
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -1,17 +1,15 @@
-"""Reading a source's metadata without touching it: statx (birth time) and inode flags."""
+"""Reading a source's metadata without touching it: statx (birth time)."""
 
 from __future__ import annotations
 
 import ctypes
-import errno
-import fcntl
 import os
 import stat
 import struct
 import sys
 from typing import TYPE_CHECKING, NamedTuple
 
-from manifest.libc import libc as c_library
+from manifest.osio.libc import libc as c_library
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,11 +24,6 @@ _NS = 1_000_000_000
 # size, blocks, attributes_mask, four statx_timestamp {s64 sec; u32 nsec; s32 pad} (atime, btime,
 # ctime, mtime), rdev major/minor, dev major/minor.
 _STATX = struct.Struct("<IIQIIIHHQQQQqIiqIiqIiqIiIIII")
-
-FS_IMMUTABLE_FL = 0x10
-FS_APPEND_FL = 0x20
-_FS_IOC_GETFLAGS = 0x80086601
-_FS_IOC_SETFLAGS = 0x40086602
 
 
 class Meta(NamedTuple):
@@ -128,69 +121,3 @@ class StatReader:
         if _statx is None:
             return _from_stat(os.fstat(fd))
         return self._call(fd, b"", _AT_EMPTY_PATH)
-
-
-def get_flags(fd: int) -> int:
-    buf = bytearray(8)
-    fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf)
-    return int.from_bytes(buf[:4], sys.byteorder)
-
-
-def add_flags(fd: int, flags: int) -> str | None:
-    """Set inode flags (immutable, append-only); None on success, else why not (best effort)."""
-    if not sys.platform.startswith("linux"):
-        return "not Linux"
-    try:
-        current = get_flags(fd)
-        buf = bytearray((current | flags).to_bytes(4, sys.byteorder) + b"\0\0\0\0")
-        fcntl.ioctl(fd, _FS_IOC_SETFLAGS, buf)
-    except OSError as exc:
-        return _flag_problem(exc)
-    return None
-
-
-def remove_flags(fd: int, flags: int) -> None:
-    """Clear inode flags (OSError if that is refused)."""
-    current = get_flags(fd)
-    if current & flags:
-        fcntl.ioctl(
-            fd, _FS_IOC_SETFLAGS, bytearray((current & ~flags).to_bytes(4, sys.byteorder) + b"\0" * 4)
-        )
-
-
-def _flag_problem(exc: OSError) -> str:
-    if exc.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL):
-        return "filesystem does not support inode flags"
-    if exc.errno == errno.EPERM:
-        return "not permitted (needs root / CAP_LINUX_IMMUTABLE)"
-    return exc.strerror or str(exc)
-
-
-class FlagSetter:
-    """Adds inode flags to many freshly created files of one tree. New files there start with the
-    same flags, so after the first read-modify-write the same value is written with one ioctl;
-    a refusal falls back to reading the file's own flags."""
-
-    def __init__(self, flags: int) -> None:
-        self.flags = flags
-        self._value: bytearray | None = None
-
-    def add(self, fd: int) -> str | None:
-        """None on success, else why not (best effort, as `add_flags`)."""
-        if self._value is not None:
-            try:
-                fcntl.ioctl(fd, _FS_IOC_SETFLAGS, self._value)
-                return None
-            except OSError:
-                pass
-        try:
-            current = get_flags(fd)
-        except OSError as exc:
-            return _flag_problem(exc)
-        value = bytearray((current | self.flags).to_bytes(4, sys.byteorder) + b"\0\0\0\0")
-        try:
-            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, value)
-        except OSError as exc:
-            return _flag_problem(exc)
-        self._value = value
-        return None

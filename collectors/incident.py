@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from manifest.errors import UsageError
-from manifest.timefmt import now_rfc3339
+from manifest.format.timefmt import now_rfc3339
 
 if TYPE_CHECKING:
     from collections.abc import Callable

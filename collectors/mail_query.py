@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from collectors import outlook
 from collectors.outlook_canonical import canonical_chunks
 from manifest.errors import BundleError, SealboxError, UsageError
-from manifest.timefmt import rfc3339_ns
+from manifest.format.timefmt import rfc3339_ns
 from manifest.verify import verify_bundle
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from collectors.outlook_canonical import (
     filetime_ns,
     mailbox,
 )
-from manifest.timefmt import rfc3339_ns
+from manifest.format.timefmt import rfc3339_ns
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from collectors.artifacts import Artifact, Catalog, Selection
     from manifest.bundle import BundleWriter
-    from manifest.keys import Signer
+    from manifest.signing.keys import Signer
 
 EMAIL_INDEX = "email-index.jsonl"
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from collectors import readonly
 from collectors.artifacts import VOLATILE_SECTIONS
-from manifest.timefmt import rfc3339_ns
+from manifest.format.timefmt import rfc3339_ns
+from manifest.osio import readonly
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -17,24 +17,25 @@ import time
 import uuid
 from typing import IO, TYPE_CHECKING, Any
 
-from manifest import TOOL_NAME, __version__, bagit
+from manifest import TOOL_NAME, __version__
 from manifest.acquisition_log import open_log
-from manifest.crashpoint import crash_point
-from manifest.custody import CONTINUATION, CUSTODY, CustodyWriter
 from manifest.errors import BundleError, UsageError
+from manifest.format import bagit
+from manifest.format.items import empty_item, item_line
+from manifest.format.pathenc import PAYLOAD_FILE_DIRS
+from manifest.format.timefmt import compact_utc, now_ns, rfc3339_ns
 from manifest.hashing import sha256_file, sha256_files
-from manifest.items import empty_item, item_line
-from manifest.libc import libc as c_library
-from manifest.pathenc import PAYLOAD_FILE_DIRS
-from manifest.timefmt import compact_utc, now_ns, rfc3339_ns
+from manifest.osio.crashpoint import crash_point
+from manifest.osio.libc import libc as c_library
+from manifest.signing.custody import CONTINUATION, CUSTODY, CustodyWriter
 from manifest.views import ViewContext, ViewSet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from manifest.keys import Signer
-    from manifest.spool import Spool
+    from manifest.osio.spool import Spool
+    from manifest.signing.keys import Signer
 
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INCOMPLETE = ".incomplete"
@@ -427,7 +428,7 @@ class BundleWriter:
         return item
 
     def _make_immutable(self, rel: str) -> None:
-        from collectors.fsmeta import add_flags
+        from manifest.osio.flags import add_flags
 
         fd = os.open(self.path / rel, os.O_RDONLY | os.O_NOFOLLOW)
         try:
@@ -527,7 +528,7 @@ class BundleWriter:
 
     def _timestamp(self, url: str, tagmanifest: bytes) -> None:
         """Best effort: a TSA that does not answer must not cost the evidence its seal."""
-        from manifest.timestamp import request_timestamp
+        from manifest.signing.timestamp import request_timestamp
 
         try:
             _write_once(self.path / bagit.TSR, request_timestamp(url, tagmanifest))
@@ -535,12 +536,12 @@ class BundleWriter:
             self.timestamp_error = exc.message
 
     def _public_pem(self) -> bytes:
-        from manifest.keys import public_pem
+        from manifest.signing.keys import public_pem
 
         return public_pem(self.signer.public)
 
     def _minisign_pub(self) -> bytes:
-        from manifest.minisign import public_key_file
+        from manifest.signing.minisign import public_key_file
 
         return public_key_file(self.signer.public.public_bytes_raw()).encode()
 
@@ -563,7 +564,7 @@ class BundleWriter:
 
     def _lock_down(self) -> None:
         """Directories read-only; on Linux as root the immutable / append-only inode flags."""
-        from collectors.fsmeta import add_flags
+        from manifest.osio.flags import add_flags
 
         problems: set[str] = set()
         if self.immutable:

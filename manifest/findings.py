@@ -49,7 +49,7 @@ class FindingKind(StrEnum):
     ITEM_DISAGREES = "item-disagrees"
     ITEM_STORED_TWICE = "item-stored-twice"
     ITEM_MISSING = "item-missing"
-    # custody (the chain itself is checked by manifest.custody.verify_chain)
+    # custody (the chain itself is checked by manifest.signing.custody.verify_chain)
     CUSTODY_MISSING = "custody-missing"
     CUSTODY_UNREADABLE = "custody-unreadable"
     CUSTODY_LINK_BROKEN = "custody-link-broken"
@@ -73,7 +73,7 @@ class FindingKind(StrEnum):
     SEALED_EVENT_MISPLACED = "sealed-event-misplaced"
     SEALED_EVENT_MISMATCH = "sealed-event-mismatch"
     SEALED_BY_OTHER_KEY = "sealed-by-other-key"
-    # trusted timestamp (manifest.timestamp)
+    # trusted timestamp (manifest.signing.timestamp)
     TIMESTAMP_UNREADABLE = "timestamp-unreadable"
     TIMESTAMP_MISMATCH = "timestamp-mismatch"
     TIMESTAMP_CA_UNREADABLE = "timestamp-ca-unreadable"

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from collectors.readonly import open_noatime, regular_size
+from manifest.osio.readonly import open_noatime, regular_size
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

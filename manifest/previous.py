@@ -12,11 +12,11 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from manifest import bagit
 from manifest.errors import KeyError_, UsageError
+from manifest.format import bagit
+from manifest.format.items import iter_items, original_path
 from manifest.hashing import sha256_file
-from manifest.items import iter_items, original_path
-from manifest.keys import load_public_pem, verify_signature
+from manifest.signing.keys import load_public_pem, verify_signature
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -22,17 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from manifest import bagit
 from manifest.bundle import INCOMPLETE, BundleWriter, lock_bundle_dir
-from manifest.custody import CONTINUATION, CUSTODY, sha256_hex, verify_chain
 from manifest.errors import BundleError, UsageError
+from manifest.format import bagit
+from manifest.format.items import iter_items, original_path, parse_item
+from manifest.format.pathenc import PAYLOAD_FILE_DIRS
+from manifest.format.timefmt import parse_rfc3339_ns
 from manifest.hashing import check_batch, sha256_file
-from manifest.items import iter_items, original_path, parse_item
-from manifest.pathenc import PAYLOAD_FILE_DIRS
-from manifest.timefmt import parse_rfc3339_ns
+from manifest.signing.custody import CONTINUATION, CUSTODY, sha256_hex, verify_chain
 
 if TYPE_CHECKING:
-    from manifest.keys import Signer
+    from manifest.signing.keys import Signer
 
 _CHUNK = 4096
 
@@ -193,7 +193,7 @@ def _check_copies(path: Path, recorded: dict[str, str]) -> None:
 
 def _remove_unrecorded(path: Path, recorded: dict[str, str]) -> list[str]:
     """Copies written by the interrupted run that no item records (in flight when it stopped)."""
-    from collectors.fsmeta import FS_IMMUTABLE_FL, remove_flags
+    from manifest.osio.flags import FS_IMMUTABLE_FL, remove_flags
 
     removed: list[str] = []
     for top in (*PAYLOAD_FILE_DIRS, "data/volatile"):
@@ -346,7 +346,7 @@ def _check_sealed(path: Path, sealed: dict[str, Any]) -> dict[str, Any]:
 
 def _clear_after_sealed(path: Path) -> list[str]:
     """Remove what the seal wrote after its `sealed` event (maybe torn, maybe locked down)."""
-    from collectors.fsmeta import FS_APPEND_FL, FS_IMMUTABLE_FL, remove_flags
+    from manifest.osio.flags import FS_APPEND_FL, FS_IMMUTABLE_FL, remove_flags
 
     for rel in ("", "keys", "custody", "metadata"):
         (path / rel).chmod(0o755)

@@ -19,7 +19,7 @@ from agent.commands.common import (
 from collectors.acquire import ProgressSink, Source
 from collectors.collection import CollectionRequest, CollectionResult, run_collection
 from manifest.errors import UsageError
-from manifest.timefmt import parse_rfc3339_ns
+from manifest.format.timefmt import parse_rfc3339_ns
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from manifest.keys import KeyStore, Signer, read_passphrase_file
+from manifest.signing.keys import KeyStore, Signer, read_passphrase_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 

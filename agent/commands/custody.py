@@ -9,10 +9,10 @@ import click
 
 from agent.commands.common import key_options, load_signer, print_json, witness
 from agent.isolation import ledger
-from manifest.custody import append_event_with_receipt, verify_chain
 from manifest.errors import NotABundleError, UsageError
-from manifest.keys import KeyStore
-from manifest.receipts import check_custody_anchors
+from manifest.signing.custody import append_event_with_receipt, verify_chain
+from manifest.signing.keys import KeyStore
+from manifest.signing.receipts import check_custody_anchors
 
 ADDABLE = ("note", "transferred", "verified")
 

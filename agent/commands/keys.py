@@ -10,7 +10,7 @@ import click
 
 from agent.commands.common import print_json
 from manifest.errors import UsageError
-from manifest.keys import KeyStore, read_passphrase_file
+from manifest.signing.keys import KeyStore, read_passphrase_file
 
 
 @click.group()

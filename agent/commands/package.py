@@ -8,10 +8,10 @@ import click
 
 from agent.commands.common import key_options, load_signer, print_json, witness
 from agent.commands.verify import full_fingerprints
-from manifest.export import export_bundle
-from manifest.keys import KeyStore
-from manifest.package import Limits
-from manifest.receive import receive_package
+from manifest.handover.export import export_bundle
+from manifest.handover.package import Limits
+from manifest.handover.receive import receive_package
+from manifest.signing.keys import KeyStore
 
 
 @click.command()

@@ -8,7 +8,7 @@ import click
 
 from agent.commands.common import print_json
 from manifest.errors import UsageError
-from manifest.plainbag import validate_plain_bag
+from manifest.handover.plainbag import validate_plain_bag
 
 if TYPE_CHECKING:
     from pathlib import Path

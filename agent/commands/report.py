@@ -9,7 +9,7 @@ import click
 
 from agent.commands.verify import full_fingerprints
 from manifest.errors import UsageError
-from manifest.report import DEFAULT_ITEM_ROWS, render_report
+from manifest.handover.report import DEFAULT_ITEM_ROWS, render_report
 from manifest.verify import verify_bundle
 
 

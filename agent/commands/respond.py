@@ -20,14 +20,15 @@ from agent.commands.collect import (
     warn,
 )
 from agent.commands.common import key_options, load_signer, print_json, run_options, stderr_is_tty, witness
+from agent.isolation.config import standing_channel
 from collectors import incident as incident_mod
 from collectors.artifacts import Catalog
-from collectors.next_steps import next_steps, render
 from collectors.respond import build_request
 from manifest.bundle import check_case_id
-from manifest.custody import append_event, append_event_with_receipt
 from manifest.errors import KeyError_, UsageError
-from manifest.keys import KeyStore, Signer
+from manifest.handover.next_steps import next_steps, render
+from manifest.signing.custody import append_event, append_event_with_receipt
+from manifest.signing.keys import KeyStore, Signer
 from manifest.vault.push import push_or_defer
 from manifest.verify import verify_bundle
 
@@ -183,7 +184,7 @@ def respond(
         # Planning needs no key: a throwaway identity is never used to sign anything.
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        from manifest.keys import Identity
+        from manifest.signing.keys import Identity
 
         signer = Signer(Identity("dry-run", "", "", ""), Ed25519PrivateKey.generate())
         is_demo = False
@@ -217,7 +218,7 @@ def respond(
     result = run_with_progress(prepared.request, stderr_is_tty() and not as_json)
     warn(result)
     report = verify_bundle(result.bundle, {signer.fingerprint})
-    steps = next_steps(result.bundle, case, incident, report.ok)
+    steps = next_steps(result.bundle, case, incident, report.ok, standing_channel())
     append_event(
         result.bundle,
         signer,

@@ -9,8 +9,8 @@ import click
 from agent.commands.common import print_json
 from agent.commands.plainbag import verify_plain_bag
 from manifest.errors import UsageError
-from manifest.keys import FP_PREFIX, normalize_fp
-from manifest.plainbag import is_plain_bag
+from manifest.handover.plainbag import is_plain_bag
+from manifest.signing.keys import FP_PREFIX, normalize_fp
 from manifest.vault.witness import vault_tail_findings
 from manifest.verify import VerifyReport, verify_bundle
 

@@ -10,7 +10,7 @@ isolation.lock and isolation-log.jsonl), `SEALBOX_SYSTEMD_DIR` (default /etc/sys
 when set, the boot unit is only written there and systemctl is never called),
 `SEALBOX_RESOLV_CONF` (resolvers for `--allow-dns`; default /etc/resolv.conf plus
 systemd-resolved's upstream list), `SEALBOX_HOME` (key store; the case ledgers are in its
-`cases/`), `SEALBOX_TEST_KILL_AT` (tests only: SIGKILL at a named step, see manifest.crashpoint).
+`cases/`), `SEALBOX_TEST_KILL_AT` (tests only: SIGKILL at a named step, see manifest.osio.crashpoint).
 
 isolation.json (format 2): id, state (applying | checking | isolated | restoring), started_at,
 isolated_at and isolated_at_ns, operator {user, uid, sudo_user}, reason, case, backend, policy

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from manifest.errors import UsageError
+from manifest.errors import SealboxError, UsageError
 
 SYSTEM_CONFIG = Path("/etc/sealbox/isolation.toml")
 ENV = "SEALBOX_ISOLATION_CONFIG"
@@ -109,3 +109,12 @@ def load_config(path: Path | None = None) -> IsolationConfig:
         max_union_v6=_prefix(path, "max_union_v6", data.get("max_union_v6", 32), 128),
         **lists,
     )
+
+
+def standing_channel() -> Path | None:
+    """The isolation.toml that keeps IT reachable, if one is configured and valid."""
+    try:
+        config = load_config(find_config())
+    except SealboxError:
+        return None
+    return config.path if config.keeps_it_reachable else None

@@ -23,9 +23,9 @@ import structlog
 from agent.isolation import backends, connections, foreign, ledger, persist, rulesets, state
 from agent.isolation.nftables import sha256_text
 from agent.isolation.policy import compose_policy
-from manifest.crashpoint import crash_point
 from manifest.errors import IsolationError, SealboxError, UsageError
-from manifest.timefmt import now_ns, rfc3339_ns
+from manifest.format.timefmt import now_ns, rfc3339_ns
+from manifest.osio.crashpoint import crash_point
 
 if TYPE_CHECKING:
     from pathlib import Path

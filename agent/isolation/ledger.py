@@ -4,7 +4,7 @@ The case ledger holds the signed custody events of a case that has no bundle yet
 `$SEALBOX_HOME/cases/<case>/custody/custody.jsonl`, in exactly the format of a bundle's
 `custody/custody.jsonl` (FORMAT.md §4: canonical JSON lines, each signed with Ed25519, the first
 linked to the genesis hash and every next one to the SHA-256 of the line before). So
-`manifest.custody.verify_chain` and `sealbox custody show` read a ledger directory as they read a
+`manifest.signing.custody.verify_chain` and `sealbox custody show` read a ledger directory as they read a
 bundle, and exporting it is copying that directory.
 """
 
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from manifest.custody import (
+from manifest.errors import BundleError, KeyError_, SealboxError, UsageError
+from manifest.signing.custody import (
     CONTINUATION,
     CUSTODY,
     GENESIS,
@@ -28,8 +29,7 @@ from manifest.custody import (
     read_lines,
     sha256_hex,
 )
-from manifest.errors import BundleError, KeyError_, SealboxError, UsageError
-from manifest.keys import KeyStore, Signer, read_passphrase_file
+from manifest.signing.keys import KeyStore, Signer, read_passphrase_file
 
 # Appends one custody event: (event, details, reason) -> the event as written.
 CustodyHook = Callable[[str, dict[str, Any], str], dict[str, Any]]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.isolation._run import have, run
-from manifest.timefmt import now_ns, rfc3339_ns
+from manifest.format.timefmt import now_ns, rfc3339_ns
 
 NFT = "nft list ruleset"
 LEGACY = ("iptables-legacy-save", "ip6tables-legacy-save")

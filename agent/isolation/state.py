@@ -149,4 +149,3 @@ def locked(*, wait: bool = True) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)
-

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import IO, TYPE_CHECKING, Any
 
-from manifest.custody import CONTINUATION
 from manifest.errors import UsageError
+from manifest.signing.custody import CONTINUATION
 from manifest.vault.remote import IndexEntry, RemoteReport, verify_remote
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from manifest.keys import KeyStore
+    from manifest.signing.keys import KeyStore
     from manifest.vault.location import VaultLocation
     from manifest.verify import VerifyReport
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from manifest import bagit
-from manifest.bagit import parse_bag_info, parse_manifest
-from manifest.canonical import canonical_bytes
-from manifest.custody import CONTINUATION, append_event
 from manifest.errors import BundleError, NotABundleError, SealboxError
+from manifest.format import bagit
+from manifest.format.bagit import parse_bag_info, parse_manifest
+from manifest.format.canonical import canonical_bytes
+from manifest.signing.custody import CONTINUATION, append_event
 from manifest.vault.bucket import Retention, check_bucket
 from manifest.vault.client import endpoint_url, http_status, make_client, raise_for
 from manifest.vault.errors import BundleNotVerified, VaultError, VaultUnreachable
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from manifest.keys import KeyStore, Signer
+    from manifest.signing.keys import KeyStore, Signer
 
 WORKERS = 8
 MULTIPART_OVER = 64 << 20

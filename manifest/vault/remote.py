@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from manifest import bagit
-from manifest.custody import CONTINUATION
 from manifest.findings import Finding
+from manifest.format import bagit
+from manifest.signing.custody import CONTINUATION
 from manifest.vault.client import make_client, raise_for
 from manifest.vault.errors import VaultError
 from manifest.vault.location import BAG, VaultLocation
@@ -26,7 +26,7 @@ from manifest.vault.witness import WitnessEvent, read_witness
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from manifest.keys import KeyStore
+    from manifest.signing.keys import KeyStore
 
 WORKERS = 8
 # Findings of a local verify that the streamed payload check replaces (there is no data/ on disk).

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from manifest.libc import libc
+from manifest.osio.libc import libc
 from manifest.vault.errors import VaultError
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from manifest.custody import CONTINUATION, read_lines
 from manifest.findings import Finding
+from manifest.signing.custody import CONTINUATION, read_lines
 from manifest.vault.client import make_client, raise_for
 from manifest.vault.location import CUSTODY, VaultLocation, parse
 from manifest.vault.objects import Lock, get_small, put_bytes
@@ -99,7 +99,7 @@ def witness_event(bundle_dir: Path, event_line: bytes | dict[str, Any]) -> str |
     named by its last `stored` event), with that event's retention. Returns the object key, or
     None when the bundle was never stored. Raises VaultError when the vault cannot take it; the
     next `vault push` or `verify --vault` then writes the events it lacks."""
-    from manifest.canonical import canonical_bytes
+    from manifest.format.canonical import canonical_bytes
 
     stored = stored_events(bundle_dir)
     if not stored:
@@ -141,7 +141,7 @@ def witness_bundle(bundle_dir: Path, location: VaultLocation | None = None) -> i
 def tail_findings(bundle_dir: Path, location: VaultLocation, client: Any | None = None) -> list[Finding]:
     """The local custody continuation against the vault's witness: an event the vault holds that
     the local log lacks (truncated) or holds otherwise (forked) is a finding."""
-    from manifest.bagit import parse_bag_info
+    from manifest.format.bagit import parse_bag_info
 
     info = (
         parse_bag_info((bundle_dir / "bag-info.txt").read_bytes())

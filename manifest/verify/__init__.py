@@ -12,11 +12,11 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING
 
-from manifest import bagit
 from manifest.errors import NotABundleError
 from manifest.findings import Finding, FindingKind
-from manifest.keys import KeyStore
-from manifest.timefmt import now_rfc3339
+from manifest.format import bagit
+from manifest.format.timefmt import now_rfc3339
+from manifest.signing.keys import KeyStore
 from manifest.verify.model import (
     INCOMPLETE,
     ITEMS,

@@ -14,9 +14,9 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from manifest import bagit
 from manifest.findings import Finding, FindingKind
-from manifest.items import KINDS, STATUSES, parse_item
+from manifest.format import bagit
+from manifest.format.items import KINDS, STATUSES, parse_item
 from manifest.verify.model import UNREADABLE_DIR, walk_data
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def dangerous(rel: str) -> bool:
 
 def _open_regular(path: Path) -> int:
     """An fd of a regular file, opened without following a link (OSError for anything else)."""
-    from collectors.readonly import open_noatime, regular_size
+    from manifest.osio.readonly import open_noatime, regular_size
 
     fd = open_noatime(os.fsencode(path), getattr(os, "O_NOFOLLOW", 0))
     try:
@@ -401,7 +401,7 @@ def build_index(bundle: BundleModel) -> PayloadIndex:
     """The exact index of data/, the manifest and items.jsonl: items.jsonl is indexed by a worker
     process while this one lists data/ and indexes the manifest."""
     from manifest.errors import WorkerLost
-    from manifest.parallel import start_process
+    from manifest.osio.parallel import start_process
 
     path = bundle.path
     index = open_index()

@@ -11,16 +11,16 @@ import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from manifest import bagit
-from manifest.custody import CONTINUATION, CUSTODY
 from manifest.findings import Finding, FindingKind
-from manifest.readfd import read_at_most
+from manifest.format import bagit
+from manifest.osio.readfd import read_at_most
+from manifest.signing.custody import CONTINUATION, CUSTODY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from pathlib import Path
 
-    from manifest.keys import KeyStore
+    from manifest.signing.keys import KeyStore
     from manifest.verify.index import PayloadIndex
 
 SPECIALS_HELD = 10_000  # links and other non-files in data/ listed by name; beyond: exact path only
@@ -242,7 +242,7 @@ def walk_tags(bundle: Path) -> dict[str, Entry]:
 def read_regular(bundle: Path, entry: Entry, cap: int) -> bytes:
     """The bytes of a tag file that `walk_tags` saw as regular, opened without following a link
     and read no further than `cap` (OSError if it is no longer a regular file)."""
-    from collectors.readonly import open_noatime, regular_size
+    from manifest.osio.readonly import open_noatime, regular_size
 
     fd = open_noatime(os.fsencode(bundle / entry.rel), getattr(os, "O_NOFOLLOW", 0))
     try:

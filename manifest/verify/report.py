@@ -10,7 +10,7 @@ from manifest.findings import Finding
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from manifest.custody import ChainLine
+    from manifest.signing.custody import ChainLine
 
 
 @dataclass

@@ -13,16 +13,16 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, Protocol
 
-from manifest import bagit
-from manifest.custody import CONTINUATION, CUSTODY, ChainLine, verify_chain
 from manifest.findings import Finding, FindingKind
+from manifest.format import bagit
 from manifest.hashing import Expected, check_sized_batch, lstat_size, sha256_file, sha256_files_or_errors
-from manifest.keys import KeyError_, fingerprint, load_public_pem, verify_signature
-from manifest.minisign import key_id, verify_prehashed
-from manifest.parallel import few_collections, ordered_map
+from manifest.osio.parallel import few_collections, ordered_map
 from manifest.previous import PREVIOUS_FIELD, tagmanifest_digest
-from manifest.receipts import check_custody_anchors
-from manifest.timestamp import timestamp_status
+from manifest.signing.custody import CONTINUATION, CUSTODY, ChainLine, verify_chain
+from manifest.signing.keys import KeyError_, fingerprint, load_public_pem, verify_signature
+from manifest.signing.minisign import key_id, verify_prehashed
+from manifest.signing.receipts import check_custody_anchors
+from manifest.signing.timestamp import timestamp_status
 from manifest.verify.model import ITEMS, MINISIGN_PUB, PEM
 from manifest.verify.stream import stream_check
 
@@ -665,7 +665,7 @@ class CustodyTail:
 
 class Timestamp:
     """The RFC 3161 timestamp over tagmanifest-sha256.txt, when there is one: it counts only when its
-    signature, imprint and certificate chain all verify (manifest.timestamp)."""
+    signature, imprint and certificate chain all verify (manifest.signing.timestamp)."""
 
     kinds = frozenset(
         {

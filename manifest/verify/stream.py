@@ -19,11 +19,11 @@ from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from manifest import bagit
 from manifest.findings import Finding, FindingKind
+from manifest.format import bagit
+from manifest.format.items import parse_item
 from manifest.hashing import BatchCheck, Expected, check_sized_batch
-from manifest.items import parse_item
-from manifest.parallel import few_collections, give_back_freed_memory, ordered_map
+from manifest.osio.parallel import few_collections, give_back_freed_memory, ordered_map
 from manifest.verify.index import LINE_CAP, bad_fields, bounded_lines, fast_pairs, is_unicode, line_blocks
 from manifest.verify.model import ITEMS
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from manifest import TOOL_NAME, __version__
-from manifest.items import iter_items
-from manifest.timefmt import now_rfc3339, rfc3339_ns
+from manifest.format.items import iter_items
+from manifest.format.timefmt import now_rfc3339, rfc3339_ns
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import IO
 
-    from manifest.spool import Spool
+    from manifest.osio.spool import Spool
     from manifest.views.case_jsonld import CaseView
 
 

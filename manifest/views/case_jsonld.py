@@ -16,13 +16,13 @@ import uuid
 from json.encoder import encode_basestring as _s
 from typing import IO, TYPE_CHECKING, Any
 
-from manifest.timefmt import now_rfc3339
+from manifest.format.timefmt import now_rfc3339
 from manifest.views import text_for_view
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from manifest.spool import Spool
+    from manifest.osio.spool import Spool
     from manifest.views import ViewContext
 
 CONTEXT = {
@@ -203,7 +203,7 @@ class CaseView:
             self.first = False
 
     def add_refs_from(self, spool: Spool, offset: int, length: int) -> None:
-        """`add`'s refs, copied from a worker's spool (see manifest/spool.py)."""
+        """`add`'s refs, copied from a worker's spool (see manifest/osio/spool.py)."""
         assert self.spool is not None
         if not length:
             return

@@ -1,0 +1,137 @@
+"""A push cut by kill -9 at random points continues where it stopped: nothing twice, nothing missing;
+a corrupted upload is refused by the server's SHA-256 check."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.env import REPO
+from tests.support.vault import collect, it_person, make_tree, new_bucket, vault_cli, versions_by_key
+from tests.support.vault_server import vault_fixture  # noqa: F401
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.vault_server import VaultServer
+
+
+def _progress(vault: VaultServer, bucket: str, prefix: str) -> tuple[int, int]:
+    """Objects stored so far, and parts of unfinished multipart uploads (not objects yet)."""
+    admin = vault.client("admin")
+    page = admin.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+    parts = 0
+    for upload in admin.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", []):
+        listed = admin.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        parts += len(listed.get("Parts", []))
+    return int(page.get("KeyCount", 0)) + (1000 if page.get("IsTruncated") else 0), parts
+
+
+def test_push_killed_at_random_points_resumes(vault: VaultServer, tmp_path: Path, out_dir: Path) -> None:
+    it = it_person(tmp_path)
+    bundle = collect(it, make_tree(tmp_path, big_mib=200, small=3000), out_dir)
+    expected = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    expected.discard("custody/continuation.jsonl")
+    bucket = new_bucket(vault, it)
+    up = vault_cli(it, vault)
+    where = f"s3://{bucket}"
+    prefix = f"OKC-2026-0042/{bundle.name}/bag/"
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    low, high = 2.0, 10.0
+    cuts = []
+    for _ in range(8):
+        if len(cuts) >= 2:
+            break
+        before = _progress(vault, bucket, prefix)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "vault",
+                "push",
+                str(bundle),
+                "--vault",
+                where,
+                "--retention",
+                "1d",
+            ],
+            env=up.env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        delay = rng.uniform(low, high)
+        time.sleep(delay)
+        if proc.poll() is not None:
+            break  # this run finished what the cuts left: the pushes after a cut resumed
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        after = _progress(vault, bucket, prefix)
+        if after == before:
+            low, high = low + 2, high + 3  # still verifying locally: cut a little later next time
+        else:
+            cuts.append((round(delay, 1), before, after))
+    assert cuts, f"no cut landed during the upload (seed {seed})"
+    proc = up("vault", "push", bundle, "--vault", where, "--retention", "1d", timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert "already there" in proc.stdout and " 0 already there" not in proc.stdout, proc.stdout
+    admin = vault.client("admin")
+    keys = versions_by_key(admin, bucket, prefix)
+    assert {k[len(prefix) :] for k in keys} == expected, f"seed {seed}"
+    doubled = {k: v for k, v in keys.items() if len(v) != 1}
+    assert not doubled, f"stored twice (seed {seed}, cuts {cuts}): {list(doubled)[:5]}"
+    assert not admin.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads")
+    proc = up("vault", "verify", f"OKC-2026-0042/{bundle.name}", "--vault", where, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_corrupted_transfer_is_refused_by_the_server(vault: VaultServer, tmp_path: Path) -> None:
+    """The server checks ChecksumSHA256: bytes that differ from the digest sent never become an object."""
+    from botocore.exceptions import ClientError
+
+    from manifest.vault.location import VaultLocation
+    from manifest.vault.objects import Lock, put_bytes
+
+    it = it_person(tmp_path)
+    bucket = new_bucket(vault, it)
+    client = vault.client("uploader")
+    until = datetime.now(UTC) + timedelta(days=1)
+    good = b"evidence part " * 100_000
+    corrupted = bytearray(good)
+    corrupted[12345] ^= 0x01
+    digest = hashlib.sha256(good).hexdigest()
+    lock = Lock("COMPLIANCE", until)
+    with pytest.raises(ClientError) as err:
+        put_bytes(client, VaultLocation(bucket), "k/single", bytes(corrupted), digest, lock)
+    assert err.value.response["Error"]["Code"] == "BadDigest"
+    upload = client.create_multipart_upload(
+        Bucket=bucket,
+        Key="k/multi",
+        ChecksumAlgorithm="SHA256",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=until,
+    )
+    with pytest.raises(ClientError) as err:
+        client.upload_part(
+            Bucket=bucket,
+            Key="k/multi",
+            UploadId=upload["UploadId"],
+            PartNumber=1,
+            Body=bytes(corrupted),
+            ChecksumSHA256=base64.b64encode(hashlib.sha256(good).digest()).decode(),
+        )
+    assert err.value.response["Error"]["Code"] == "BadDigest"
+    parts = client.list_parts(Bucket=bucket, Key="k/multi", UploadId=upload["UploadId"]).get("Parts", [])
+    assert parts == []
+    assert versions_by_key(vault.client("admin"), bucket, "k/") == {}
