@@ -1,0 +1,646 @@
+"""The report page: one self-contained HTML file a detective reads, prints and files.
+
+No scripts, no external assets: styles and figures are inline, so the file renders the same
+offline, years later, in any browser. Everything shown is read from the bundle itself. Printed
+(or made into a PDF), every page carries the case, the bundle id, the verdict and its number.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from manifest import TOOL_NAME, __version__
+from manifest.format import bagit
+from manifest.format.timefmt import now_rfc3339, parse_rfc3339_ns
+from manifest.handover.next_steps import next_steps
+from manifest.handover.report.chain import Chain, Entry, Transfer, read_chain
+from manifest.handover.report.email import email_summary, iter_jsonl
+from manifest.handover.report.incident import PARTIES, Incident, as_next_steps_input, read_incident
+from manifest.handover.report.markup import e, kv, path_html, size, table, tok
+from manifest.handover.report.sentences import describe
+from manifest.handover.report.timeline import custody_svg, files_svg, histogram
+from manifest.handover.report.words import event_name, label, person, plain, short_fp
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from manifest.verify import VerifyReport
+
+DEFAULT_ITEM_ROWS = 200
+FINDINGS_SHOWN = 50
+
+# Printed, every page carries the case and bundle id, the verdict and "Page N of M".
+PAGE = """
+@page{{size:A4;margin:17mm 14mm 16mm 14mm;
+@top-left{{content:{left};font:8pt "DejaVu Sans",sans-serif;color:#333}}
+@top-right{{content:{right};font:bold 9pt "DejaVu Sans",sans-serif;color:{colour}}}
+@bottom-left{{content:{foot};font:7pt "DejaVu Sans",sans-serif;color:#333}}
+@bottom-right{{content:"Page " counter(page) " of " counter(pages);font:8pt "DejaVu Sans",sans-serif}}}}
+"""
+CSS = """
+*{box-sizing:border-box}
+body{font:10pt/1.4 "DejaVu Sans",system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111;
+margin:1.5em auto;max-width:182mm;padding:0 1mm}
+h1{font-size:16pt;margin:.2em 0}h2{font-size:12.5pt;border-bottom:2px solid #333;margin:1.4em 0 .4em}
+h3{font-size:10.5pt;margin:1em 0 .3em}
+table{border-collapse:collapse;width:100%;margin:.4em 0;table-layout:fixed;font-size:8.5pt}
+th,td{border:1px solid #999;padding:2px 3px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{background:#e8e8e8;font-size:7.5pt}
+table.custody{font-size:8pt}table.custody .tok{font-size:6.5pt}
+td.num{text-align:right}thead{display:table-header-group}
+.tok{white-space:nowrap;font-family:"DejaVu Sans Mono",ui-monospace,monospace;font-size:7pt;
+overflow-wrap:normal}
+.fp{white-space:nowrap;font-family:"DejaVu Sans Mono",ui-monospace,monospace;font-size:7.5pt}
+.line{display:block}.small{font-size:7.5pt;color:#444}
+.ok{color:#0a6b1f;font-weight:bold}.bad{color:#b00020;font-weight:bold}
+.verdict{border:3px solid;padding:.5em .8em;margin:.8em 0;font-size:11pt}.verdict.ok{border-color:#0a6b1f}
+.verdict.bad{border-color:#b00020}
+dl.kv{display:grid;grid-template-columns:38mm 1fr;gap:.15em .8em;margin:.4em 0}
+dl.kv dt{font-weight:bold}dl.kv dd{margin:0;overflow-wrap:anywhere}.muted{color:#555}
+svg.figure{width:100%;height:auto;display:block;margin:.4em 0}
+ol.events{padding-left:0;list-style:none}ol.events li{margin:.25em 0;break-inside:avoid}
+blockquote{margin:.2em 0 .2em 1.5em;padding-left:.5em;border-left:3px solid #bbb;white-space:pre-wrap}
+.person{border:1px solid #bbb;padding:.3em .5em;margin:.3em 0;break-inside:avoid}
+.first-page{break-after:page}
+code{font-family:"DejaVu Sans Mono",ui-monospace,monospace;font-size:8pt}
+@media print{body{margin:0;max-width:none;padding:0}h2,h3{break-after:avoid}
+tr,.verdict,svg,dl.kv{break-inside:avoid}a{color:inherit;text-decoration:none}}
+"""
+
+
+def _css_string(text: str) -> str:
+    """A CSS string literal: every character outside a safe set as a CSS escape."""
+    # A hex escape ends at the white space after it, which the escape consumes: always give it one.
+    safe = "".join(c if c.isalnum() or c in " -_.:,;()/#+" else f"\\{ord(c):06x} " for c in text)
+    return f'"{safe}"'
+
+
+def _when(text: str) -> str:
+    """`2026-12-02 01:41:05` from an RFC 3339 time, date and time each kept whole."""
+    if len(text) < 19:
+        return e(text)
+    return f'<span class="line">{tok(text[:10])}</span><span class="line">{tok(text[11:19])}</span>'
+
+
+def _ns(text: Any) -> int | None:
+    try:
+        return parse_rfc3339_ns(str(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _bag_info(bundle_dir: Path) -> dict[str, str]:
+    path = bundle_dir / "bag-info.txt"
+    try:
+        return bagit.parse_bag_info(path.read_bytes()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _item_stats(items_path: Path, rows: int) -> dict[str, Any]:
+    """One streaming pass: counts by collector/status, mtime range, first `rows` items."""
+    counts: Counter[tuple[str, str]] = Counter()
+    first: list[dict[str, Any]] = []
+    total = 0
+    lo = hi = None
+    for item in iter_jsonl(items_path):
+        total += 1
+        counts[(str(item.get("collector", "")), str(item.get("status", "")))] += 1
+        if len(first) < rows:
+            first.append(item)
+        mt = item.get("mtime_ns")
+        if isinstance(mt, int) and item.get("kind") != "volatile":
+            lo = mt if lo is None else min(lo, mt)
+            hi = mt if hi is None else max(hi, mt)
+    return {"counts": counts, "first": first, "total": total, "lo": lo, "hi": hi}
+
+
+def _mtimes(items_path: Path) -> Any:
+    for item in iter_jsonl(items_path):
+        mt = item.get("mtime_ns")
+        if isinstance(mt, int) and item.get("kind") != "volatile":
+            yield mt
+
+
+def timestamp_line(bundle_dir: Path, verify_report: VerifyReport | None) -> str:
+    """What the report may say about the .tsr: "yes" only for a token verify fully checked."""
+    from manifest.signing.timestamp import NOTE_UNVERIFIED, NOTE_VERIFIED
+
+    if not (bundle_dir / bagit.TSR).exists() and not (bundle_dir / bagit.TSR).is_symlink():
+        return "none"
+    if verify_report is None:
+        return f"{NOTE_UNVERIFIED} (verification was not run)"
+    bad = [f for f in verify_report.findings if f.kind.startswith("timestamp-")]
+    if bad:
+        return f"INVALID: {bad[0].message}"
+    for note in verify_report.notes:
+        if note.startswith(NOTE_VERIFIED):
+            return "yes, " + note
+        if note.startswith(NOTE_UNVERIFIED):
+            return note
+    return NOTE_UNVERIFIED
+
+
+def verdict_word(verify_report: VerifyReport | None) -> str:
+    if verify_report is None:
+        return "NOT CHECKED"
+    return "VERIFIED" if verify_report.ok else "NOT VERIFIED"
+
+
+def _person_html(actor: dict[str, Any]) -> str:
+    """Name in bold, role and organization under it (contacts are under People and keys)."""
+    name = e(actor.get("name") or "unnamed key holder")
+    rest = ", ".join(e(actor[k]) for k in ("role", "organization") if actor.get(k))
+    return f"<b>{name}</b>" + (f'<span class="line small">{rest}</span>' if rest else "")
+
+
+def _signature(entry: Entry) -> str:
+    fp = short_fp(entry.key)
+    return f'<span class="line">{tok(fp[7:] if fp.startswith("SHA256:") else fp)}</span>'
+
+
+def _verified_cell(entries: list[Entry]) -> str:
+    """yes only when every signature of the row holds and its key is trusted by this verifier."""
+    broken = [p for en in entries for p in en.problems]
+    if broken:
+        return '<span class="bad">NO</span><span class="line small">' + e("; ".join(broken)) + "</span>"
+    if any(en.staged for en in entries):
+        return '<span class="ok">yes</span><span class="line small">(this export)</span>'
+    if any(en.trusted is False for en in entries):
+        return '<span class="bad">no</span><span class="line small">key not trusted</span>'
+    if any(en.trusted is None for en in entries):
+        return 'holds<span class="line small">key not checked</span>'
+    return '<span class="ok">yes</span>'
+
+
+def _method(details: dict[str, Any]) -> str:
+    parts = [
+        f'<span class="line">{e(label(k))}: {e(plain(details[k]))}</span>'
+        for k in ("method", "tracking", "seal", "storage_location", "location", "destination", "disposition")
+        if details.get(k) not in (None, "", [], {})
+    ]
+    return "".join(parts) or '<span class="muted">—</span>'
+
+
+def _parties(entry: Entry, chain: Chain, transfer: Transfer | None) -> tuple[str, str | None, list[Entry]]:
+    """(released by, received by, the events whose signatures the row shows); received None:
+    custody did not change hands, and the first cell names who acted."""
+    d = entry.details
+    if entry.kind == "transferred":
+        if transfer is not None and transfer.accepted is not None:
+            accepted = transfer.accepted
+            received = _person_html(accepted.actor) + (
+                f'<span class="line small">accepted {e(accepted.time[:19].replace("T", " "))}'
+                f" (event {e(accepted.seq)})</span>"
+            )
+            return _person_html(entry.actor), received, [entry, accepted]
+        received = (
+            f"<b>{e(d.get('to') or 'not named')}</b>" + '<span class="line bad">OPEN: not accepted</span>'
+        )
+        return _person_html(entry.actor), received, [entry]
+    if entry.kind == "accepted":
+        given = chain.by_seq(d.get("transfer_seq"))
+        released = _person_html(given.actor) if given else e(f"event {d.get('transfer_seq')}")
+        return released, _person_html(entry.actor), [entry]
+    if entry.kind == "exported":
+        received = (
+            f"<b>{e(d.get('recipient') or 'not named')}</b>"
+            + '<span class="line small">signed package</span>'
+        )
+        return _person_html(entry.actor), received, [entry]
+    if entry.kind == "received":
+        name = chain.name_of(d.get("exporter"))
+        released = f"<b>{e(name)}</b>" if name else tok(short_fp(d.get("exporter")))
+        return released, _person_html(entry.actor), [entry]
+    if entry.kind == "collection-started":
+        released = (
+            f"<b>{e(d.get('host') or 'the host')}</b>" + '<span class="line small">source device</span>'
+        )
+        return released, _person_html(entry.actor), [entry]
+    if entry.kind == "disposed":
+        return _person_html(entry.actor), e(d.get("to") or plain(d.get("disposition"))), [entry]
+    by = _person_html(entry.actor) + '<span class="line small">custody did not change hands</span>'
+    return by, None, [entry]
+
+
+CUSTODY_HEAD = [
+    "Date / time (UTC)",
+    "Event, record and purpose",
+    "Released by",
+    "Received by",
+    "Method, seal, storage",
+    "Signatures (key SHA256)",
+    "Verified",
+]
+CUSTODY_WIDTHS = [10, 26, 15, 15, 13, 12, 9]
+
+
+def custody_table(chain: Chain) -> str:
+    """The chain-of-custody form: one row per event, both parties of each hand-over; an event
+    that is no hand-over names its actor across the two party columns."""
+    transfers = {id(t.given): t for t in chain.transfers()}
+    out = ['<table class="custody"><colgroup>']
+    out += [f'<col style="width:{w}%">' for w in CUSTODY_WIDTHS]
+    out.append(
+        "</colgroup><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in CUSTODY_HEAD) + "</tr></thead><tbody>"
+    )
+    for entry in chain.entries:
+        released, received, signed = _parties(entry, chain, transfers.get(id(entry)))
+        purpose = str(entry.details.get("purpose") or entry.reason or "")
+        event = (
+            f"<b>{e(entry.seq)}. {e(event_name(entry.kind))}</b>"
+            f'<span class="line">{tok(entry.where)}</span>'
+            + (f'<span class="line">{e(purpose)}</span>' if purpose else "")
+        )
+        parties = (
+            f'<td colspan="2">{released}</td>'
+            if received is None
+            else f"<td>{released}</td><td>{received}</td>"
+        )
+        out.append(
+            f'<tr id="custody-{e(entry.seq)}"><td>{_when(entry.time)}</td><td>{event}</td>{parties}'
+            f"<td>{_method(entry.details)}</td><td>{''.join(_signature(x) for x in signed)}</td>"
+            f"<td>{_verified_cell(signed)}</td></tr>"
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def events_in_words(chain: Chain) -> str:
+    out = ['<ol class="events">']
+    for entry in chain.entries:
+        said = describe(entry, chain)
+        when = entry.time[:19].replace("T", " ")
+        problems = (
+            '<span class="line bad">This line does NOT hold: ' + e("; ".join(entry.problems)) + "</span>"
+            if entry.problems
+            else ""
+        )
+        quoted = "".join(f"<blockquote>{e(line)}</blockquote>" for line in said.lines)
+        out.append(
+            f'<li id="event-{e(entry.seq)}"><b>{e(entry.seq)}.</b> {tok(when)} UTC — {e(said.sentence)}'
+            f' <span class="small">({tok(entry.where)})</span>{quoted}{problems}</li>'
+        )
+    out.append("</ol>")
+    return "".join(out)
+
+
+def _open_transfers(chain: Chain) -> str:
+    open_ = chain.open_transfers()
+    if not open_:
+        return "none" if chain.transfers() else "none (no transfer recorded)"
+    items = [
+        f"<li><b>event {e(t.given.seq)}</b>, {e(t.given.time[:19].replace('T', ' '))} UTC: "
+        f"{e(person(t.given.actor))} to {e(t.given.details.get('to') or 'not named')} — not accepted</li>"
+        for t in open_
+    ]
+    return f'<span class="bad">{len(open_)} open</span><ul>' + "".join(items) + "</ul>"
+
+
+def _holder(chain: Chain) -> str:
+    """Who holds the evidence, as far as the log says: the last hand-over's receiver."""
+    holder = ""
+    for entry in chain.entries:
+        if entry.kind in ("collection-started", "received", "accepted"):
+            holder = person(entry.actor)
+        elif entry.kind == "transferred":
+            holder = f"{entry.details.get('to') or 'not named'} (transfer not yet accepted)"
+        elif entry.kind == "disposed":
+            holder = f"nobody: {plain(entry.details.get('disposition'))}"
+    return holder or "not recorded"
+
+
+def _verified_by(chain: Chain, verify_report: VerifyReport | None) -> str:
+    lines = []
+    if verify_report is None:
+        lines.append('<span class="bad">this report did not verify the bundle</span>')
+    else:
+        cls = "ok" if verify_report.ok else "bad"
+        signer = "trusted" if verify_report.signer_trusted else "NOT trusted"
+        lines.append(
+            f'<span class="{cls}">{verdict_word(verify_report)}</span> when this report was made '
+            f"({e(verify_report.checked_at[:19].replace('T', ' '))} UTC, {TOOL_NAME} {__version__}); "
+            f"{len(verify_report.findings)} finding(s); the sealing key is {signer} by whoever made "
+            "this report"
+        )
+    for entry in chain.entries:
+        if entry.kind == "received" and entry.details.get("verified") is True:
+            lines.append(
+                f"verified on receipt by {e(person(entry.actor))}, {e(entry.time[:19].replace('T', ' '))} UTC"
+            )
+        elif entry.kind == "verified":
+            lines.append(f"verified by {e(person(entry.actor))}, {e(entry.time[:19].replace('T', ' '))} UTC")
+    return "<br>".join(lines)
+
+
+def first_page(
+    bundle_dir: Path,
+    info: dict[str, str],
+    chain: Chain,
+    stats: dict[str, Any],
+    verify_report: VerifyReport | None,
+) -> str:
+    """What, whose, when, verified by whom, open transfers: readable in a minute."""
+    started = chain.first("collection-started")
+    sealed = chain.first("sealed")
+    exhibit = chain.exhibit()
+    device = (started.details.get("device") if started else None) or {}
+    what = f"{stats['total']} item(s) collected"
+    if verify_report is not None:
+        what += f"; {verify_report.payload_files} file(s), {size(verify_report.payload_bytes)} copied"
+    if started and started.details.get("profile"):
+        what += f"; profile {started.details['profile']}"
+    whose = info.get("Sealbox-Host") or (started.details.get("host") if started else "") or "not recorded"
+    if isinstance(device, dict):
+        ids = [
+            f"{label(k)} {plain(device[k])}"
+            for k in ("vendor", "model", "serial", "asset_tag")
+            if device.get(k) not in (None, "", [])
+        ]
+        if ids:
+            whose += " (" + ", ".join(ids) + ")"
+    if info.get("Source-Organization"):
+        whose += f", {info['Source-Organization']}"
+    rows = [
+        ("Case", f"<b>{e(info.get('External-Identifier'))}</b>"),
+        ("Exhibit", _exhibit(exhibit)),
+        ("What", e(what)),
+        ("Whose (device)", e(whose)),
+        (
+            "When (UTC)",
+            f"collected {e(started.time[:19].replace('T', ' ') if started else '?')} → sealed "
+            f"{e(sealed.time[:19].replace('T', ' ') if sealed else 'never')}",
+        ),
+        ("Collected by", e(person(started.actor)) if started else "not recorded"),
+        ("Verified", _verified_by(chain, verify_report)),
+        ("Held now by", e(_holder(chain))),
+        ("Open transfers", _open_transfers(chain)),
+        ("Trusted timestamp", e(timestamp_line(bundle_dir, verify_report))),
+        ("Bundle", tok(bundle_dir.name)),
+        ("Bundle id", tok(info.get("Sealbox-Bundle-Id") or "not recorded")),
+    ]
+    return "<h2>Summary</h2>" + kv(rows)
+
+
+def _exhibit(exhibit: dict[str, Any]) -> str:
+    if not exhibit:
+        return '<span class="muted">no exhibit number recorded</span>'
+    number, text = exhibit.get("number"), exhibit.get("description")
+    rest = {k: v for k, v in exhibit.items() if k not in ("number", "description")}
+    out = (f"<b>{e(number)}</b>" if number else "") + (f" — {e(text)}" if text else "")
+    return out + (f" ({e(plain(rest))})" if rest else "")
+
+
+def _verdict(verify_report: VerifyReport | None) -> str:
+    if verify_report is None:
+        return '<div class="verdict bad">Verification was not run for this report.</div>'
+    cls = "ok" if verify_report.ok else "bad"
+    out = [
+        f'<div class="verdict {cls}"><span class="{cls}">{verdict_word(verify_report)}</span> — checked '
+        f"{e(verify_report.checked_at[:19].replace('T', ' '))} UTC: {verify_report.payload_files} payload "
+        f"files, {size(verify_report.payload_bytes)}, {verify_report.items} items, "
+        f"{verify_report.custody_events} custody "
+        f"events, {len(verify_report.findings)} finding(s).</div>"
+    ]
+    if verify_report.findings:
+        shown = verify_report.findings[:FINDINGS_SHOWN]
+        out.append("<ul>" + "".join(f"<li>{e(f.line())}</li>" for f in shown) + "</ul>")
+        if len(verify_report.findings) > len(shown):
+            out.append(
+                f'<p class="muted">First {len(shown)} of {len(verify_report.findings)}; '
+                "<code>sealbox verify BUNDLE --json</code> lists them all.</p>"
+            )
+    if verify_report.notes:
+        out.append(
+            '<p class="muted">What the bundle alone cannot decide:</p><ul>'
+            + "".join(f"<li>{e(n)}</li>" for n in verify_report.notes)
+            + "</ul>"
+        )
+    return "".join(out)
+
+
+def people(chain: Chain) -> str:
+    labels: dict[bool | None, str] = {
+        True: '<span class="ok">trusted</span>',
+        False: '<span class="bad">NOT trusted</span>',
+    }
+    out = []
+    for fp, actor in chain.actors.items():
+        trust = labels.get(chain.trusted.get(fp), "not checked")
+        out.append(
+            f'<div class="person">{_person_html(actor)}'
+            + (
+                f'<span class="line small">contact: {e(actor["contact"])}</span>'
+                if actor.get("contact")
+                else ""
+            )
+            + f'<span class="line">key {tok(fp, "fp")}</span>'
+            f'<span class="line small">trusted by the verifier of this report: {trust}</span></div>'
+        )
+    return "".join(out) or '<p class="muted">No readable custody event names a key.</p>'
+
+
+_INCIDENT_ROWS = (
+    ("reporter.name", "Reported by"),
+    ("reporter.role", "Role"),
+    ("reporter.department", "Department"),
+    ("reporter.contact", "Contact"),
+    ("discovery.when", "Discovered"),
+    ("discovery.how", "How it was discovered"),
+    ("observed", "What was observed"),
+    ("affected.systems", "Affected systems"),
+    ("affected.accounts", "Affected accounts"),
+    ("crime_suspected", "Crime suspected"),
+)
+
+
+def _answer(incident: Incident, dotted: str) -> str:
+    value = incident.get(dotted)
+    if value in (None, "", []):
+        return '<span class="muted">not answered</span>'
+    source = incident.sources.get(dotted)
+    return e(plain(value)) + (
+        f'<span class="line small">{e(source)}</span>' if source and "event" in source else ""
+    )
+
+
+def incident_section(incident: Incident) -> str:
+    if incident.problem:
+        return f'<p class="bad">{e(incident.problem)}</p>'
+    if not incident.present and not incident.additions:
+        return '<p class="muted">No incident report (metadata/incident.json) in this bundle.</p>'
+    out = []
+    if not incident.present:
+        out.append(
+            '<p class="muted">No incident report was sealed with the bundle; what follows was added '
+            "later.</p>"
+        )
+    known = {dotted for dotted, _l in _INCIDENT_ROWS}
+    rows = [
+        (name, _answer(incident, dotted))
+        for dotted, name in _INCIDENT_ROWS
+        if incident.present or incident.get(dotted) not in (None, "", [])
+    ]
+    for key, value in incident.data.items():  # fields a newer sealbox writes, in words
+        if key in ("notifications", "reporter", "discovery", "affected", *(k.split(".")[0] for k in known)):
+            continue
+        if key in ("format", "case", "recorded_at", "missing", "provided_by"):
+            continue
+        rows.append((label(key).capitalize(), e(plain(value))))
+    out.append(kv(rows))
+    parties = incident.get("notifications")
+    if isinstance(parties, dict) and parties:
+        prow = []
+        for party, state in parties.items():
+            state = state if isinstance(state, dict) else {}
+            notified = state.get("notified")
+            word = "yes" if notified is True else "no" if notified is False else "not answered"
+            src = incident.sources.get(f"notifications.{party}.notified") or ""
+            prow.append(
+                [
+                    e(PARTIES.get(party, label(party))),
+                    f'<span class="{"ok" if notified else "muted"}">{word}</span>',
+                    e(state.get("when") or ""),
+                    e(state.get("who") or ""),
+                    e(src),
+                ]
+            )
+        out.append("<h3>Who has been notified</h3>")
+        out.append(
+            table(
+                ["Party", "Notified", "When", "Who / reference", "Recorded in"],
+                prow,
+                widths=[18, 10, 20, 22, 30],
+            )
+        )
+    if incident.additions:
+        out.append("<h3>Later additions (signed custody notes)</h3><ul>")
+        for entry in incident.additions:
+            text = str(entry.details.get("text") or "").strip()
+            out.append(
+                f"<li>Event {e(entry.seq)}, {e(entry.time[:19].replace('T', ' '))} UTC, "
+                f"{e(person(entry.actor))}"
+                + (f"<blockquote>{e(text)}</blockquote>" if text else "")
+                + "</li>"
+            )
+        out.append("</ul>")
+    missing = incident.missing()
+    if missing:
+        out.append('<p class="muted">Not answered: ' + e(", ".join(label(m) for m in missing)) + ".</p>")
+    return "".join(out)
+
+
+def _commands(text: str) -> str:
+    """The guide's `command` spans as code, the rest as text."""
+    parts = text.split("`")
+    return "".join(f"<code>{e(p)}</code>" if n % 2 else e(p) for n, p in enumerate(parts))
+
+
+def steps_section(bundle_dir: Path, case: str, incident: Incident, verified: bool) -> str:
+    steps = next_steps(bundle_dir, case, as_next_steps_input(incident), verified)
+    done = ' <span class="ok">(done)</span>'
+    items = "".join(
+        f"<li><b>{e(s.title)}</b>{done if s.done else ''}<br>{_commands(s.detail)}</li>" for s in steps
+    )
+    return f"<ol>{items}</ol>"
+
+
+def items_section(stats: dict[str, Any]) -> str:
+    out = [
+        table(
+            ["Collector", "Status", "Items"],
+            [[e(c), e(s), str(n)] for (c, s), n in sorted(stats["counts"].items())],
+            num={2},
+            widths=[60, 25, 15],
+        )
+    ]
+    out.append(f"<h3>Items (first {len(stats['first'])} of {stats['total']})</h3>")
+    rows = [
+        [
+            e(it.get("id")),
+            path_html(it.get("source_path")) + f'<span class="line">{tok(it.get("sha256") or "")}</span>',
+            e(it.get("collector")),
+            size(it.get("size")),
+            _when(str(it.get("mtime") or "")),
+            e(it.get("status")),
+        ]
+        for it in stats["first"]
+    ]
+    out.append(
+        table(
+            ["Id", "Original path / SHA-256", "Collector", "Size", "Modified (UTC)", "Status"],
+            rows,
+            num={3},
+            widths=[7, 54, 14, 9, 10, 6],
+        )
+    )
+    out.append(f'<p class="muted">The full list of {stats["total"]} items is metadata/items.jsonl.</p>')
+    return "".join(out)
+
+
+def render_report(
+    bundle_dir: Path,
+    verify_report: VerifyReport | None,
+    *,
+    rows: int = DEFAULT_ITEM_ROWS,
+    staged_line: bytes | None = None,
+) -> str:
+    """The whole report as one HTML string (memory bounded by `rows`, not by item count).
+    `staged_line`: a custody line (export's own event) shown after the log, not yet in it."""
+    info = _bag_info(bundle_dir)
+    chain = read_chain(bundle_dir, verify_report, staged_line)
+    incident = read_incident(bundle_dir, chain)
+    items_path = bundle_dir / "metadata" / "items.jsonl"
+    stats = _item_stats(items_path, rows)
+    case = info.get("External-Identifier", "")
+    bundle_id = info.get("Sealbox-Bundle-Id") or bundle_dir.name
+    word = verdict_word(verify_report)
+    header = PAGE.format(
+        left=_css_string(f"Case {case} · bundle id {bundle_id}"),
+        right=_css_string(word),
+        colour="#0a6b1f" if word == "VERIFIED" else "#b00020",
+        foot=_css_string(f"{TOOL_NAME} custody report · {bundle_dir.name}"),
+    )
+    open_ids = {id(t.given) for t in chain.open_transfers()}
+    marks = [(t, en.kind, id(en) in open_ids) for en in chain.entries if (t := _ns(en.time)) is not None]
+    lo, hi = stats["lo"], stats["hi"]
+    if lo is not None and hi is not None and hi - lo < 60 * 10**9:
+        lo, hi = lo - 30 * 10**9, hi + 30 * 10**9
+    bins = histogram(_mtimes(items_path), lo, hi) if lo is not None and hi is not None else []
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Custody report {e(case)} – {e(bundle_dir.name)} – {e(word)}</title>",
+        f"<style>{header}{CSS}</style></head><body>",
+        '<div class="first-page">',
+        f"<h1>Evidence custody report — case {e(case)}</h1>",
+        f'<p class="muted">Made {e(now_rfc3339()[:19].replace("T", " "))} UTC by {TOOL_NAME} {__version__} '
+        "from the bundle itself. The bundle, not this page, is the evidence.</p>",
+        _verdict(verify_report),
+        first_page(bundle_dir, info, chain, stats, verify_report),
+        "</div>",
+        "<h2>Chain of custody</h2>",
+        '<p class="muted">One row per signed custody event. “Verified” is yes when the line\'s hash link and '
+        "signature hold and its key is trusted by whoever made this report; signatures are the signing keys' "
+        "SHA256 fingerprints (in full under “People and keys”).</p>",
+        custody_table(chain),
+        "<h2>Custody events in words</h2>",
+        events_in_words(chain),
+        "<h2>Timeline</h2>",
+        custody_svg(marks),
+        files_svg(lo, hi, bins),
+        "<h2>People and keys in the custody chain</h2>",
+        people(chain),
+        "<h2>Incident report</h2>",
+        incident_section(incident),
+        "<h2>Next steps (city incident guide)</h2>",
+        steps_section(bundle_dir, case, incident, bool(verify_report and verify_report.ok)),
+        "<h2>Items by collector and status</h2>",
+        items_section(stats),
+        "<h2>Email index</h2>",
+        email_summary(bundle_dir),
+        "</body></html>\n",
+    ]
+    return "\n".join(out)
