@@ -147,3 +147,29 @@ def render_pages(pdf: Path, out_prefix: Path, first: int = 1, last: int = 3, dpi
         capture_output=True,
     )
     return sorted(out_prefix.parent.glob(out_prefix.name + "-*.png"))
+
+
+def pdf_word_overlaps(pdf: Path, tolerance: float = 0.6) -> list[tuple[int, str, str]]:
+    """Words of the PDF (pdftotext -bbox) that cover other words on the same page."""
+    out = subprocess.run(
+        ["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    found = []
+    for number, page in enumerate(re.findall(r"<page .*?</page>", out, re.S), start=1):
+        words = [
+            (float(a), float(b), float(c), float(d), html.unescape(w))
+            for a, b, c, d, w in re.findall(
+                r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>', page
+            )
+        ]
+        words.sort(key=lambda w: w[1])
+        active: list[tuple[float, float, float, float, str]] = []
+        for w in words:
+            active = [a for a in active if a[3] > w[1] + tolerance]
+            for a in active:
+                dx = min(a[2], w[2]) - max(a[0], w[0])
+                dy = min(a[3], w[3]) - max(a[1], w[1])
+                if dx > tolerance and dy > tolerance:
+                    found.append((number, a[4], w[4]))
+            active.append(w)
+    return found

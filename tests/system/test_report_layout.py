@@ -54,3 +54,24 @@ def test_every_custody_event_is_in_the_table_and_in_words(story: Story, page: Pa
     assert rows == expected and words == expected
     assert f"custody/continuation.jsonl:{story.events - 3}</span>" in html
     assert "OPEN: not accepted" in html
+
+
+def test_the_layout_probe_sees_overlaps_overflow_and_split_tokens(tmp_path: Path) -> None:
+    """The checks above can fail: a page with each fault is caught."""
+    chromium = require_tool("chromium")
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<!DOCTYPE html><html><body style='width:600px'>"
+        "<p style='position:absolute;top:10px;left:10px'>first label</p>"
+        "<p style='position:absolute;top:12px;left:30px'>second label</p>"
+        "<table style='width:900px'><tr><td>too wide</td></tr></table>"
+        "<table style='table-layout:fixed;width:100px'><tr><td><span class='tok' style='white-space:nowrap'>"
+        "custody/continuation.jsonl:1</span></td></tr></table>"
+        "<div style='width:60px'><span class='tok'>custody/ continuation.jsonl:2</span></div>"
+        "</body></html>"
+    )
+    seen = layout(chromium, page, tmp_path)
+    assert ("first label", "second label") in seen.overlaps()
+    assert any(right > seen.body[1] for _n, _l, right in seen.tables)
+    assert any("continuation.jsonl:1" in cell[2] for cell in seen.overflowing)
+    assert seen.split == ["custody/ continuation.jsonl:2"]

@@ -175,5 +175,6 @@ def person(actor: dict[str, Any]) -> str:
 
 
 def join_sentence(head: str, parts: list[str]) -> str:
-    head = head.rstrip(".")
-    return f"{head}. " + ". ".join(p[0].upper() + p[1:] for p in parts) + "." if parts else head + "."
+    """`Head. Part one. Part two.`: each part capitalized, one stop at each end."""
+    said = [head.rstrip("."), *(p[0].upper() + p[1:] for p in parts if p)]
+    return " ".join(s if s.endswith(("…", ".", "!", "?")) else s + "." for s in said)
