@@ -9,6 +9,7 @@ from manifest.handover.report.words import (
     DISPOSITIONS,
     clause,
     empty,
+    exhibit_text,
     join_sentence,
     label,
     person,
@@ -66,7 +67,7 @@ def _started(entry: Entry, chain: Chain) -> tuple[str, list[str], set[str]]:
     if not empty(d.get("device")):
         parts.append("device: " + _device(d["device"]))
     if isinstance(d.get("exhibit"), dict):
-        parts.append("exhibit: " + plain(d["exhibit"]))
+        parts.append("exhibit: " + exhibit_text(d["exhibit"]))
     if isinstance(d.get("previous"), dict):
         parts.append(f"a follow-up of bundle {d['previous'].get('bundle')}")
     if not empty(d.get("authority")):
@@ -256,7 +257,8 @@ def _simple(verb: str, keys: tuple[str, ...]) -> Any:
 
 def _labelled(entry: Entry, chain: Chain) -> tuple[str, list[str], set[str]]:
     return (
-        f"{person(entry.actor)} labelled the evidence as exhibit {plain(entry.details.get('exhibit'))}",
+        f"{person(entry.actor)} labelled the evidence as exhibit "
+        + exhibit_text(entry.details.get("exhibit")),
         [],
         {"exhibit"},
     )

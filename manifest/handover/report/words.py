@@ -167,6 +167,16 @@ def remaining(details: dict[str, Any], used: set[str]) -> list[str]:
     return [f"{label(str(k))}: {plain(v)}" for k, v in details.items() if k not in used and not empty(v)]
 
 
+def exhibit_text(exhibit: Any) -> str:
+    """`EX-0042-01 (Dell laptop of the finance office)`."""
+    if not isinstance(exhibit, dict):
+        return plain(exhibit)
+    number, text = exhibit.get("number"), exhibit.get("description")
+    rest = plain({k: v for k, v in exhibit.items() if k not in ("number", "description")})
+    out = str(number or "without a number") + (f" ({text})" if text else "")
+    return out + (f"; {rest}" if rest != "none" else "")
+
+
 def person(actor: dict[str, Any]) -> str:
     """`Ida Responder (IT responder, City IT)`."""
     name = str(actor.get("name") or "an unnamed key holder")
