@@ -5,11 +5,13 @@ every custody event is in the chain-of-custody table and in the sentences."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING
 
 import pytest
 
+from manifest.handover.report import render_report
 from tests.support.browser import layout
 from tests.support.env import clear_flags, require_tool
 from tests.support.report import Story
@@ -75,3 +77,51 @@ def test_the_layout_probe_sees_overlaps_overflow_and_split_tokens(tmp_path: Path
     assert any(right > seen.body[1] for _n, _l, right in seen.tables)
     assert any("continuation.jsonl:1" in cell[2] for cell in seen.overflowing)
     assert seen.split == ["custody/ continuation.jsonl:2"]
+
+
+def test_items_and_email_tables_fit_with_long_names(tmp_path: Path) -> None:
+    """Long paths, a 255-byte file name, long addresses and subjects wrap inside their cells."""
+    chromium = require_tool("chromium")
+    bundle = tmp_path / "bundle"
+    (bundle / "metadata").mkdir(parents=True)
+    long_dir = "/home/clerk/" + "/".join(f"folder-{n:02d}-with-a-long-name" for n in range(12))
+    items = [
+        {
+            "id": f"{n:06d}",
+            "kind": "file",
+            "collector": "files/cli",
+            "status": "ok",
+            "size": 10**n,
+            "source_path": f"{long_dir}/{'x' * 255 if n == 3 else 'report'}.txt",
+            "sha256": f"{n:x}" * 64,
+            "mtime": f"2026-11-0{n + 1}T10:00:00.123456789Z",
+            "mtime_ns": 1_793_000_000 * 10**9 + n * 86400 * 10**9,
+        }
+        for n in range(6)
+    ]
+    (bundle / "metadata" / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    mails = [
+        {
+            "item": "000001",
+            "source_path": f"{long_dir}/Outlook.pst",
+            "format": "pst",
+            "from": f"A Very Long Display Name <very.long.address.{n}@subdomain.attacker-example.org>",
+            "to": "clerk@city.example, boss@city.example, records-custodian@city.example",
+            "subject": "Überweisung " + "sehr dringend " * 8,
+            "date_utc": f"2024-10-0{9 - n}T10:00:00Z",
+            "sha256": "d" * 64,
+            "key": f"0001:{n}:{'k' * 40}",
+            "folder": "Inbox/" + "Unterordner/" * 6,
+            "attachments": [{"name": "a.pdf"}],
+        }
+        for n in range(5)
+    ]
+    (bundle / "metadata" / "email-index.jsonl").write_text("".join(json.dumps(m) + "\n" for m in mails))
+    page = tmp_path / "items.html"
+    page.write_text(render_report(bundle, None))
+    seen = layout(chromium, page, tmp_path)
+    assert seen.overlaps() == []
+    assert seen.overflowing == [] and seen.split == []
+    assert seen.page_width <= seen.view_width
+    html = page.read_text()
+    assert html.index("2024-10-05") < html.index("2024-10-09")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 EMAIL_ROWS = 25
 _HEAD = ["Date (UTC)", "From", "To", "Subject", "Att.", "Folder / store", "SHA-256 (start)", "Key"]
-_WIDTHS = [13, 14, 14, 19, 5, 12, 12, 11]
+_WIDTHS = [12, 14, 14, 19, 5, 12, 12, 12]
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -41,7 +41,7 @@ def _row(msg: dict[str, Any]) -> list[str]:
         e(msg.get("subject")),
         e(len(msg.get("attachments") or [])),
         e(msg.get("folder") or msg.get("source_path")),
-        tok(str(msg.get("sha256") or "")[:16]),
+        tok(str(msg.get("sha256") or "")[:12]),
         e(msg.get("key") or msg.get("item")),
     ]
 

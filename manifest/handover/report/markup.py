@@ -55,8 +55,9 @@ def size(n: Any) -> str:
 
 
 def path_html(path: Any) -> str:
-    """A path that may wrap only after a separator, never inside a name."""
-    return "<wbr>".join(f'<span class="tok">{e(part)}</span>' for part in _split_path(str(path or "")))
+    """A path that wraps after a separator, and inside a name only when one name is wider than
+    the column (a file name can be 255 bytes)."""
+    return '<span class="path">' + "<wbr>".join(e(part) for part in _split_path(str(path or ""))) + "</span>"
 
 
 def _split_path(text: str) -> list[str]:

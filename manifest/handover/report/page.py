@@ -46,11 +46,13 @@ h1{font-size:16pt;margin:.2em 0}h2{font-size:12.5pt;border-bottom:2px solid #333
 h3{font-size:10.5pt;margin:1em 0 .3em}
 table{border-collapse:collapse;width:100%;margin:.4em 0;table-layout:fixed;font-size:8.5pt}
 th,td{border:1px solid #999;padding:2px 3px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#e8e8e8;font-size:7.5pt}
+th{background:#e8e8e8;font-size:7.5pt;overflow-wrap:normal}
 table.custody{font-size:8pt}table.custody .tok{font-size:6.5pt}
 td.num{text-align:right}thead{display:table-header-group}
 .tok{white-space:nowrap;font-family:"DejaVu Sans Mono",ui-monospace,monospace;font-size:7pt;
 overflow-wrap:normal}
+.tok.hash{font-size:6.5pt}.path{font-family:"DejaVu Sans Mono",ui-monospace,monospace;font-size:7pt;
+overflow-wrap:anywhere}
 .fp{white-space:nowrap;font-family:"DejaVu Sans Mono",ui-monospace,monospace;font-size:7.5pt}
 .line{display:block}.small{font-size:7.5pt;color:#444}
 .ok{color:#0a6b1f;font-weight:bold}.bad{color:#b00020;font-weight:bold}
@@ -558,8 +560,9 @@ def items_section(stats: dict[str, Any]) -> str:
     out.append(f"<h3>Items (first {len(stats['first'])} of {stats['total']})</h3>")
     rows = [
         [
-            e(it.get("id")),
-            path_html(it.get("source_path")) + f'<span class="line">{tok(it.get("sha256") or "")}</span>',
+            tok(it.get("id")),
+            path_html(it.get("source_path"))
+            + f'<span class="line">{tok(it.get("sha256") or "", "tok hash")}</span>',
             e(it.get("collector")),
             size(it.get("size")),
             _when(str(it.get("mtime") or "")),
