@@ -173,3 +173,24 @@ def pdf_word_overlaps(pdf: Path, tolerance: float = 0.6) -> list[tuple[int, str,
                     found.append((number, a[4], w[4]))
             active.append(w)
     return found
+
+
+def screenshot(chromium: str, page: Path, out: Path, work: Path, width: int = 800, height: int = 3000) -> str:
+    """A PNG of the top of `page` (to look at); returns Chromium's console messages, if any."""
+    proc = subprocess.run(
+        [
+            chromium,
+            *chromium_flags(work / "profile-shot"),
+            f"--window-size={width},{height}",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={out}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0 and out.is_file(), proc.stderr[-2000:]
+    return "\n".join(line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line)

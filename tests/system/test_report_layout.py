@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from manifest.handover.report import render_report
-from tests.support.browser import layout
+from tests.support.browser import layout, screenshot
 from tests.support.env import clear_flags, require_tool
 from tests.support.report import Story
 
@@ -46,6 +46,9 @@ def test_no_text_overlaps_and_everything_fits_the_page(story: Story, page: Path,
     assert seen.overflowing == [], "cell content wider than its cell"
     assert seen.tokens > story.events
     assert seen.split == [], "tokens broken over lines"
+    shot = page.parent / "report-screenshot.png"  # kept beside the bundle, to be looked at
+    assert screenshot(chromium, page, shot, tmp_path) == ""
+    assert shot.stat().st_size > 20_000
 
 
 def test_every_custody_event_is_in_the_table_and_in_words(story: Story, page: Path) -> None:
