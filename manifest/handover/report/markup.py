@@ -70,3 +70,10 @@ def _split_path(text: str) -> list[str]:
     if current:
         parts.append(current)
     return parts or [""]
+
+
+def when_html(text: str) -> str:
+    """`2026-12-02 01:41:05` from an RFC 3339 time, date and time each kept whole."""
+    if len(text) < 19:
+        return e(text)
+    return f'<span class="line">{tok(text[:10])}</span><span class="line">{tok(text[11:19])}</span>'

@@ -14,13 +14,14 @@ from manifest import TOOL_NAME, __version__
 from manifest.format import bagit
 from manifest.format.timefmt import now_rfc3339, parse_rfc3339_ns
 from manifest.handover.next_steps import next_steps
-from manifest.handover.report.chain import Chain, Entry, Transfer, read_chain
+from manifest.handover.report.chain import read_chain
+from manifest.handover.report.custody_form import custody_table, events_in_words, people
 from manifest.handover.report.email import email_summary, iter_jsonl
 from manifest.handover.report.incident import PARTIES, Incident, as_next_steps_input, read_incident
-from manifest.handover.report.markup import e, kv, path_html, size, table, tok
-from manifest.handover.report.sentences import describe
+from manifest.handover.report.markup import e, kv, path_html, size, table, tok, when_html
+from manifest.handover.report.summary import first_page, verdict, verdict_word
 from manifest.handover.report.timeline import custody_svg, files_svg, histogram
-from manifest.handover.report.words import event_name, label, person, plain, short_fp
+from manifest.handover.report.words import label, person, plain
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from manifest.verify import VerifyReport
 
 DEFAULT_ITEM_ROWS = 200
-FINDINGS_SHOWN = 50
 
 # Printed, every page carries the case and bundle id, the verdict and "Page N of M".
 PAGE = """
@@ -78,13 +78,6 @@ def _css_string(text: str) -> str:
     return f'"{safe}"'
 
 
-def _when(text: str) -> str:
-    """`2026-12-02 01:41:05` from an RFC 3339 time, date and time each kept whole."""
-    if len(text) < 19:
-        return e(text)
-    return f'<span class="line">{tok(text[:10])}</span><span class="line">{tok(text[11:19])}</span>'
-
-
 def _ns(text: Any) -> int | None:
     try:
         return parse_rfc3339_ns(str(text)) if text else None
@@ -123,324 +116,6 @@ def _mtimes(items_path: Path) -> Any:
         mt = item.get("mtime_ns")
         if isinstance(mt, int) and item.get("kind") != "volatile":
             yield mt
-
-
-def timestamp_line(bundle_dir: Path, verify_report: VerifyReport | None) -> str:
-    """What the report may say about the .tsr: "yes" only for a token verify fully checked."""
-    from manifest.signing.timestamp import NOTE_UNVERIFIED, NOTE_VERIFIED
-
-    if not (bundle_dir / bagit.TSR).exists() and not (bundle_dir / bagit.TSR).is_symlink():
-        return "none"
-    if verify_report is None:
-        return f"{NOTE_UNVERIFIED} (verification was not run)"
-    bad = [f for f in verify_report.findings if f.kind.startswith("timestamp-")]
-    if bad:
-        return f"INVALID: {bad[0].message}"
-    for note in verify_report.notes:
-        if note.startswith(NOTE_VERIFIED):
-            return "yes, " + note
-        if note.startswith(NOTE_UNVERIFIED):
-            return note
-    return NOTE_UNVERIFIED
-
-
-def verdict_word(verify_report: VerifyReport | None) -> str:
-    if verify_report is None:
-        return "NOT CHECKED"
-    return "VERIFIED" if verify_report.ok else "NOT VERIFIED"
-
-
-def _person_html(actor: dict[str, Any]) -> str:
-    """Name in bold, role and organization under it (contacts are under People and keys)."""
-    name = e(actor.get("name") or "unnamed key holder")
-    rest = ", ".join(e(actor[k]) for k in ("role", "organization") if actor.get(k))
-    return f"<b>{name}</b>" + (f'<span class="line small">{rest}</span>' if rest else "")
-
-
-def _signature(entry: Entry) -> str:
-    fp = short_fp(entry.key)
-    return f'<span class="line">{tok(fp[7:] if fp.startswith("SHA256:") else fp)}</span>'
-
-
-def _verified_cell(entries: list[Entry]) -> str:
-    """yes only when every signature of the row holds and its key is trusted by this verifier."""
-    broken = [p for en in entries for p in en.problems]
-    if broken:
-        return '<span class="bad">NO</span><span class="line small">' + e("; ".join(broken)) + "</span>"
-    if any(en.staged for en in entries):
-        return '<span class="ok">yes</span><span class="line small">(this export)</span>'
-    if any(en.trusted is False for en in entries):
-        return '<span class="bad">no</span><span class="line small">key not trusted</span>'
-    if any(en.trusted is None for en in entries):
-        return 'holds<span class="line small">key not checked</span>'
-    return '<span class="ok">yes</span>'
-
-
-def _method(details: dict[str, Any]) -> str:
-    parts = [
-        f'<span class="line">{e(label(k))}: {e(plain(details[k]))}</span>'
-        for k in ("method", "tracking", "seal", "storage_location", "location", "destination", "disposition")
-        if details.get(k) not in (None, "", [], {})
-    ]
-    return "".join(parts) or '<span class="muted">—</span>'
-
-
-def _parties(entry: Entry, chain: Chain, transfer: Transfer | None) -> tuple[str, str | None, list[Entry]]:
-    """(released by, received by, the events whose signatures the row shows); received None:
-    custody did not change hands, and the first cell names who acted."""
-    d = entry.details
-    if entry.kind == "transferred":
-        if transfer is not None and transfer.accepted is not None:
-            accepted = transfer.accepted
-            received = _person_html(accepted.actor) + (
-                f'<span class="line small">accepted {e(accepted.time[:19].replace("T", " "))}'
-                f" (event {e(accepted.seq)})</span>"
-            )
-            return _person_html(entry.actor), received, [entry, accepted]
-        received = (
-            f"<b>{e(d.get('to') or 'not named')}</b>" + '<span class="line bad">OPEN: not accepted</span>'
-        )
-        return _person_html(entry.actor), received, [entry]
-    if entry.kind == "accepted":
-        given = chain.by_seq(d.get("transfer_seq"))
-        released = _person_html(given.actor) if given else e(f"event {d.get('transfer_seq')}")
-        return released, _person_html(entry.actor), [entry]
-    if entry.kind == "exported":
-        received = (
-            f"<b>{e(d.get('recipient') or 'not named')}</b>"
-            + '<span class="line small">signed package</span>'
-        )
-        return _person_html(entry.actor), received, [entry]
-    if entry.kind == "received":
-        name = chain.name_of(d.get("exporter"))
-        released = f"<b>{e(name)}</b>" if name else tok(short_fp(d.get("exporter")))
-        return released, _person_html(entry.actor), [entry]
-    if entry.kind == "collection-started":
-        released = (
-            f"<b>{e(d.get('host') or 'the host')}</b>" + '<span class="line small">source device</span>'
-        )
-        return released, _person_html(entry.actor), [entry]
-    if entry.kind == "disposed":
-        return _person_html(entry.actor), e(d.get("to") or plain(d.get("disposition"))), [entry]
-    by = _person_html(entry.actor) + '<span class="line small">custody did not change hands</span>'
-    return by, None, [entry]
-
-
-CUSTODY_HEAD = [
-    "Date / time (UTC)",
-    "Event, record and purpose",
-    "Released by",
-    "Received by",
-    "Method, seal, storage",
-    "Signatures (key SHA256)",
-    "Verified",
-]
-CUSTODY_WIDTHS = [10, 26, 15, 15, 13, 12, 9]
-
-
-def custody_table(chain: Chain) -> str:
-    """The chain-of-custody form: one row per event, both parties of each hand-over; an event
-    that is no hand-over names its actor across the two party columns."""
-    transfers = {id(t.given): t for t in chain.transfers()}
-    out = ['<table class="custody"><colgroup>']
-    out += [f'<col style="width:{w}%">' for w in CUSTODY_WIDTHS]
-    out.append(
-        "</colgroup><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in CUSTODY_HEAD) + "</tr></thead><tbody>"
-    )
-    for entry in chain.entries:
-        released, received, signed = _parties(entry, chain, transfers.get(id(entry)))
-        purpose = str(entry.details.get("purpose") or entry.reason or "")
-        event = (
-            f"<b>{e(entry.seq)}. {e(event_name(entry.kind))}</b>"
-            f'<span class="line">{tok(entry.where)}</span>'
-            + (f'<span class="line">{e(purpose)}</span>' if purpose else "")
-        )
-        parties = (
-            f'<td colspan="2">{released}</td>'
-            if received is None
-            else f"<td>{released}</td><td>{received}</td>"
-        )
-        out.append(
-            f'<tr id="custody-{e(entry.seq)}"><td>{_when(entry.time)}</td><td>{event}</td>{parties}'
-            f"<td>{_method(entry.details)}</td><td>{''.join(_signature(x) for x in signed)}</td>"
-            f"<td>{_verified_cell(signed)}</td></tr>"
-        )
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def events_in_words(chain: Chain) -> str:
-    out = ['<ol class="events">']
-    for entry in chain.entries:
-        said = describe(entry, chain)
-        when = entry.time[:19].replace("T", " ")
-        problems = (
-            '<span class="line bad">This line does NOT hold: ' + e("; ".join(entry.problems)) + "</span>"
-            if entry.problems
-            else ""
-        )
-        quoted = "".join(f"<blockquote>{e(line)}</blockquote>" for line in said.lines)
-        out.append(
-            f'<li id="event-{e(entry.seq)}"><b>{e(entry.seq)}.</b> {tok(when)} UTC — {e(said.sentence)}'
-            f' <span class="small">({tok(entry.where)})</span>{quoted}{problems}</li>'
-        )
-    out.append("</ol>")
-    return "".join(out)
-
-
-def _open_transfers(chain: Chain) -> str:
-    open_ = chain.open_transfers()
-    if not open_:
-        return "none" if chain.transfers() else "none (no transfer recorded)"
-    items = [
-        f"<li><b>event {e(t.given.seq)}</b>, {e(t.given.time[:19].replace('T', ' '))} UTC: "
-        f"{e(person(t.given.actor))} to {e(t.given.details.get('to') or 'not named')} — not accepted</li>"
-        for t in open_
-    ]
-    return f'<span class="bad">{len(open_)} open</span><ul>' + "".join(items) + "</ul>"
-
-
-def _holder(chain: Chain) -> str:
-    """Who holds the evidence, as far as the log says: the last hand-over's receiver."""
-    holder = ""
-    for entry in chain.entries:
-        if entry.kind in ("collection-started", "received", "accepted"):
-            holder = person(entry.actor)
-        elif entry.kind == "transferred":
-            holder = f"{entry.details.get('to') or 'not named'} (transfer not yet accepted)"
-        elif entry.kind == "disposed":
-            holder = f"nobody: {plain(entry.details.get('disposition'))}"
-    return holder or "not recorded"
-
-
-def _verified_by(chain: Chain, verify_report: VerifyReport | None) -> str:
-    lines = []
-    if verify_report is None:
-        lines.append('<span class="bad">this report did not verify the bundle</span>')
-    else:
-        cls = "ok" if verify_report.ok else "bad"
-        signer = "trusted" if verify_report.signer_trusted else "NOT trusted"
-        lines.append(
-            f'<span class="{cls}">{verdict_word(verify_report)}</span> when this report was made '
-            f"({e(verify_report.checked_at[:19].replace('T', ' '))} UTC, {TOOL_NAME} {__version__}); "
-            f"{len(verify_report.findings)} finding(s); the sealing key is {signer} by whoever made "
-            "this report"
-        )
-    for entry in chain.entries:
-        if entry.kind == "received" and entry.details.get("verified") is True:
-            lines.append(
-                f"verified on receipt by {e(person(entry.actor))}, {e(entry.time[:19].replace('T', ' '))} UTC"
-            )
-        elif entry.kind == "verified":
-            lines.append(f"verified by {e(person(entry.actor))}, {e(entry.time[:19].replace('T', ' '))} UTC")
-    return "<br>".join(lines)
-
-
-def first_page(
-    bundle_dir: Path,
-    info: dict[str, str],
-    chain: Chain,
-    stats: dict[str, Any],
-    verify_report: VerifyReport | None,
-) -> str:
-    """What, whose, when, verified by whom, open transfers: readable in a minute."""
-    started = chain.first("collection-started")
-    sealed = chain.first("sealed")
-    exhibit = chain.exhibit()
-    device = (started.details.get("device") if started else None) or {}
-    what = f"{stats['total']} item(s) collected"
-    if verify_report is not None:
-        what += f"; {verify_report.payload_files} file(s), {size(verify_report.payload_bytes)} copied"
-    if started and started.details.get("profile"):
-        what += f"; profile {started.details['profile']}"
-    whose = info.get("Sealbox-Host") or (started.details.get("host") if started else "") or "not recorded"
-    if isinstance(device, dict):
-        ids = [
-            f"{label(k)} {plain(device[k])}"
-            for k in ("vendor", "model", "serial", "asset_tag")
-            if device.get(k) not in (None, "", [])
-        ]
-        if ids:
-            whose += " (" + ", ".join(ids) + ")"
-    if info.get("Source-Organization"):
-        whose += f", {info['Source-Organization']}"
-    rows = [
-        ("Case", f"<b>{e(info.get('External-Identifier'))}</b>"),
-        ("Exhibit", _exhibit(exhibit)),
-        ("What", e(what)),
-        ("Whose (device)", e(whose)),
-        (
-            "When (UTC)",
-            f"collected {e(started.time[:19].replace('T', ' ') if started else '?')} → sealed "
-            f"{e(sealed.time[:19].replace('T', ' ') if sealed else 'never')}",
-        ),
-        ("Collected by", e(person(started.actor)) if started else "not recorded"),
-        ("Verified", _verified_by(chain, verify_report)),
-        ("Held now by", e(_holder(chain))),
-        ("Open transfers", _open_transfers(chain)),
-        ("Trusted timestamp", e(timestamp_line(bundle_dir, verify_report))),
-        ("Bundle", tok(bundle_dir.name)),
-        ("Bundle id", tok(info.get("Sealbox-Bundle-Id") or "not recorded")),
-    ]
-    return "<h2>Summary</h2>" + kv(rows)
-
-
-def _exhibit(exhibit: dict[str, Any]) -> str:
-    if not exhibit:
-        return '<span class="muted">no exhibit number recorded</span>'
-    number, text = exhibit.get("number"), exhibit.get("description")
-    rest = {k: v for k, v in exhibit.items() if k not in ("number", "description")}
-    out = (f"<b>{e(number)}</b>" if number else "") + (f" — {e(text)}" if text else "")
-    return out + (f" ({e(plain(rest))})" if rest else "")
-
-
-def _verdict(verify_report: VerifyReport | None) -> str:
-    if verify_report is None:
-        return '<div class="verdict bad">Verification was not run for this report.</div>'
-    cls = "ok" if verify_report.ok else "bad"
-    out = [
-        f'<div class="verdict {cls}"><span class="{cls}">{verdict_word(verify_report)}</span> — checked '
-        f"{e(verify_report.checked_at[:19].replace('T', ' '))} UTC: {verify_report.payload_files} payload "
-        f"files, {size(verify_report.payload_bytes)}, {verify_report.items} items, "
-        f"{verify_report.custody_events} custody "
-        f"events, {len(verify_report.findings)} finding(s).</div>"
-    ]
-    if verify_report.findings:
-        shown = verify_report.findings[:FINDINGS_SHOWN]
-        out.append("<ul>" + "".join(f"<li>{e(f.line())}</li>" for f in shown) + "</ul>")
-        if len(verify_report.findings) > len(shown):
-            out.append(
-                f'<p class="muted">First {len(shown)} of {len(verify_report.findings)}; '
-                "<code>sealbox verify BUNDLE --json</code> lists them all.</p>"
-            )
-    if verify_report.notes:
-        out.append(
-            '<p class="muted">What the bundle alone cannot decide:</p><ul>'
-            + "".join(f"<li>{e(n)}</li>" for n in verify_report.notes)
-            + "</ul>"
-        )
-    return "".join(out)
-
-
-def people(chain: Chain) -> str:
-    labels: dict[bool | None, str] = {
-        True: '<span class="ok">trusted</span>',
-        False: '<span class="bad">NOT trusted</span>',
-    }
-    out = []
-    for fp, actor in chain.actors.items():
-        trust = labels.get(chain.trusted.get(fp), "not checked")
-        out.append(
-            f'<div class="person">{_person_html(actor)}'
-            + (
-                f'<span class="line small">contact: {e(actor["contact"])}</span>'
-                if actor.get("contact")
-                else ""
-            )
-            + f'<span class="line">key {tok(fp, "fp")}</span>'
-            f'<span class="line small">trusted by the verifier of this report: {trust}</span></div>'
-        )
-    return "".join(out) or '<p class="muted">No readable custody event names a key.</p>'
 
 
 _INCIDENT_ROWS = (
@@ -565,7 +240,7 @@ def items_section(stats: dict[str, Any]) -> str:
             + f'<span class="line">{tok(it.get("sha256") or "", "tok hash")}</span>',
             e(it.get("collector")),
             size(it.get("size")),
-            _when(str(it.get("mtime") or "")),
+            when_html(str(it.get("mtime") or "")),
             e(it.get("status")),
         ]
         for it in stats["first"]
@@ -575,7 +250,7 @@ def items_section(stats: dict[str, Any]) -> str:
             ["Id", "Original path / SHA-256", "Collector", "Size", "Modified (UTC)", "Status"],
             rows,
             num={3},
-            widths=[7, 54, 14, 9, 10, 6],
+            widths=[8, 52, 13, 9, 11, 7],
         )
     )
     out.append(f'<p class="muted">The full list of {stats["total"]} items is metadata/items.jsonl.</p>')
@@ -621,7 +296,7 @@ def render_report(
         f"<h1>Evidence custody report — case {e(case)}</h1>",
         f'<p class="muted">Made {e(now_rfc3339()[:19].replace("T", " "))} UTC by {TOOL_NAME} {__version__} '
         "from the bundle itself. The bundle, not this page, is the evidence.</p>",
-        _verdict(verify_report),
+        verdict(verify_report),
         first_page(bundle_dir, info, chain, stats, verify_report),
         "</div>",
         "<h2>Chain of custody</h2>",
