@@ -174,3 +174,48 @@ def test_pdf_without_chromium_is_refused_in_one_line(tmp_path: Path) -> None:
     assert (tmp_path / "taken.html").read_text() == "keep me"
     clear_flags(tmp_path / "b")
     assert os.environ.get("PATH")
+
+
+def test_respond_incident_and_a_later_incident_note_read_as_one_report(tmp_path: Path) -> None:
+    """`respond` seals incident.json (police not notified); `incident-note` says they were: the
+    report shows them notified, with the note as the source, and the next step done."""
+    it = make_person(tmp_path, "it")
+    out = tmp_path / "out"
+    proc = it.cli(
+        "respond",
+        "--case",
+        "OKC-2026-0042",
+        "--out",
+        out,
+        "--profile",
+        "minimal",
+        "--no-prompt",
+        "--reporter",
+        "Ann Clerk",
+        "--observed",
+        "A ransom note on the desktop",
+        "--crime-suspected",
+        "--notified",
+        "it=2026-12-01T09:00Z",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (bundle,) = out.iterdir()
+    note = it.cli("incident-note", bundle, "--notified", "police=2026-12-01T11:00Z", "--text", "PD case 77")
+    assert note.returncode == 0, note.stderr
+    report = tmp_path / "r.html"
+    assert it.cli("report", bundle, "--out", report).returncode == 0
+    page = report.read_text()
+    incident = _visible(_section(page, "Incident report"))
+    assert "A ransom note on the desktop" in incident and "Ann Clerk" in incident
+    assert re.search(r"City IT\s+yes\s+2026-12-01T09:00Z\s+sealed report", incident), incident
+    assert re.search(r"Police\s+yes\s+2026-12-01T11:00Z\s+custody event \d+ by Ida Responder", incident)
+    assert re.search(r"Crime suspected\s+yes", incident)
+    assert "PD case 77" in incident
+    for raw in ("True", "False", "format", "provided_by", "sealbox-incident"):
+        assert raw not in incident, raw
+    steps = _section(page, "Next steps")
+    assert steps[steps.index("Notify the police") :].index("(done)") < 200
+    words = _visible(_section(page, "Custody events in words"))
+    assert "was given the next steps after sealing; the bundle verified at that point" in words
+    assert "2. Report to city IT now (already done)" in words
+    clear_flags(out)

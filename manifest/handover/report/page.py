@@ -142,6 +142,11 @@ def _answer(incident: Incident, dotted: str) -> str:
     )
 
 
+def _party_order(party: str) -> tuple[int, str]:
+    order = list(PARTIES)
+    return (order.index(party) if party in order else len(order), party)
+
+
 def incident_section(incident: Incident) -> str:
     if incident.problem:
         return f'<p class="bad">{e(incident.problem)}</p>'
@@ -169,7 +174,7 @@ def incident_section(incident: Incident) -> str:
     parties = incident.get("notifications")
     if isinstance(parties, dict) and parties:
         prow = []
-        for party, state in parties.items():
+        for party, state in sorted(parties.items(), key=lambda kv: _party_order(kv[0])):
             state = state if isinstance(state, dict) else {}
             notified = state.get("notified")
             word = "yes" if notified is True else "no" if notified is False else "not answered"
