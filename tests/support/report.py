@@ -2,9 +2,11 @@
 §4.2 (exhibit, device identifiers, contacts, two-party transfers, examined, copied, stored,
 disposed), written as signed custody lines through the library.
 
-The events are made like `manifest.signing.custody.make_event` makes them and appended with the
-chain head kept in memory (so 500 events take a second, not 500 chain checks); event kinds this
-checkout does not know yet are written the same way, as generic signed events."""
+A short story goes through the library's `append_event`. A long one is made as
+`manifest.signing.custody.make_event` makes events and appended with the chain head kept in
+memory (500 events take a second, not 500 chain checks); event kinds a checkout does not know
+yet (before §4.2's are in custody.EVENTS, or `custody-audited`, which none knows) are written the
+same way, as generic signed events."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from manifest.format.canonical import canonical_bytes
 from manifest.format.timefmt import parse_rfc3339_ns, rfc3339_ns
 from manifest.signing.custody import (
     CONTINUATION,
+    append_event,
     event_line,
+    read_lines,
     sha256_hex,
     tagmanifest_sha256,
     tool_info,
@@ -212,29 +216,23 @@ def court_story(bundle: Path, it: Person, investigator: Person, police: Person, 
 
 
 def short_story(bundle: Path, it: Person, police: Person, total: int) -> dict[str, int]:
-    """A few events: incident notes (police notified), then a transfer to the police left open."""
-    a = Appender(bundle)
+    """A few events through the library's own append (`append_event`, with receipts): incident
+    notes (police notified), then a transfer to the police left open."""
     s_it = signer_of(it)
-    while a.seq < total - 1:
-        a.add(
-            s_it,
-            "note",
-            {
-                "incident_update": {
-                    "notifications.police.notified": True,
-                    "notifications.police.when": "11:00Z",
-                },
-                "text": "Police informed by phone.",
-            },
-            "incident report addition",
-        )
-    given = a.add(
+    note = {
+        "incident_update": {"notifications.police.notified": True, "notifications.police.when": "11:00Z"},
+        "text": "Police informed by phone.",
+    }
+    while len(read_lines(bundle)) < total - 1:
+        append_event(bundle, s_it, "note", note, "incident report addition")
+    given = append_event(
+        bundle,
         s_it,
         "transferred",
         {"to": "Det. Paula Police, City PD", "to_key": police.fp, "method": "in-person", "seal": "SEAL-9"},
         "hand-over to the police",
     )
-    return {"open_transfer": given["seq"], "events": a.seq}
+    return {"open_transfer": given["seq"], "events": given["seq"]}
 
 
 class Story:
