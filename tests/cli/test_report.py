@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from manifest.handover.next_steps import next_steps
-from tests.support.custody import collect_bundle, make_person
+from tests.support.custody import collect_bundle, introduce, make_person
 from tests.support.env import clear_flags
 from tests.support.report import Story
 
@@ -219,3 +219,29 @@ def test_respond_incident_and_a_later_incident_note_read_as_one_report(tmp_path:
     assert "was given the next steps after sealing; the bundle verified at that point" in words
     assert "2. Report to city IT now (already done)" in words
     clear_flags(out)
+
+
+def test_export_and_receive_show_as_one_hand_over_in_the_receivers_copy(tmp_path: Path) -> None:
+    """In the police's copy the `exported` row names the police as receivers (their `received`
+    event completes it) and carries both signatures; verified on receipt is on the first page."""
+    it, police = make_person(tmp_path, "it"), make_person(tmp_path, "police")
+    introduce(it, police, tmp_path)
+    (tmp_path / "b").mkdir()
+    bundle = collect_bundle(it, tmp_path, tmp_path / "b")
+    (tmp_path / "pkg").mkdir()
+    it.cli("export", bundle, "--to", "Paula Police, City PD", "--out", tmp_path / "pkg", check=True)
+    (tmp_path / "in").mkdir()
+    police.cli("receive", tmp_path / "pkg" / (bundle.name + ".tar"), "--out", tmp_path / "in", check=True)
+    report = tmp_path / "r.html"
+    proc = police.cli("report", tmp_path / "in" / bundle.name, "--out", report)
+    assert proc.returncode == 0, proc.stderr
+    page = report.read_text()
+    exported = page[page.index('<tr id="custody-4">') : page.index('<tr id="custody-5">')]
+    text = _visible(exported)
+    assert "Exported" in text and "Ida Responder" in text and "Paula Police" in text and "received" in text
+    assert it.fp[7:15] in exported and police.fp[7:15] in exported
+    first = _visible(page.split("<h2>Chain of custody", 1)[0])
+    assert "verified on receipt by Paula Police (detective, City PD)" in first
+    assert re.search(r"Held now by\s+Paula Police \(detective, City PD\)", first)
+    clear_flags(tmp_path / "b")
+    clear_flags(tmp_path / "in")

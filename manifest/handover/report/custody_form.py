@@ -69,9 +69,27 @@ def _parties(entry: Entry, chain: Chain, transfer: Transfer | None) -> tuple[str
         released = _person_html(given.actor) if given else e(f"event {d.get('transfer_seq')}")
         return released, _person_html(entry.actor), [entry]
     if entry.kind == "exported":
+        # In the receiver's copy, the `received` event of this package completes the hand-over.
+        got = next(
+            (
+                x
+                for x in chain.entries
+                if x.kind == "received"
+                and d.get("package")
+                and x.details.get("package") == d.get("package")
+                and (x.seq or 0) > (entry.seq or 0)
+            ),
+            None,
+        )
+        if got is not None:
+            received = _person_html(got.actor) + (
+                f'<span class="line small">received {e(got.time[:19].replace("T", " "))} '
+                f"(event {e(got.seq)})</span>"
+            )
+            return _person_html(entry.actor), received, [entry, got]
         received = (
             f"<b>{e(d.get('recipient') or 'not named')}</b>"
-            + '<span class="line small">signed package</span>'
+            + '<span class="line small">signed package; its receipt is in the receiver\'s copy</span>'
         )
         return _person_html(entry.actor), received, [entry]
     if entry.kind == "received":
