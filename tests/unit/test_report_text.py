@@ -197,3 +197,23 @@ def test_email_messages_are_listed_by_date(tmp_path: Path) -> None:
     page = email_summary(tmp_path)
     order = [page.index(f"msg {n}") for n in (1, 3, 0, 2)]
     assert order == sorted(order)
+
+
+def test_legal_authority_reads_as_words() -> None:
+    e = entry(
+        3,
+        "examined",
+        {
+            "purpose": "triage",
+            "authority": {
+                "basis": "search warrant",
+                "reference": "W-17",
+                "issued_by": "District Court",
+                "date": "2026-11-30",
+            },
+        },
+    )
+    assert describe(e, Chain([e])).sentence == (
+        IDA_SAYS + "examined the evidence. Purpose: triage. "
+        "Legal authority: search warrant (reference W-17, issued by District Court, 2026-11-30)."
+    )

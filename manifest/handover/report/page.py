@@ -7,6 +7,7 @@ offline, years later, in any browser. Everything shown is read from the bundle i
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from manifest import TOOL_NAME, __version__
 from manifest.format import bagit
 from manifest.format.timefmt import now_rfc3339, parse_rfc3339_ns
 from manifest.handover.next_steps import next_steps
-from manifest.handover.report.chain import read_chain
+from manifest.handover.report.chain import Chain, read_chain
 from manifest.handover.report.custody_form import custody_table, events_in_words, people
 from manifest.handover.report.email import email_summary, iter_jsonl
 from manifest.handover.report.incident import PARTIES, Incident, as_next_steps_input, read_incident
@@ -129,6 +130,10 @@ _INCIDENT_ROWS = (
     ("affected.systems", "Affected systems"),
     ("affected.accounts", "Affected accounts"),
     ("crime_suspected", "Crime suspected"),
+    ("legal_authority.basis", "Legal basis"),
+    ("legal_authority.reference", "Warrant / reference"),
+    ("legal_authority.issued_by", "Issued by"),
+    ("legal_authority.date", "Issued on"),
 )
 
 
@@ -162,7 +167,11 @@ def incident_section(incident: Incident) -> str:
     rows = [
         (name, _answer(incident, dotted))
         for dotted, name in _INCIDENT_ROWS
-        if incident.present or incident.get(dotted) not in (None, "", [])
+        if (
+            incident.present
+            and (not dotted.startswith("legal_authority.") or "legal_authority" in incident.data)
+        )
+        or incident.get(dotted) not in (None, "", [])
     ]
     for key, value in incident.data.items():  # fields a newer sealbox writes, in words
         if key in ("notifications", "reporter", "discovery", "affected", *(k.split(".")[0] for k in known)):
@@ -219,8 +228,18 @@ def _commands(text: str) -> str:
     return "".join(f"<code>{e(p)}</code>" if n % 2 else e(p) for n, p in enumerate(parts))
 
 
-def steps_section(bundle_dir: Path, case: str, incident: Incident, verified: bool) -> str:
-    steps = next_steps(bundle_dir, case, as_next_steps_input(incident), verified)
+def steps_section(bundle_dir: Path, case: str, incident: Incident, verified: bool, chain: Chain) -> str:
+    """The guide's steps for this bundle (manifest/handover/next_steps.py, never a copy of them)."""
+    started = chain.first("collection-started")
+    details = started.details if started else {}
+    device = details.get("device") if isinstance(details.get("device"), dict) else {}
+    live = not details.get("root") and (device or {}).get("source") != "image"
+    sealed = chain.first("sealed")
+    wanted: dict[str, Any] = {"live": live, "key": sealed.key if sealed else None}
+    # A guide that does not take these yet (before the dead-box steps) is called without them.
+    accepted = inspect.signature(next_steps).parameters
+    extra = {k: v for k, v in wanted.items() if k in accepted}
+    steps = next_steps(bundle_dir, case, as_next_steps_input(incident), verified, **extra)
     done = ' <span class="ok">(done)</span>'
     items = "".join(
         f"<li><b>{e(s.title)}</b>{done if s.done else ''}<br>{_commands(s.detail)}</li>" for s in steps
@@ -319,7 +338,7 @@ def render_report(
         "<h2>Incident report</h2>",
         incident_section(incident),
         "<h2>Next steps (city incident guide)</h2>",
-        steps_section(bundle_dir, case, incident, bool(verify_report and verify_report.ok)),
+        steps_section(bundle_dir, case, incident, bool(verify_report and verify_report.ok), chain),
         "<h2>Items by collector and status</h2>",
         items_section(stats),
         "<h2>Email index</h2>",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from manifest.handover.report.words import (
     DISPOSITIONS,
+    authority_text,
     clause,
     empty,
     exhibit_text,
@@ -71,7 +72,7 @@ def _started(entry: Entry, chain: Chain) -> tuple[str, list[str], set[str]]:
     if isinstance(d.get("previous"), dict):
         parts.append(f"a follow-up of bundle {d['previous'].get('bundle')}")
     if not empty(d.get("authority")):
-        parts.append("legal authority: " + plain(d["authority"]))
+        parts.append("legal authority: " + authority_text(d["authority"]))
     used = {
         "host",
         "root",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from manifest import TOOL_NAME, __version__
 from manifest.format import bagit
 from manifest.handover.report.markup import e, kv, size, tok
-from manifest.handover.report.words import label, person, plain
+from manifest.handover.report.words import authority_text, label, person, plain
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from manifest.verify import VerifyReport
 
 FINDINGS_SHOWN = 50
+_NOT_RECORDED = '<span class="muted">not recorded</span>'
 
 
 def timestamp_line(bundle_dir: Path, verify_report: VerifyReport | None) -> str:
@@ -122,6 +123,11 @@ def first_page(
             whose += " (" + ", ".join(ids) + ")"
     if info.get("Source-Organization"):
         whose += f", {info['Source-Organization']}"
+    if started and (
+        started.details.get("root") or (isinstance(device, dict) and device.get("source") == "image")
+    ):
+        whose += "; collected from a disk image (a dead box), not from the running machine"
+    authority = started.details.get("authority") if started else None
     rows = [
         ("Case", f"<b>{e(info.get('External-Identifier'))}</b>"),
         ("Exhibit", _exhibit(exhibit)),
@@ -133,6 +139,10 @@ def first_page(
             f"{e(sealed.time[:19].replace('T', ' ') if sealed else 'never')}",
         ),
         ("Collected by", e(person(started.actor)) if started else "not recorded"),
+        (
+            "Legal authority",
+            e(authority_text(authority)) if authority else '<span class="muted">not recorded</span>',
+        ),
         ("Verified", _verified_by(chain, verify_report)),
         ("Held now by", e(_holder(chain))),
         ("Open transfers", _open_transfers(chain)),

@@ -157,14 +157,35 @@ def empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
+def said(key: str, value: Any) -> str:
+    """One detail as `label: value`."""
+    text = authority_text(value) if key in ("authority", "legal_authority") else plain(value)
+    return f"{label(key)}: {text}"
+
+
 def clause(details: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
     """`label: value` for each of `keys` that has a value, in that order."""
-    return [f"{label(k)}: {plain(details[k])}" for k in keys if not empty(details.get(k))]
+    return [said(k, details[k]) for k in keys if not empty(details.get(k))]
 
 
 def remaining(details: dict[str, Any], used: set[str]) -> list[str]:
     """`label: value` for every detail a sentence did not already say."""
-    return [f"{label(str(k))}: {plain(v)}" for k, v in details.items() if k not in used and not empty(v)]
+    return [said(str(k), v) for k, v in details.items() if k not in used and not empty(v)]
+
+
+def authority_text(authority: Any) -> str:
+    """`search warrant (reference W-1, issued by District Court, 2026-11-30)`."""
+    if not isinstance(authority, dict):
+        return plain(authority)
+    said = [
+        f"{label(k)} {authority[k]}" if k != "date" else str(authority[k])
+        for k in ("reference", "issued_by", "date")
+        if authority.get(k)
+    ]
+    rest = {k: v for k, v in authority.items() if k not in ("basis", "reference", "issued_by", "date") and v}
+    said += [f"{label(k)} {plain(v)}" for k, v in rest.items()]
+    basis = str(authority.get("basis") or "basis not stated")
+    return basis + (f" ({', '.join(said)})" if said else "")
 
 
 def exhibit_text(exhibit: Any) -> str:
