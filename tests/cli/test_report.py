@@ -5,6 +5,7 @@ notes, the next steps from the one guide, and refusals that name the problem."""
 from __future__ import annotations
 
 import html as htmllib
+import inspect
 import os
 import re
 from typing import TYPE_CHECKING
@@ -128,7 +129,9 @@ def test_next_steps_are_the_guides_own_words(story: Story, page: str) -> None:
     """The same steps `respond` prints (manifest/handover/next_steps.py), done marks from the notes."""
     section = _section(page, "Next steps")
     incident = {"notifications": {"police": {"notified": True}}}
-    for step in next_steps(story.bundle, "OKC-2026-0042", incident, True):
+    # The guide names the signing key in its commands once it takes `key` (as the report passes it).
+    key = {"key": story.it.fp} if "key" in inspect.signature(next_steps).parameters else {}
+    for step in next_steps(story.bundle, "OKC-2026-0042", incident, True, **key):
         assert htmllib.escape(step.title, quote=False) in section, step.title
         assert _visible(htmllib.escape(step.detail.replace("`", ""), quote=False)).strip() in _visible(
             section.replace("<code>", "").replace("</code>", "")

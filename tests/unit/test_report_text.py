@@ -152,7 +152,7 @@ def test_an_accepted_transfer_is_complete_and_a_wrong_key_does_not_complete_it()
     assert t.accepted is right
     forged = entry(5, "accepted", {"transfer_seq": 3, "transfer_sha256": "0" * 64}, IVAN)
     assert Chain([given, forged]).open_transfers() != []
-    assert "accepted it at 2026-12-01T10:05:00Z" in describe(given, Chain([given, right])).sentence
+    assert "accepted it at 2026-12-01 10:05:00 UTC" in describe(given, Chain([given, right])).sentence
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from manifest.handover.report.markup import e, tok, when_html
 from manifest.handover.report.sentences import describe
-from manifest.handover.report.words import event_name, label, plain, short_fp
+from manifest.handover.report.words import event_name, label, plain, short_fp, short_fps
 
 if TYPE_CHECKING:
     from manifest.handover.report.chain import Chain, Entry, Transfer
@@ -130,7 +130,7 @@ def custody_table(chain: Chain) -> str:
     )
     for entry in chain.entries:
         released, received, signed = _parties(entry, chain, transfers.get(id(entry)))
-        purpose = str(entry.details.get("purpose") or entry.reason or "")
+        purpose = short_fps(str(entry.details.get("purpose") or entry.reason or ""))
         event = (
             f"<b>{e(entry.seq)}. {e(event_name(entry.kind))}</b>"
             f'<span class="line">{tok(entry.where)}</span>'

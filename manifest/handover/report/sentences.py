@@ -17,6 +17,7 @@ from manifest.handover.report.words import (
     plain,
     remaining,
     short_fp,
+    when,
 )
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def _transferred(entry: Entry, chain: Chain) -> tuple[str, list[str], set[str]]:
     transfer = next((t for t in chain.transfers() if t.given is entry), None)
     if transfer is not None and transfer.accepted is not None:
         a = transfer.accepted
-        parts.append(f"{a.actor.get('name') or 'the receiver'} accepted it at {a.time} (event {a.seq})")
+        parts.append(f"{a.actor.get('name') or 'the receiver'} accepted it at {when(a.time)} (event {a.seq})")
     else:
         parts.append("the receiver has NOT accepted it: the transfer is open")
     used = {
@@ -161,7 +162,7 @@ def _received(entry: Entry, chain: Chain) -> tuple[str, list[str], set[str]]:
     )
     parts = []
     if d.get("verified") is True:
-        parts.append(f"the bundle verified on receipt at {d.get('verified_at') or entry.time}")
+        parts.append(f"the bundle verified on receipt at {when(d.get('verified_at') or entry.time)}")
     if d.get("package_sha256"):
         parts.append(f"package SHA-256 {str(d['package_sha256'])[:16]}…")
     return head, parts, {"package", "exporter", "verified", "verified_at", "package_sha256", "signer"}

@@ -4,6 +4,7 @@ generic way, so a newer bundle still reads as sentences."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # Labels for detail keys (FORMAT.md §4, §4.2); any other key is turned into words by `label`.
@@ -131,6 +132,22 @@ def short_fp(fp: Any) -> str:
     """`SHA256:810f954f…c514`: enough to match against the full fingerprint in the people table."""
     text = str(fp or "")
     return text if len(text) < 24 else f"{text[:15]}…{text[-4:]}"
+
+
+_FP = re.compile(r"SHA256:[0-9a-f]{64}")
+
+
+def short_fps(text: str) -> str:
+    """Free text with each full key fingerprint in its short form (for narrow columns)."""
+    return _FP.sub(lambda m: short_fp(m.group(0)), text)
+
+
+def when(text: Any) -> str:
+    """`2026-12-02 02:45:22 UTC` from an RFC 3339 UTC time; anything else as it is."""
+    value = str(text or "")
+    if len(value) >= 19 and value[10] == "T" and value.endswith("Z"):
+        return value[:19].replace("T", " ") + " UTC"
+    return value
 
 
 def is_fingerprint(value: Any) -> bool:
