@@ -121,11 +121,29 @@ def _leave_with_parent() -> None:
         raise SystemExit(1)
 
 
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _stops_held() -> Iterator[None]:
+    """Start workers with Ctrl-C and SIGTERM held back (the mask is inherited, through exec too):
+    a worker stopped while it is still starting would otherwise run the parent's handlers (the
+    CLI turns SIGTERM into KeyboardInterrupt) and print a traceback. `_init` lets them through
+    once its own handlers are in place; here they are let through again afterwards (one that
+    came meanwhile is delivered then)."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     # The supervisor stops workers with SIGTERM: leaving through Python runs `finally` blocks and
     # closes files (SIGKILL follows after a grace period).
     signal.signal(signal.SIGTERM, _leave)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # a stop sent while starting: now
     _leave_with_parent()
     gc.set_threshold(*FEW_COLLECTIONS)
     _keep_freed_memory()
@@ -274,7 +292,8 @@ class _Supervisor:
                 worker = _Worker(proc, task_w, result_r)
                 self.workers.append(worker)  # stopped with the others if its start fails
                 try:
-                    proc.start()
+                    with _stops_held():
+                        proc.start()
                 finally:
                     task_r.close()
                     result_w.close()
@@ -467,7 +486,8 @@ def start_process(target: Callable[..., None], *args: Any) -> BaseProcess:
     """`target(*args)` in one worker process, set up as the map's workers are (ignores Ctrl-C,
     leaves when its parent dies). The caller joins it and reads its `exitcode`."""
     proc = context().Process(target=_run_in_worker, args=(target, args), daemon=True)
-    proc.start()
+    with _stops_held():
+        proc.start()
     return proc
 
 

@@ -202,6 +202,30 @@ def test_a_worker_exception_prints_nothing_but_the_callers_line() -> None:
     assert proc.stdout == "batch 7 cannot be read\n" and proc.stderr == "", proc.stderr
 
 
+def _refuse(n: int) -> int:
+    raise ValueError(f"batch {n} refused")
+
+
+def test_workers_stopped_while_they_start_print_nothing() -> None:
+    # The first batch fails at once, so the workers are stopped (SIGTERM) while the others are
+    # still starting: a worker that had not yet set its own handlers ran the CLI's (SIGTERM as
+    # KeyboardInterrupt) and printed a traceback, as `verify` once did when its streamed check
+    # gave up at once.
+    proc = _script(
+        "import signal\n"
+        "from manifest.osio.parallel import ordered_map\n"
+        "from tests.unit.test_parallel import _interrupt, _refuse\n"
+        "signal.signal(signal.SIGTERM, _interrupt)  # as the CLI does\n"
+        "for _ in range(10):\n"
+        "    try:\n"
+        "        list(ordered_map(_refuse, range(10), 2))\n"
+        "    except ValueError:\n"
+        "        pass\n"
+        "print('stopped 10 times')\n"
+    )
+    assert proc.stdout == "stopped 10 times\n" and proc.stderr == "", proc.stderr
+
+
 def _stat(pid: int) -> tuple[int, str] | None:
     """(parent pid, start time) of a process from /proc; None once it is gone or a zombie."""
     try:
