@@ -18,6 +18,7 @@ import pytest
 from manifest.errors import SealboxError, UsageError, WorkerLost
 from manifest.osio import parallel
 from manifest.osio.parallel import ordered_map, start_process
+from manifest.osio.spool import Spool
 from tests.support.env import REPO
 
 # fork is the fast default on Linux; spawn and forkserver (Python 3.14's default on Linux) must
@@ -330,6 +331,23 @@ def test_start_process_runs_its_target_under_spawn(tmp_path: Path, monkeypatch: 
     proc = start_process(_write, tmp_path / "out", "written apart")
     proc.join(30)
     assert proc.exitcode == 0 and (tmp_path / "out").read_text() == "written apart"
+
+
+def _spool_put(spool: Spool, text: bytes) -> None:
+    spool.put([text])
+
+
+def test_a_spool_reaches_a_spawned_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # collect's workers write through the spool: a spawned one has no inherited fd, and the fd
+    # number it was given would name another file there (or none).
+    monkeypatch.setenv(parallel.START_METHOD_VARIABLE, "spawn")
+    spool = Spool(tmp_path)
+    spool.put([b"main "])
+    proc = start_process(_spool_put, spool, b"from a spawned worker")
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert spool.read(0, 26) == b"main from a spawned worker"
+    spool.close()
 
 
 def test_an_unknown_start_method_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
