@@ -1,4 +1,19 @@
-"""Ordered parallel map over batches with a bounded window: memory stays flat, order is kept."""
+"""Ordered parallel map over batches in worker processes: memory stays flat, order is kept, and an
+interrupt, an error or a lost worker stops every worker at once.
+
+A small supervisor over `multiprocessing.Process` and two pipes per worker, with only public APIs.
+Nothing is shared between workers (no queue, no lock): a worker killed at any moment (the
+out-of-memory killer, SIGKILL half way through sending a result) can leave nothing held that the
+main process or another worker waits for. The main process never blocks on a worker: it writes
+tasks without blocking and waits on all result pipes and process sentinels at once, so a lost
+worker is noticed the moment it ends.
+
+Workers start with `fork` where the platform has it (they inherit the loaded modules: a worker
+starts in milliseconds), and with any other start method (`spawn`, `forkserver`: set
+SEALBOX_START_METHOD) the same code is correct, only slower to start: the function, the
+initializer's arguments and every batch are then pickled, so they must be module-level and
+picklable.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +21,29 @@ import contextlib
 import gc
 import heapq
 import multiprocessing
-import multiprocessing.pool as mp_pool
 import os
-import queue
+import pickle
+import selectors
 import signal
-import threading
+import struct
 import time
+import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from manifest.errors import WorkerLost
+from manifest.errors import UsageError, WorkerLost
 from manifest.osio.libc import libc as c_library
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
+    from multiprocessing.process import BaseProcess
 
 # Per-file records are short-lived and acyclic (freed by reference counting); a cyclic collection
 # every 700 allocations cost a tenth of a worker's time, so hot loops collect far less often.
 FEW_COLLECTIONS = (50_000, 20, 20)
+
+START_METHOD_VARIABLE = "SEALBOX_START_METHOD"
 
 
 @contextlib.contextmanager
@@ -39,6 +59,22 @@ def few_collections() -> Iterator[None]:
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def context(method: str | None = None) -> Any:  # a multiprocessing context (typeshed: one class each)
+    """The multiprocessing context workers start in: `method`, else SEALBOX_START_METHOD, else
+    `fork` where the platform has it, else the platform's default."""
+    wanted = method or os.environ.get(START_METHOD_VARIABLE) or None
+    if wanted is None and "fork" in multiprocessing.get_all_start_methods():
+        wanted = "fork"
+    try:
+        return multiprocessing.get_context(wanted)
+    except ValueError:
+        known = ", ".join(multiprocessing.get_all_start_methods())
+        raise UsageError(
+            f"unknown process start method {wanted!r} in {START_METHOD_VARIABLE}",
+            f"use one of {known}, or unset it",
+        ) from None
 
 
 def _leave(_signum: int, _frame: object) -> None:
@@ -76,7 +112,8 @@ _PR_SET_PDEATHSIG = 1
 
 def _leave_with_parent() -> None:
     """A worker whose parent is killed outright (SIGKILL) gets SIGTERM and leaves quietly, instead
-    of living on and printing a traceback when it finds no one to hand its result to."""
+    of living on and printing a traceback when it finds no one to hand its result to. (Started by
+    a fork server, its parent is that server; it then leaves at the end of its task pipe.)"""
     parent = os.getppid()
     with contextlib.suppress(OSError, AttributeError):
         c_library().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -84,11 +121,29 @@ def _leave_with_parent() -> None:
         raise SystemExit(1)
 
 
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _stops_held() -> Iterator[None]:
+    """Start workers with Ctrl-C and SIGTERM held back (the mask is inherited, through exec too):
+    a worker stopped while it is still starting would otherwise run the parent's handlers (the
+    CLI turns SIGTERM into KeyboardInterrupt) and print a traceback. `_init` lets them through
+    once its own handlers are in place; here they are let through again afterwards (one that
+    came meanwhile is delivered then)."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
-    # `_stop` stops workers with SIGTERM. Leaving through Python releases a lock this worker
-    # holds (a queue's, while it takes a task or puts a result) instead of dying with it held.
+    # The supervisor stops workers with SIGTERM: leaving through Python runs `finally` blocks and
+    # closes files (SIGKILL follows after a grace period).
     signal.signal(signal.SIGTERM, _leave)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # a stop sent while starting: now
     _leave_with_parent()
     gc.set_threshold(*FEW_COLLECTIONS)
     _keep_freed_memory()
@@ -96,100 +151,265 @@ def _init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) ->
         initializer(*initargs)
 
 
-_LOOK = 0.5  # seconds between checks that every worker is still there
+# ---------------------------------------------------------------- the wire: length, then pickle
+_HEADER = struct.Struct("<Q")
 
 
-def _check_workers(started: list[Any]) -> None:
-    """Raise WorkerLost if one of the pool's processes has ended. A pool worker only ends when the
-    pool is closed, so one that ended was killed (the out-of-memory killer, a signal): the batch
-    it held will never come back, and waiting for it would wait for good."""
-    for proc in started:
-        code = proc.exitcode
-        if code is not None:
-            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-            raise WorkerLost(
-                f"a worker process ended before its work was done ({how}; out of memory?)",
-                "nothing it held was finished; run the command again"
-                " (an interrupted collection: with --resume)",
-            )
+def _frame(obj: object) -> bytes:
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload
 
 
+def _read_exactly(fd: int, n: int) -> bytes | None:
+    """`n` bytes from a blocking pipe; None at its end (the other side is gone)."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            return None
+        got += k
+    return bytes(buf)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _failure(exc: Exception) -> tuple[bool, Any]:
+    """What a worker sends for an exception raised by the function: the exception itself with
+    the worker's traceback as a note (shown with -v), or, if it cannot be pickled, a stand-in
+    that says what it was."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        exc.add_note(f"raised in a worker process:\n{text}")
+        pickle.loads(pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # any exception that does not survive pickling
+        stand_in = RuntimeError(f"{type(exc).__name__}: {exc}")
+        stand_in.add_note(f"raised in a worker process:\n{text}")
+        return False, stand_in
+    return False, exc
+
+
+def _serve(
+    tasks: Any,
+    results: Any,
+    fn: Callable[[Any], Any],
+    initializer: Callable[..., None] | None,
+    initargs: tuple[Any, ...],
+    inherited: list[int],
+) -> None:
+    """A worker: run `fn` on each task read from `tasks` and write the outcome to `results`, in
+    order, until the task pipe ends. Anything but the function's own exceptions (a stop, the
+    main process gone) ends the worker quietly: the main process reports what happened."""
+    for fd in inherited:  # a forked worker's copies of the other pipes' main-side ends
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    try:
+        _init(initializer, initargs)
+        fd_in, fd_out = tasks.fileno(), results.fileno()
+        while True:
+            header = _read_exactly(fd_in, _HEADER.size)
+            if header is None:
+                return  # no more tasks: the normal end
+            body = _read_exactly(fd_in, _HEADER.unpack(header)[0])
+            if body is None:
+                return
+            try:
+                message = _frame((True, fn(pickle.loads(body))))
+            except Exception as exc:  # handed to the main process, which raises it
+                message = _frame(_failure(exc))
+            del body
+            _write_all(fd_out, message)
+            del message
+    except (OSError, EOFError):
+        raise SystemExit(1) from None  # the main process is gone or stopped listening
+
+
+# ---------------------------------------------------------------- the main side
+_PREFETCH = 2  # tasks sent to a worker ahead: it never waits for the main process between two
+_LOOK = 0.5  # seconds between checks when nothing arrives
 _GRACE = 2.0  # seconds a stopped worker gets to leave through Python before it is killed
 
 
-def _discard(reader: Any) -> None:
-    """Throw away whatever is waiting in a pipe, without blocking."""
-    fd = reader.fileno()
-    os.set_blocking(fd, False)
-    with contextlib.suppress(BlockingIOError):
-        while os.read(fd, 1 << 16):
-            pass
+def _lost(proc: BaseProcess) -> WorkerLost:
+    proc.join(1)
+    code = proc.exitcode
+    how = "ended" if code is None else f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+    return WorkerLost(
+        f"a worker process ended before its work was done ({how}; out of memory?)",
+        "nothing it held was finished; run the command again (an interrupted collection: with --resume)",
+    )
 
 
-@contextlib.contextmanager
-def _quiet(thread: threading.Thread) -> Iterator[None]:
-    """An exception that ends `thread` meanwhile prints nothing (others still do)."""
-    hook = threading.excepthook
-
-    def quiet(args: Any) -> None:
-        if args.thread is not thread:
-            hook(args)
-
-    threading.excepthook = quiet
-    try:
-        yield
-    finally:
-        threading.excepthook = hook
+@dataclass
+class _Worker:
+    proc: BaseProcess
+    tasks: Any  # Connection: the main side's write end of the task pipe
+    results: Any  # Connection: the main side's read end of the result pipe
+    keys: deque[tuple[int, ...]] = field(default_factory=deque)  # sent, in order, not yet answered
+    out: bytearray = field(default_factory=bytearray)  # framed tasks not yet written
+    header: bytearray = field(default_factory=bytearray)
+    body: bytearray | None = None
+    got: int = 0
 
 
-def _stop(pool: Any) -> None:
-    """Stop the pool at once, whatever its workers were doing. Pool.terminate() is not used: it
-    reads the task queue under a lock that a worker killed outright (the out-of-memory killer)
-    never gives back, and, beside live workers, it can take half of a message and wait for the
-    rest for good. Here no step waits on a worker: none is started again, each is stopped
-    (SIGTERM, SIGKILL after a grace period), and the pool's threads are then let go one by one."""
-    collector = pool._result_handler
-    # A worker stopped while sending a result can leave half of it in the result pipe; the result
-    # thread then fails on what it reads. Expected here: it must not print a traceback.
-    with _quiet(collector):
-        pool._state = mp_pool.TERMINATE
-        # The pool's own threads put to the result queue with a lock of their own from now on: a
-        # worker stopped (or killed) while putting a result may leave the shared one taken.
-        if getattr(pool._outqueue, "_wlock", None) is not None:
-            pool._outqueue._wlock = multiprocessing.get_context("fork").Lock()
-        maintainer = pool._worker_handler  # it would start new workers for the ones stopped below
-        maintainer._state = mp_pool.TERMINATE
-        pool._change_notifier.put(None)
-        maintainer.join()
-        workers = list(pool._pool)
-        for proc in workers:
+class _Supervisor:
+    """Worker processes, each fed through a pipe of its own; `poll` gathers their answers."""
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        workers: int,
+        initializer: Callable[..., None] | None,
+        initargs: tuple[Any, ...],
+        method: str | None = None,
+    ) -> None:
+        ctx = context(method)
+        forked = ctx.get_start_method() == "fork"
+        self.workers: list[_Worker] = []
+        self.selector = selectors.DefaultSelector()
+        if forked:  # the workers' collector leaves inherited objects alone: their pages stay shared
+            gc.freeze()
+        try:
+            for _ in range(workers):
+                task_r, task_w = ctx.Pipe(duplex=False)
+                result_r, result_w = ctx.Pipe(duplex=False)
+                # A forked worker closes its copies of the main side's ends (its own and the
+                # other workers'): a pipe then ends for it when the main process is gone.
+                inherited = []
+                if forked:
+                    inherited = [fd for w in self.workers for fd in (w.tasks.fileno(), w.results.fileno())]
+                    inherited += [task_w.fileno(), result_r.fileno()]
+                proc = ctx.Process(
+                    target=_serve,
+                    args=(task_r, result_w, fn, initializer, initargs, inherited),
+                    daemon=True,
+                )
+                worker = _Worker(proc, task_w, result_r)
+                self.workers.append(worker)  # stopped with the others if its start fails
+                try:
+                    with _stops_held():
+                        proc.start()
+                finally:
+                    task_r.close()
+                    result_w.close()
+                os.set_blocking(task_w.fileno(), False)
+                os.set_blocking(result_r.fileno(), False)
+                self.selector.register(result_r.fileno(), selectors.EVENT_READ, worker)
+                self.selector.register(proc.sentinel, selectors.EVENT_READ, worker)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            if forked:
+                gc.unfreeze()
+
+    def room(self) -> _Worker | None:
+        """The worker with the fewest tasks, if it can take one more."""
+        best = min(self.workers, key=lambda w: len(w.keys))
+        return best if len(best.keys) < _PREFETCH else None
+
+    def send(self, worker: _Worker, key: tuple[int, ...], batch: object) -> None:
+        worker.keys.append(key)
+        pending = bool(worker.out)
+        worker.out += _frame(batch)
+        if not pending:
+            self._flush(worker)
+
+    def _flush(self, worker: _Worker) -> None:
+        fd = worker.tasks.fileno()
+        try:
+            n = os.write(fd, worker.out)
+        except BlockingIOError:
+            n = 0
+        except BrokenPipeError:
+            raise _lost(worker.proc) from None
+        del worker.out[:n]
+        # The task pipe is watched only while part of a task waits to be written (a full pipe).
+        registered = fd in self.selector.get_map()
+        if worker.out and not registered:
+            self.selector.register(fd, selectors.EVENT_WRITE, worker)
+        elif not worker.out and registered:
+            self.selector.unregister(fd)
+
+    def poll(self, timeout: float) -> list[tuple[tuple[int, ...], bool, Any]]:
+        """(key, ok, result or exception) of every answer complete within `timeout`; WorkerLost
+        if a worker ended."""
+        answers: list[tuple[tuple[int, ...], bool, Any]] = []
+        ended: _Worker | None = None
+        for key, _mask in self.selector.select(timeout):
+            worker: _Worker = key.data
+            if key.fd == worker.proc.sentinel:
+                ended = worker
+            elif key.fd == worker.results.fileno():
+                self._receive(worker, answers)
+            else:
+                self._flush(worker)
+        if ended is not None:
+            raise _lost(ended.proc)
+        return answers
+
+    def _receive(self, worker: _Worker, answers: list[tuple[tuple[int, ...], bool, Any]]) -> None:
+        fd = worker.results.fileno()
+        while True:
+            if worker.body is None:
+                try:
+                    chunk = os.read(fd, _HEADER.size - len(worker.header))
+                except BlockingIOError:
+                    return
+                if not chunk:
+                    raise _lost(worker.proc)
+                worker.header += chunk
+                if len(worker.header) < _HEADER.size:
+                    continue
+                worker.body = bytearray(_HEADER.unpack(worker.header)[0])
+                worker.got = 0
+                worker.header.clear()
+            view = memoryview(worker.body)
+            try:
+                n = os.readv(fd, [view[worker.got :]]) if worker.got < len(view) else 0
+            except BlockingIOError:
+                return
+            if n == 0 and worker.got < len(view):
+                raise _lost(worker.proc)
+            worker.got += n
+            if worker.got == len(view):
+                ok, value = pickle.loads(worker.body)
+                worker.body = None
+                answers.append((worker.keys.popleft(), ok, value))
+
+    def close(self) -> None:
+        """The normal end: every task answered. Each worker leaves at the end of its task pipe."""
+        for worker in self.workers:
+            worker.tasks.close()
+        for worker in self.workers:
+            worker.proc.join()
+            worker.results.close()
+        self.selector.close()
+
+    def stop(self) -> None:
+        """Stop every worker at once, whatever it is doing: SIGTERM, SIGKILL after a grace period.
+        Nothing here waits on a worker's pipe, and no worker holds anything another one needs."""
+        procs = [w.proc for w in self.workers if w.proc.pid is not None]
+        for proc in procs:
             if proc.exitcode is None:
-                proc.terminate()
+                with contextlib.suppress(OSError):
+                    proc.terminate()
         deadline = time.monotonic() + _GRACE
-        for proc in workers:
+        for proc in procs:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.exitcode is None:
-                proc.kill()
+                with contextlib.suppress(OSError):
+                    proc.kill()
                 proc.join()
-        feeder = pool._task_handler
-        feeder._state = mp_pool.TERMINATE
-        while feeder.is_alive():  # it may be blocked putting a task into a full pipe
-            _discard(pool._inqueue._reader)
-            feeder.join(0.01)
-        # The result thread leaves on the feeder's last message or, if a stopped worker left half
-        # a message, at the end of the pipe once no writer is left.
-        collector._state = mp_pool.TERMINATE
-        pool._outqueue._writer.close()
-        collector.join()
-    pool._terminate.cancel()  # its finalizer would run terminate() at exit
-
-
-def _wait(job: Any, started: list[Any]) -> Any:
-    """`job.get()`, checking meanwhile that no worker was lost."""
-    while not job.ready():
-        job.wait(_LOOK)
-        _check_workers(started)
-    return job.get()
+        for worker in self.workers:
+            worker.tasks.close()
+            worker.results.close()
+        self.selector.close()
 
 
 def ordered_map(
@@ -200,11 +420,13 @@ def ordered_map(
     initargs: tuple[Any, ...] = (),
     window: int = 3,
     more: Callable[[R], list[T]] | None = None,
+    method: str | None = None,
 ) -> Iterator[R]:
     """`fn(batch)` for each batch in worker processes, yielded in input order. At most
     `window * workers` batches are in flight. `more(result)` may give batches that belong right
-    after that result's (work a worker handed back); they are queued as soon as the result
-    arrives, whatever its place in the order. An interrupt or error stops the workers at once."""
+    after that result's (work a worker handed back); they are queued ahead of the others as soon
+    as the result arrives. An interrupt or error stops the workers at once; an exception `fn`
+    raises in a worker is raised here. `method` is the start method (see `context`)."""
     if workers <= 1:
         if initializer is not None:
             initializer(*initargs)
@@ -216,45 +438,40 @@ def ordered_map(
                 todo.extendleft(reversed(more(result) if more is not None else []))
                 yield result
         return
-    ctx = multiprocessing.get_context("fork")  # workers inherit loaded modules: fast start
-    gc.freeze()  # the workers' collector leaves inherited objects alone: their pages stay shared
-    pool = ctx.Pool(workers, initializer=_init, initargs=(initializer, initargs))
-    gc.unfreeze()
-    # The pool's own processes (it starts a new one for any that ends; these are the first ones).
-    started = list(pool._pool)  # type: ignore[attr-defined]
+    pool = _Supervisor(fn, workers, initializer, initargs, method)
     # Keys are tuples: work handed back by batch (5,) becomes (5, 1), (5, 2)..., which sort
     # after (5,) and before (6,), so the output order is the input order at every depth.
-    arrived: queue.SimpleQueue[tuple[tuple[int, ...], Any, BaseException | None]] = queue.SimpleQueue()
     outstanding: list[tuple[int, ...]] = []  # a heap: the next key to yield is the smallest
+    waiting: deque[tuple[tuple[int, ...], T]] = deque()  # not yet sent to a worker
     done: dict[tuple[int, ...], R] = {}
-
-    def submit(key: tuple[int, ...], batch: T) -> None:
-        heapq.heappush(outstanding, key)
-        pool.apply_async(
-            fn,
-            (batch,),
-            callback=lambda result: arrived.put((key, result, None)),
-            error_callback=lambda exc: arrived.put((key, None, exc)),
-        )
-
     numbered = enumerate(batches)
+    more_input = True
     finished = False
     try:
         while True:
-            while len(outstanding) < window * workers and (nth := next(numbered, None)) is not None:
-                submit((nth[0],), nth[1])
-            if not outstanding:
+            while waiting and (worker := pool.room()) is not None:
+                key, batch = waiting.popleft()
+                pool.send(worker, key, batch)
+            if more_input and len(outstanding) < window * workers:
+                nth = next(numbered, None)
+                if nth is None:
+                    more_input = False
+                else:
+                    heapq.heappush(outstanding, (nth[0],))
+                    waiting.append(((nth[0],), nth[1]))
+                answers = pool.poll(0)
+            elif outstanding:
+                answers = pool.poll(_LOOK)
+            else:
                 break
-            try:
-                key, result, exc = arrived.get(timeout=_LOOK)
-            except queue.Empty:
-                _check_workers(started)
-                continue
-            if exc is not None:
-                raise exc
-            for i, extra in enumerate(more(result) if more is not None else [], start=1):
-                submit((*key, i), extra)
-            done[key] = result
+            for key, ok, value in answers:
+                if not ok:
+                    raise value
+                extra = more(value) if more is not None else []
+                for i, batch in reversed(list(enumerate(extra, start=1))):
+                    heapq.heappush(outstanding, (*key, i))
+                    waiting.appendleft(((*key, i), batch))
+                done[key] = value
             while outstanding and outstanding[0] in done:
                 yield done.pop(heapq.heappop(outstanding))
         finished = True
@@ -262,85 +479,18 @@ def ordered_map(
         if finished:
             pool.close()
         else:
-            _stop(pool)  # Ctrl-C or a failure: do not wait for running batches
-        pool.join()
+            pool.stop()  # Ctrl-C, an error, a lost worker: do not wait for running batches
 
 
-def start_process(target: Callable[..., None], *args: Any) -> Any:
-    """`target(*args)` in one forked worker process, set up as the pools' workers are (ignores
-    Ctrl-C, leaves when its parent dies). The caller joins it and reads its `exitcode`."""
-    ctx = multiprocessing.get_context("fork")
-    proc = ctx.Process(target=_run_in_worker, args=(target, args), daemon=True)
-    proc.start()
+def start_process(target: Callable[..., None], *args: Any) -> BaseProcess:
+    """`target(*args)` in one worker process, set up as the map's workers are (ignores Ctrl-C,
+    leaves when its parent dies). The caller joins it and reads its `exitcode`."""
+    proc = context().Process(target=_run_in_worker, args=(target, args), daemon=True)
+    with _stops_held():
+        proc.start()
     return proc
 
 
 def _run_in_worker(target: Callable[..., None], args: tuple[Any, ...]) -> None:
     _init(None, ())
     target(*args)
-
-
-class BackgroundMap(Generic[T, R]):
-    """`fn(batch)` for every batch, all submitted to worker processes at once so the caller can do
-    its own work meanwhile; `results()` yields in input order. Leaving the `with` block early
-    (an error, Ctrl-C) stops the workers at once."""
-
-    def __init__(
-        self,
-        fn: Callable[[T], R],
-        batches: list[T],
-        workers: int,
-        first: tuple[Callable[..., Any], tuple[Any, ...]] | None = None,
-        initializer: Callable[..., None] | None = None,
-        initargs: tuple[Any, ...] = (),
-    ) -> None:
-        self.fn = fn
-        self.batches = batches
-        self.first = first
-        self.pool: Any = None
-        self.pending: list[Any] = []
-        self.first_job: Any = None
-        self.started: list[Any] = []
-        if workers <= 1 or len(batches) + (first is not None) <= 1:
-            if initializer is not None:
-                initializer(*initargs)
-            return
-        # Forked workers get `initargs` by inheritance, not pickling. Frozen objects are left
-        # alone by the collector, so the workers' gc does not copy the parent's pages.
-        gc.freeze()
-        self.pool = multiprocessing.get_context("fork").Pool(
-            workers, initializer=_init, initargs=(initializer, initargs)
-        )
-        gc.unfreeze()
-        self.started = list(self.pool._pool)
-        if first is not None:  # a different, longer task, queued ahead of the batches
-            self.first_job = self.pool.apply_async(first[0], first[1])
-        self.pending = [self.pool.apply_async(fn, (batch,)) for batch in batches]
-
-    def first_result(self) -> Any:
-        """The result of `first` (run here when there is no pool)."""
-        if self.first is None:
-            return None
-        if self.first_job is None:
-            return self.first[0](*self.first[1])
-        return _wait(self.first_job, self.started)
-
-    def results(self) -> Iterator[R]:
-        if self.pool is None:
-            for batch in self.batches:
-                yield self.fn(batch)
-            return
-        for job in self.pending:
-            yield _wait(job, self.started)
-
-    def __enter__(self) -> BackgroundMap[T, R]:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if self.pool is None:
-            return
-        if exc_type is None:
-            self.pool.close()
-        else:
-            _stop(self.pool)
-        self.pool.join()

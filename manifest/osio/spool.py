@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import multiprocessing
 import os
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 from manifest.osio.libc import libc as c_library
+from manifest.osio.parallel import context
 
 _FALLOC_FL_KEEP_SIZE = 0x1
 _FALLOC_FL_PUNCH_HOLE = 0x2
@@ -39,7 +39,9 @@ class Spooled(NamedTuple):
 
 
 class Spool:
-    """Create before forking the workers: they inherit the file and the shared end offset."""
+    """Create before starting the workers. Forked, they inherit the file and the shared end
+    offset; started otherwise (spawn, forkserver), they get it pickled and open the same file
+    again through /proc (it has no name to open it by)."""
 
     def __init__(self, directory: Path) -> None:
         try:  # no name at all: nothing to clean up, nothing visible in the bundle
@@ -47,13 +49,25 @@ class Spool:
         except (AttributeError, OSError):
             self.fd, name = tempfile.mkstemp(dir=directory, prefix=".spool-")
             Path(name).unlink()
-        self._end = multiprocessing.get_context("fork").Value("q", 0)
+        self._end = context().Value("q", 0)
         try:
             self._fallocate = getattr(c_library(), "fallocate", None)
         except OSError:
             self._fallocate = None
         if self._fallocate is not None:
             self._fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+
+    def __getstate__(self) -> dict[str, object]:
+        # An fd number means nothing in a process that did not inherit it: the worker opens the
+        # file again by this process's /proc entry (still open here, so it is the same file).
+        state = {k: v for k, v in self.__dict__.items() if k != "_fallocate"}
+        state["fd"] = f"/proc/{os.getpid()}/fd/{self.fd}"
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.fd = os.open(str(state["fd"]), os.O_RDWR | os.O_CLOEXEC)
+        self._fallocate = None  # the main process alone punches copied ranges out
 
     def put(self, parts: list[bytes]) -> Spooled:
         """Worker side: write the parts once, at a range no other worker gets."""

@@ -1,9 +1,10 @@
 """The payload check streamed, for the usual bundle: no index at all.
 
 sealbox writes manifest-sha256.txt in the order of items.jsonl, so in a bundle as sealed the n-th
-manifest line and the n-th item with a stored copy name the same file with the same digest. This
-check reads both side by side (the recorded size goes with each file to the workers, which check
-it before they read), while the workers hash. It proves data/ holds exactly the listed files by
+manifest line and the n-th item with a stored copy name the same file with the same digest. The
+main process only cuts both files into matching chunks (bytes, never parsed there); each worker
+parses its chunk's manifest lines and items, proves they agree, and hashes the files (checking the
+recorded size before it reads). It proves data/ holds exactly the listed files by
 counting: no link or other non-file is in data/ (so no path can lead out of it), every listed file
 opened as a distinct regular file (distinct inode numbers, on one device), and as many were opened
 as data/ holds. Whenever any of that does not hold — a malformed or out-of-step line, a missing or
@@ -13,18 +14,22 @@ what it reports is only what it proved: payload-changed, payload-size-mismatch a
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import os
+import re
 from array import array
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
+
+import orjson
 
 from manifest.findings import Finding, FindingKind
 from manifest.format import bagit
-from manifest.format.items import parse_item
+from manifest.format.items import KINDS, STATUSES
 from manifest.hashing import BatchCheck, Expected, check_sized_batch
 from manifest.osio.parallel import few_collections, give_back_freed_memory, ordered_map
-from manifest.verify.index import LINE_CAP, bad_fields, bounded_lines, fast_pairs, is_unicode, line_blocks
+from manifest.verify.index import LINE_CAP, fast_pairs, line_blocks
 from manifest.verify.model import ITEMS
 
 if TYPE_CHECKING:
@@ -72,9 +77,15 @@ def stream_check(bundle: BundleModel) -> Streamed | None:
     results: list[BatchCheck] = []
     inodes: list[array[int]] = []
     devices: set[int] = set()
+    last_id = ""
     try:
         with few_collections():
-            for result in ordered_map(_hash_batch, _in_step(bundle, base, counts, size), workers):
+            for chunk in ordered_map(_check_chunk, _chunks(bundle, base, size), workers):
+                if chunk.items and chunk.first_id <= last_id:
+                    return None  # out of order across chunks: the exact check says where
+                last_id = chunk.last_id or last_id
+                counts.items += chunk.items
+                result = chunk.check
                 if result.missing or any(p.kind == "unreadable" for p in result.problems):
                     return None
                 inodes.append(array("Q", result.inodes))
@@ -140,61 +151,143 @@ def _distinct(runs: list[array[int]]) -> bool:
     return True
 
 
-def _hash_batch(task: tuple[str, list[Expected]]) -> BatchCheck:
-    return check_sized_batch(*task)
+class Chunk(NamedTuple):
+    """One worker's share: whole manifest lines and the whole items.jsonl lines that should hold
+    exactly their items with a stored copy (the main process only cuts the files, it parses
+    nothing: the worker proves the two agree)."""
+
+    base: str  # the bundle's path with a trailing slash
+    manifest: bytes
+    items: bytes
 
 
-def _in_step(
-    bundle: BundleModel, base: str, counts: Streamed, size: int
-) -> Iterator[tuple[str, list[Expected]]]:
-    """Batches of (path, digest, recorded size), the manifest and items.jsonl read side by side;
-    GiveUp at the first line that is not as sealbox writes it."""
-    items = _stored_items(bundle, counts)
-    batch: list[Expected] = []
-    for _first, block in line_blocks(bundle.path / bagit.MANIFEST, LINE_CAP):
-        if block is None:
-            raise GiveUp
-        count = block.count(b"\n") + (not block.endswith(b"\n"))
-        pairs = fast_pairs(block, count)
-        if pairs is None or any(("//" in rel or "/./" in rel or rel.endswith("/.")) for _d, rel in pairs):
-            raise GiveUp
-        for digest, rel in pairs:
-            item = next(items, None)
-            if item is None or item[0] != rel or item[1] != digest:
-                raise GiveUp
-            batch.append(Expected(rel, digest, item[2]))
-            if len(batch) >= size:
-                yield base, batch
-                batch = []
-    if next(items, None) is not None:
+@dataclass
+class ChunkCheck:
+    check: BatchCheck
+    items: int = 0
+    first_id: str = ""
+    last_id: str = ""
+
+
+# How sealbox writes an item with a stored copy (compact JSON). Only used to cut the files into
+# chunks; the worker parses every line, so a line written otherwise makes a chunk that does not
+# agree with its manifest lines (GiveUp), never a wrong answer.
+_STORED_MARK = re.compile(rb'"stored_as":"')
+_KINDS = frozenset(KINDS)
+_STATUSES = frozenset(STATUSES)
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _lines(block: bytes) -> list[bytes]:
+    lines = block.split(b"\n")
+    if block.endswith(b"\n"):
+        lines.pop()
+    return lines
+
+
+def _check_chunk(chunk: Chunk) -> ChunkCheck:
+    """Worker side: parse the chunk's manifest lines and items, check them as the exact check
+    would (GiveUp at the first it would report), then hash the files."""
+    pairs = fast_pairs(chunk.manifest, len(_lines(chunk.manifest))) if chunk.manifest else []
+    if pairs is None:
         raise GiveUp
-    if batch:
-        yield base, batch
-
-
-def _stored_items(bundle: BundleModel, counts: Streamed) -> Iterator[tuple[str, str, int]]:
-    """(stored_as, sha256, size) of each item with a stored copy, in file order; every item is
-    checked as the exact check would, and GiveUp at the first it would report."""
-    last_id = ""
-    for _number, raw in bounded_lines(bundle.path / ITEMS, LINE_CAP):
-        if raw is None:
+    for _digest, rel in pairs:
+        if "//" in rel or "/./" in rel or rel.endswith("/.") or len(rel) > LINE_CAP - 66:
+            raise GiveUp
+    expected: list[Expected] = []
+    out = ChunkCheck(BatchCheck())
+    last = ""
+    loads = orjson.loads
+    for raw in _lines(chunk.items):
+        if len(raw) > LINE_CAP:
             raise GiveUp
         try:
-            item = parse_item(raw)
-        except ValueError:
-            raise GiveUp from None
-        if not isinstance(item, dict):
+            # orjson never gives a string with a lone surrogate: names and ids are valid text.
+            item = loads(raw)
+        except orjson.JSONDecodeError:
+            raise GiveUp from None  # the exact check says what is wrong with the line
+        if type(item) is not dict:
             raise GiveUp
         item_id = item.get("id")
-        if not isinstance(item_id, str) or not item_id or item_id <= last_id or not is_unicode(item_id):
+        if type(item_id) is not str or not item_id or item_id <= last:
             raise GiveUp
-        last_id = item_id
-        if bad_fields(item):
+        if not last:
+            out.first_id = item_id
+        last = item_id
+        stored, sha, size = item.get("stored_as"), item.get("sha256"), item.get("size")
+        if (
+            (size is not None and (type(size) is not int or size < 0))
+            or ((kind := item.get("kind")) is not None and kind not in _KINDS)
+            or ((status := item.get("status")) is not None and status not in _STATUSES)
+        ):
             raise GiveUp
-        counts.items += 1
-        stored = item.get("stored_as")
-        if stored:
-            sha, size = item.get("sha256"), item.get("size")
-            if not isinstance(sha, str) or not isinstance(size, int):
+        if stored is None:
+            if sha is not None and (type(sha) is not str or _DIGEST.fullmatch(sha) is None):
                 raise GiveUp
-            yield stored, sha, size
+            continue
+        # A stored copy: its manifest line is next, with the same digest (which fast_pairs
+        # already found well-formed) and path.
+        n = len(expected)
+        if type(stored) is not str or size is None or n == len(pairs) or pairs[n] != (sha, stored):
+            raise GiveUp
+        expected.append(Expected(stored, pairs[n][0], size))
+    if len(expected) != len(pairs):
+        raise GiveUp
+    out.items = len(_lines(chunk.items))
+    out.last_id = last
+    out.check = check_sized_batch(chunk.base, expected)
+    return out
+
+
+class _Manifest:
+    """The manifest's lines, taken a number at a time as bytes (never parsed here)."""
+
+    def __init__(self, blocks: Iterator[tuple[int, bytes | None]]) -> None:
+        self.blocks = blocks
+        self.buf = b""
+        self.pos = 0
+
+    def take(self, count: int) -> bytes:
+        parts = []
+        while count:
+            if self.pos >= len(self.buf):
+                nxt = next(self.blocks, None)
+                if nxt is None or nxt[1] is None:
+                    raise GiveUp  # fewer lines than items with a stored copy, or one too long
+                self.buf, self.pos = nxt[1], 0
+            buf, end = self.buf, self.pos
+            while count and end < len(buf):
+                newline = buf.find(b"\n", end)
+                end = len(buf) if newline < 0 else newline + 1
+                count -= 1
+            parts.append(buf[self.pos : end])
+            self.pos = end
+        return b"".join(parts)
+
+    def ended(self) -> bool:
+        return self.pos >= len(self.buf) and next(self.blocks, None) is None
+
+
+def _chunks(bundle: BundleModel, base: str, size: int) -> Iterator[Chunk]:
+    """items.jsonl cut after every `size`-th item with a stored copy, each piece with as many
+    manifest lines; GiveUp when a file has a line too long or the manifest has lines left over."""
+    manifest = _Manifest(line_blocks(bundle.path / bagit.MANIFEST, LINE_CAP))
+    held, held_marks = b"", 0  # item lines not sent yet, and how many stored copies they hold
+    for _first, block in line_blocks(bundle.path / ITEMS, LINE_CAP):
+        if block is None:
+            raise GiveUp
+        marks = [m.start() for m in _STORED_MARK.finditer(block)]
+        start = 0
+        at = size - held_marks - 1  # the mark that completes the next chunk
+        while at < len(marks):
+            newline = block.find(b"\n", marks[at])
+            end = len(block) if newline < 0 else newline + 1
+            yield Chunk(base, manifest.take(size), held + block[start:end])
+            held, held_marks, start = b"", 0, end
+            at = bisect.bisect_left(marks, end) + size - 1
+        held += block[start:]
+        held_marks += len(marks) - bisect.bisect_left(marks, start)
+    if held or held_marks:
+        yield Chunk(base, manifest.take(held_marks), held)
+    if not manifest.ended():
+        raise GiveUp

@@ -1,46 +1,47 @@
-"""Worker processes: stopping them (Ctrl-C, an error) never leaves a lock held for good."""
+"""Worker processes: results in order under every start method, and a stop (Ctrl-C, SIGTERM, an
+error, a killed worker, the main process killed) is one error, never a hang or a process left."""
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
-from manifest.errors import WorkerLost
-from manifest.osio.parallel import BackgroundMap, _init, ordered_map
+from manifest.errors import SealboxError, UsageError, WorkerLost
+from manifest.osio import parallel
+from manifest.osio.parallel import ordered_map, start_process
+from manifest.osio.spool import Spool
 from tests.support.env import REPO
 
-
-def _hold(lock, ready) -> None:  # a worker in the middle of putting a result: the queue lock held
-    _init(None, ())
-    with lock:
-        ready.set()
-        time.sleep(60)
-
-
-def test_a_worker_stopped_while_holding_a_lock_releases_it() -> None:
-    # Pool.terminate() sends SIGTERM; a worker that died holding the result queue's lock would
-    # leave the parent's terminate() waiting for it for good (as a Ctrl-C once did in a test run).
-    ctx = multiprocessing.get_context("fork")
-    lock, ready = ctx.Lock(), ctx.Event()
-    worker = ctx.Process(target=_hold, args=(lock, ready))
-    worker.start()
-    assert ready.wait(10)
-    os.kill(worker.pid, signal.SIGTERM)
-    worker.join(10)
-    assert worker.exitcode == 1
-    assert lock.acquire(timeout=5), "the stopped worker kept the lock"
-    lock.release()
+# fork is the fast default on Linux; spawn and forkserver (Python 3.14's default on Linux) must
+# be as correct, only slower to start (a second or more each: the unit tests stay fast by
+# running each guarantee under fork and one other method).
+HAS = multiprocessing.get_all_start_methods()
+FORK_AND_SPAWN = [m for m in ("fork", "spawn") if m in HAS]
+FORK_AND_FORKSERVER = [m for m in ("fork", "forkserver") if m in HAS]
 
 
-def test_ordered_map_keeps_input_order_across_workers() -> None:
-    assert list(ordered_map(_square, range(50), 3, window=2)) == [n * n for n in range(50)]
+def _square(n: int) -> int:
+    time.sleep(0.001 * (n % 3))  # uneven work: results arrive out of order
+    return n * n
+
+
+def _first(batch: list[int]) -> list[int]:
+    time.sleep(0.001 * (batch[0] % 3))
+    return batch
+
+
+@pytest.mark.parametrize("method", [m for m in ("fork", "spawn", "forkserver") if m in HAS])
+def test_ordered_map_keeps_input_order_across_workers(method: str) -> None:
+    assert list(ordered_map(_square, range(50), 3, window=2, method=method)) == [n * n for n in range(50)]
 
 
 def test_ordered_map_puts_handed_back_batches_right_after_their_own() -> None:
@@ -55,14 +56,16 @@ def test_ordered_map_puts_handed_back_batches_right_after_their_own() -> None:
         assert out == [x for n in range(20) for x in ([n, n + 100, n + 200], [n + 100], [n + 200])]
 
 
-def _first(batch: list[int]) -> list[int]:
-    time.sleep(0.001 * (batch[0] % 3))
-    return batch
+def test_big_tasks_and_results_cross_without_a_deadlock() -> None:
+    # Tasks and results far larger than a pipe holds, both ways at once: the main process never
+    # blocks writing a task while a worker blocks writing a result.
+    batches = [bytes([n]) * (3 << 20) for n in range(12)]
+    out = list(ordered_map(_reverse, batches, 2, window=4))
+    assert out == [b[::-1] for b in batches]
 
 
-def _square(n: int) -> int:
-    time.sleep(0.001 * (n % 3))  # uneven work: results arrive out of order
-    return n * n
+def _reverse(data: bytes) -> bytes:
+    return data[::-1]
 
 
 def _die_on_13(n: int) -> int:
@@ -72,22 +75,17 @@ def _die_on_13(n: int) -> int:
     return n
 
 
-def test_a_killed_worker_is_an_error_not_a_wait_for_good() -> None:
-    # The pool replaces a killed worker but its batch never comes back: without a check the
-    # caller waited for it for ever.
+@pytest.mark.parametrize("method", FORK_AND_SPAWN)
+def test_a_killed_worker_is_an_error_not_a_wait_for_good(method: str) -> None:
+    # Its batch never comes back: without a check the caller waited for it for ever.
     start = time.monotonic()
     with pytest.raises(WorkerLost, match="killed by signal 9"):
-        list(ordered_map(_die_on_13, range(40), 2))
-    with (
-        pytest.raises(WorkerLost, match="killed by signal 9"),
-        BackgroundMap(_die_on_13, list(range(40)), 2) as work,
-    ):
-        list(work.results())
+        list(ordered_map(_die_on_13, range(40), 2, method=method))
     assert time.monotonic() - start < 30
 
 
 def _kill_the_idle_sibling(n: int) -> int:
-    time.sleep(0.5)  # the other worker is idle by now, waiting for work: it holds the task queue's lock
+    time.sleep(0.5)  # the other worker is idle by now, waiting for work
     me = os.getpid()
     for child in psutil.Process(os.getppid()).children():
         if child.pid != me and child.cmdline() == psutil.Process(me).cmdline():
@@ -96,11 +94,16 @@ def _kill_the_idle_sibling(n: int) -> int:
     return n
 
 
-def test_a_worker_killed_while_waiting_for_work_does_not_hang_the_stop() -> None:
-    # It dies holding the task queue's lock, which Pool.terminate() takes: stopping the pool
-    # must not wait for it. In a child process with a time limit, so a regression fails, not hangs.
-    code = (
-        "import sys; sys.path.insert(0, '.')\n"
+def _script(body: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`body` in a child Python with a time limit, so a regression fails, not hangs."""
+    code = "import sys; sys.path.insert(0, '.')\n" + body
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_a_worker_killed_while_waiting_for_work_is_an_error() -> None:
+    proc = _script(
         "from manifest.errors import WorkerLost\n"
         "from manifest.osio.parallel import ordered_map\n"
         "from tests.unit.test_parallel import _kill_the_idle_sibling\n"
@@ -109,8 +112,8 @@ def test_a_worker_killed_while_waiting_for_work_does_not_hang_the_stop() -> None
         "except WorkerLost as exc:\n"
         "    print(exc.message)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert "a worker process ended before its work was done (killed by signal 9" in proc.stdout, proc.stderr
+    assert proc.stderr == ""
 
 
 def _echo(x: int) -> int:
@@ -118,44 +121,251 @@ def _echo(x: int) -> int:
 
 
 def test_stopping_early_while_workers_wait_for_work_never_hangs() -> None:
-    # An interrupt after the first result stops the pool while live workers wait for the next task:
-    # terminate() must not compete with them for the task queue (it once waited for good, about
-    # one stop in ten). A hundred stops in a child process with a time limit.
-    code = (
+    # An interrupt after the first result stops the workers while they wait for the next task
+    # (under multiprocessing.Pool that once waited for good, one stop in ten). Thirty stops in a
+    # child process with a time limit.
+    proc = _script(
         "from manifest.osio.parallel import ordered_map\n"
-        "import sys; sys.path.insert(0, 'tests')\n"
         "from tests.unit.test_parallel import _echo\n"
-        "for _ in range(100):\n"
+        "for _ in range(30):\n"
         "    results = ordered_map(_echo, range(10_000), 2, window=8)\n"
         "    next(results)\n"
         "    results.close()\n"
-        "print('stopped 100 times')\n"
+        "print('stopped 30 times')\n",
+        timeout=120,
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.stdout.strip() == "stopped 100 times", proc.stderr
+    assert proc.stdout.strip() == "stopped 30 times", proc.stderr
+    assert proc.stderr == ""
 
 
-def _stop_with_this_in_the_result_pipe(raw: bytes) -> subprocess.CompletedProcess[str]:
-    """A pool stopped with `raw` in its result pipe, as a worker killed while sending a result
-    leaves it: in a child process with a time limit, so a regression fails, not hangs."""
+def _big_then_killed(n: int) -> bytes:
+    import threading
+
+    if n == 1:  # killed after a few milliseconds, while its 200 MB result is pickled or sent
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGKILL)).start()
+        return os.urandom(1 << 20) * 200
+    return b""
+
+
+def test_a_worker_killed_while_sending_a_result_is_an_error_and_prints_nothing() -> None:
+    # Half a result in the pipe: the main process reports the lost worker, no reader chokes on
+    # the half message, and nothing is printed.
+    proc = _script(
+        "from manifest.errors import WorkerLost\n"
+        "from manifest.osio.parallel import ordered_map\n"
+        "from tests.unit.test_parallel import _big_then_killed\n"
+        "try:\n"
+        "    list(ordered_map(_big_then_killed, range(6), 2))\n"
+        "except WorkerLost as exc:\n"
+        "    print(exc.message)\n"
+    )
+    assert "a worker process ended before its work was done (killed by signal 9" in proc.stdout, proc.stderr
+    assert proc.stderr == ""
+
+
+class _Unpicklable(Exception):
+    def __init__(self, what: str, lock: object) -> None:
+        super().__init__(what)
+        self.lock = lock
+
+
+def _fail(n: int) -> int:
+    if n == 7:
+        raise SealboxError("batch 7 cannot be read", "check the disk")
+    if n == 9:
+        import threading
+
+        raise _Unpicklable("batch 9 holds a lock", threading.Lock())
+    return n
+
+
+def test_a_worker_exception_is_raised_here_as_one_error() -> None:
+    method = "fork" if "fork" in HAS else None  # pickled both ways under any start method
+    with pytest.raises(SealboxError) as caught:
+        list(ordered_map(_fail, range(8), 2, method=method))
+    assert caught.value.diagnostics() == "batch 7 cannot be read (check the disk)"
+    assert "raised in a worker process" in "".join(caught.value.__notes__)  # shown with -v
+    # One that cannot cross a pipe still says what it was.
+    with pytest.raises(RuntimeError) as stand_in:
+        list(ordered_map(_fail, [8, 9, 10], 2, method=method))
+    assert str(stand_in.value) == "_Unpicklable: batch 9 holds a lock"
+
+
+def test_a_worker_exception_prints_nothing_but_the_callers_line() -> None:
+    proc = _script(
+        "from manifest.osio.parallel import ordered_map\n"
+        "from tests.unit.test_parallel import _fail\n"
+        "try:\n"
+        "    list(ordered_map(_fail, range(20), 2))\n"
+        "except Exception as exc:\n"
+        "    print(exc)\n"
+    )
+    assert proc.stdout == "batch 7 cannot be read\n" and proc.stderr == "", proc.stderr
+
+
+def _refuse(n: int) -> int:
+    raise ValueError(f"batch {n} refused")
+
+
+def test_workers_stopped_while_they_start_print_nothing() -> None:
+    # The first batch fails at once, so the workers are stopped (SIGTERM) while the others are
+    # still starting: a worker that had not yet set its own handlers ran the CLI's (SIGTERM as
+    # KeyboardInterrupt) and printed a traceback, as `verify` once did when its streamed check
+    # gave up at once.
+    proc = _script(
+        "import signal\n"
+        "from manifest.osio.parallel import ordered_map\n"
+        "from tests.unit.test_parallel import _interrupt, _refuse\n"
+        "signal.signal(signal.SIGTERM, _interrupt)  # as the CLI does\n"
+        "for _ in range(10):\n"
+        "    try:\n"
+        "        list(ordered_map(_refuse, range(10), 2))\n"
+        "    except ValueError:\n"
+        "        pass\n"
+        "print('stopped 10 times')\n"
+    )
+    assert proc.stdout == "stopped 10 times\n" and proc.stderr == "", proc.stderr
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a process from /proc; None once it is gone or a zombie."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return None if fields[0] in "ZX" else (int(fields[1]), fields[19])
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every live descendant of `pid` with its start time, read from /proc."""
+    parents: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
+            parents.setdefault(st[0], []).append((int(entry.name), st[1]))
+    out: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        for child, started in parents.get(todo.pop(), []):
+            out[child] = started
+            todo.append(child)
+    return out
+
+
+def _still_running(procs: dict[int, str], timeout: float) -> list[int]:
+    """Those of `procs` (pid: start time) still alive after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [pid for pid, started in procs.items() if (st := _stat(pid)) is not None and st[1] == started]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _slow(n: int) -> int:
+    time.sleep(0.2)
+    return n
+
+
+def _running_map(method: str) -> tuple[subprocess.Popen[str], dict[int, str]]:
+    """A child process in the middle of an ordered_map over slow batches, and its descendants."""
     code = (
-        "import multiprocessing, os\n"
-        "from manifest.osio.parallel import _init, _stop\n"
-        "pool = multiprocessing.get_context('fork').Pool(2, initializer=_init, initargs=(None, ()))\n"
-        f"os.write(pool._outqueue._writer.fileno(), {raw!r})\n"
-        "_stop(pool)\n"
-        "pool.join()\n"
-        "print('stopped')\n"
+        "import signal, sys; sys.path.insert(0, '.')\n"
+        "from manifest.osio.parallel import ordered_map\n"
+        "from tests.unit.test_parallel import _slow, _interrupt\n"
+        "signal.signal(signal.SIGTERM, _interrupt)  # as the CLI does\n"
+        "try:\n"
+        f"    for n in ordered_map(_slow, range(1000), 2, method={method!r}):\n"
+        "        print('result', n, flush=True)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
     )
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a process group of its own, as a terminal gives a command
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("result"), proc.stderr
+    workers = _descendants(proc.pid)
+    assert len(workers) >= 2, workers
+    return proc, workers
 
 
-def test_half_a_result_left_by_a_killed_worker_neither_hangs_the_stop_nor_prints() -> None:
-    half = (1000).to_bytes(4, "big") + b"x" * 10  # a 1000-byte message cut after 10 bytes
-    proc = _stop_with_this_in_the_result_pipe(half)
-    assert proc.stdout.strip() == "stopped" and proc.stderr == "", proc.stderr
-    # Half a message that the stop's own sentinel completes: garbage the result thread cannot
-    # read, which must not print a traceback either.
-    garbage = (16).to_bytes(4, "big") + b"not a pickle"
-    proc = _stop_with_this_in_the_result_pipe(garbage)
-    assert proc.stdout.strip() == "stopped" and proc.stderr == "", proc.stderr
+@pytest.mark.parametrize(
+    ("method", "sig"),
+    [(m, signal.SIGINT) for m in FORK_AND_FORKSERVER] + [(FORK_AND_SPAWN[-1], signal.SIGTERM)],
+)
+def test_an_interrupt_stops_every_worker_and_leaves_no_process(method: str, sig: signal.Signals) -> None:
+    proc, workers = _running_map(method)
+    if sig == signal.SIGINT:  # Ctrl-C goes to the whole process group: workers ignore it
+        os.killpg(proc.pid, signal.SIGINT)
+    else:  # a service stop: the main process alone
+        proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert stdout.splitlines()[-1] == "interrupted" and stderr == "", stderr
+    assert _still_running(workers, 10) == [], "a worker outlived the interrupted map"
+
+
+@pytest.mark.parametrize("method", FORK_AND_FORKSERVER)
+def test_workers_leave_when_the_main_process_is_killed_outright(method: str) -> None:
+    proc, workers = _running_map(method)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert _still_running(workers, 15) == [], "a worker outlived the killed main process"
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def test_start_process_runs_its_target_under_spawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(parallel.START_METHOD_VARIABLE, "spawn")
+    proc = start_process(_write, tmp_path / "out", "written apart")
+    proc.join(30)
+    assert proc.exitcode == 0 and (tmp_path / "out").read_text() == "written apart"
+
+
+def _spool_put(spool: Spool, text: bytes) -> None:
+    spool.put([text])
+
+
+def test_a_spool_reaches_a_spawned_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # collect's workers write through the spool: a spawned one has no inherited fd, and the fd
+    # number it was given would name another file there (or none).
+    monkeypatch.setenv(parallel.START_METHOD_VARIABLE, "spawn")
+    spool = Spool(tmp_path)
+    spool.put([b"main "])
+    proc = start_process(_spool_put, spool, b"from a spawned worker")
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert spool.read(0, 26) == b"main from a spawned worker"
+    spool.close()
+
+
+def test_an_unknown_start_method_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(parallel.START_METHOD_VARIABLE, "teleport")
+    with pytest.raises(UsageError, match="unknown process start method 'teleport' in SEALBOX_START_METHOD"):
+        list(ordered_map(_echo, range(4), 2))
+
+
+def test_no_private_attribute_of_another_object_is_touched() -> None:
+    # multiprocessing.Pool's internals changed under the old supervisor between Python versions:
+    # only public APIs now (an object's own `self._x` aside).
+    tree = ast.parse(Path(parallel.__file__).read_text())
+    private = [
+        f"line {node.lineno}: .{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.endswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    ]
+    assert private == []
