@@ -45,9 +45,6 @@ def sh(*argv: str, check: bool = True, input: str | None = None) -> subprocess.C
     return proc
 
 
-_SITE: list[Path] = []
-
-
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     """`proc`, asserted to have exited 0 (its output in the message otherwise)."""
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -61,68 +58,6 @@ def can_make_namespaces() -> bool:
         return False
     sh("ip", "netns", "del", name, check=False)
     return True
-
-
-def _link_or_copy(src: str | Path, dst: str | Path) -> None:
-    """Hard-link a world-readable file (fast), otherwise copy it and make the copy readable
-    (never change the original's mode)."""
-    import shutil
-
-    if os.stat(src).st_mode & 0o004:
-        try:
-            os.link(src, dst)
-            return
-        except OSError:
-            pass
-    shutil.copy2(src, dst)
-    Path(dst).chmod(0o644)
-
-
-def unprivileged_site() -> Path:
-    """A world-readable copy of the third-party packages the CLI imports, for runs as user
-    `nobody` when the interpreter's site-packages are not readable by it (e.g. /root/.pyenv)."""
-    if _SITE:
-        return _SITE[0]
-    import atexit
-    import shutil
-    import sysconfig
-    import tempfile
-
-    purelib = Path(sysconfig.get_paths()["purelib"])
-    platlib = Path(sysconfig.get_paths()["platlib"])
-    listing = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, importlib, agent.cli; "
-            "[importlib.import_module(m) for m in set(agent.cli.COMMAND_MODULES.values())]; "
-            "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
-            "if getattr(m, '__file__', None)))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    ).stdout.splitlines()
-    tops: set[Path] = set()
-    for name in listing:
-        path = Path(name)
-        for lib in (purelib, platlib):
-            if path.is_relative_to(lib):
-                tops.add(lib / path.relative_to(lib).parts[0])
-    site = Path(tempfile.mkdtemp(prefix="sealbox-site-"))
-    for top in tops:
-        if top.is_dir():
-            shutil.copytree(top, site / top.name, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(top, site / top.name)
-    for path in (site, *site.rglob("*")):
-        if path.is_dir():
-            path.chmod(0o755)
-    atexit.register(shutil.rmtree, site, True)
-    _SITE.append(site)
-    return site
 
 
 class Lab:
@@ -252,13 +187,19 @@ class Lab:
     def run(
         self, ns: str, *argv: str, timeout: float = 60, user: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        prefix = ["ip", "netns", "exec", ns]
-        env = self.env()
-        if user:
-            prefix += ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-            env["PYTHONPATH"] = f"{REPO}:{unprivileged_site()}"
+        prefix, env, cwd = ["ip", "netns", "exec", ns], self.env(), REPO
+        if user:  # as nobody, from a world-readable copy: the checkout's parents may be 0700
+            from tests.support.env import as_nobody, unprivileged_tree  # not in the probes run as scripts
+
+            tree = unprivileged_tree()
+            nobody, nobody_env = as_nobody(tree)
+            prefix += nobody
+            env = {**env, **nobody_env}
+            cwd = tree
+            if argv[0] == sys.executable:
+                argv = argv[1:]  # as_nobody names the interpreter
         return subprocess.run(
-            [*prefix, *argv], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
+            [*prefix, *argv], capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd
         )
 
     def boot_unit(self) -> tuple[list[str], dict[str, str]]:
