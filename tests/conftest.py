@@ -7,43 +7,15 @@ expression leaves out is not even imported.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.env import Cli, clear_flags
+from tests.support.env import Cli, clear_flags, excluded_by, kind_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-TESTS = Path(__file__).resolve().parent
-KINDS = ("unit", "cli", "system")
-_WORDS = re.compile(r"[()]|[^\s()]+")
-
-
-def kind_of(path: Path) -> str | None:
-    """`unit`, `cli` or `system` for a path inside that folder of tests/, else None."""
-    try:
-        first = Path(path).resolve().relative_to(TESTS).parts[0]
-    except (ValueError, IndexError):
-        return None
-    return first if first in KINDS else None
-
-
-def excluded_by(markexpr: str, kind: str) -> bool:
-    """Whether `-m markexpr` deselects every test of folder `kind`. Decided only for expressions
-    made of folder markers alone (`unit`, `not system`, `unit or cli`); anything else: False, and
-    pytest's own deselection decides test by test."""
-    words = _WORDS.findall(markexpr)
-    if not words or not set(words) <= {*KINDS, "and", "or", "not", "(", ")"}:
-        return False
-    # Only the whitelisted words above reach eval: marker names as booleans and the operators.
-    try:
-        return not eval(" ".join(words), {"__builtins__": {}}, {k: k == kind for k in KINDS})
-    except SyntaxError:  # `-m "unit and"`: pytest reports the expression itself
-        return False
+    from pathlib import Path
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,33 @@ REPO = Path(__file__).resolve().parent.parent.parent
 ASSETS = REPO / "tests" / "assets"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NOBODY = 65534
+TESTS = REPO / "tests"
+KINDS = ("unit", "cli", "system")  # the folders of tests/, each its marker
+_WORDS = re.compile(r"[()]|[^\s()]+")
 _TREES: dict[Path, Path] = {}
+
+
+def kind_of(path: Path) -> str | None:
+    """`unit`, `cli` or `system` for a path inside that folder of tests/, else None."""
+    try:
+        first = Path(path).resolve().relative_to(TESTS).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return first if first in KINDS else None
+
+
+def excluded_by(markexpr: str, kind: str) -> bool:
+    """Whether `-m markexpr` deselects every test of folder `kind`. Decided only for expressions
+    made of folder markers alone (`unit`, `not system`, `unit or cli`); anything else: False, and
+    pytest's own deselection decides test by test."""
+    words = _WORDS.findall(markexpr)
+    if not words or not set(words) <= {*KINDS, "and", "or", "not", "(", ")"}:
+        return False
+    # Only the whitelisted words above reach eval: marker names as booleans and the operators.
+    try:
+        return not eval(" ".join(words), {"__builtins__": {}}, {k: k == kind for k in KINDS})
+    except SyntaxError:  # `-m "unit and"`: pytest reports the expression itself
+        return False
 
 
 def require(condition: bool, why: str) -> None:
