@@ -1,27 +1,39 @@
-"""Fixtures shared by every test; importable helpers live in tests/support/."""
+"""Fixtures shared by every test; importable helpers live in tests/support/.
+
+The folder a test lives in is its marker (tests/unit → `unit`, tests/cli → `cli`, tests/system →
+`system`), so `pytest -m unit` runs the fast library tests alone, and a folder the `-m`
+expression leaves out is not even imported.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.env import Cli, clear_flags
+from tests.support.env import Cli, clear_flags, excluded_by, kind_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
-_KINDS = ("unit", "cli", "system")
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Skip importing a folder the `-m` expression excludes (collecting tests/cli and
+    tests/system costs seconds that `pytest -m unit` should not pay)."""
+    markexpr = config.getoption("markexpr", "") or ""
+    kind = kind_of(collection_path)
+    if markexpr and kind and excluded_by(markexpr, kind):
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The folder a test lives in is its marker: `pytest -m unit` runs tests/unit/ only."""
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        for kind in _KINDS:
-            if kind in parts:
-                item.add_marker(getattr(pytest.mark, kind))
+        kind = kind_of(item.path)
+        if kind:
+            item.add_marker(getattr(pytest.mark, kind))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,34 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent.parent
 ASSETS = REPO / "tests" / "assets"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+NOBODY = 65534
+TESTS = REPO / "tests"
+KINDS = ("unit", "cli", "system")  # the folders of tests/, each its marker
+_WORDS = re.compile(r"[()]|[^\s()]+")
+_TREES: dict[Path, Path] = {}
+
+
+def kind_of(path: Path) -> str | None:
+    """`unit`, `cli` or `system` for a path inside that folder of tests/, else None."""
+    try:
+        first = Path(path).resolve().relative_to(TESTS).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return first if first in KINDS else None
+
+
+def excluded_by(markexpr: str, kind: str) -> bool:
+    """Whether `-m markexpr` deselects every test of folder `kind`. Decided only for expressions
+    made of folder markers alone (`unit`, `not system`, `unit or cli`); anything else: False, and
+    pytest's own deselection decides test by test."""
+    words = _WORDS.findall(markexpr)
+    if not words or not set(words) <= {*KINDS, "and", "or", "not", "(", ")"}:
+        return False
+    # Only the whitelisted words above reach eval: marker names as booleans and the operators.
+    try:
+        return not eval(" ".join(words), {"__builtins__": {}}, {k: k == kind for k in KINDS})
+    except SyntaxError:  # `-m "unit and"`: pytest reports the expression itself
+        return False
 
 
 def require(condition: bool, why: str) -> None:
@@ -75,3 +104,93 @@ class Cli:
                 f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
             )
         return proc
+
+
+def _world_searchable(path: Path) -> bool:
+    """Whether user nobody can reach `path`: every directory from / down to it is o+x."""
+    return all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents))
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link a world-readable file (fast), otherwise copy it and make the copy readable (never
+    change the original's mode)."""
+    if os.stat(src).st_mode & 0o004:
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+    os.chmod(dst, 0o644)
+    return dst
+
+
+def unprivileged_tree(repo: Path = REPO) -> Path:
+    """A world-readable copy of everything `python -m agent` imports: sealbox's own packages from
+    `repo` and the third-party packages of this interpreter. User `nobody` runs sealbox from it
+    with PYTHONPATH=tree, whatever the modes of the checkout's parents (a clone in /root, 0700)
+    or of the interpreter's site-packages. Made once per repo, removed at exit."""
+    if repo in _TREES:
+        return _TREES[repo]
+    import atexit
+    import sysconfig
+    import tempfile
+
+    listing = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, importlib, agent.cli; "
+            "[importlib.import_module(m) for m in set(agent.cli.COMMAND_MODULES.values())]; "
+            "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
+            "if getattr(m, '__file__', None)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    ).stdout.splitlines()
+    libs = {repo, *(Path(sysconfig.get_paths()[k]) for k in ("purelib", "platlib"))}
+    tops = {
+        lib / Path(name).relative_to(lib).parts[0]
+        for name in listing
+        for lib in libs
+        if Path(name).is_relative_to(lib)
+    }
+    tree = Path(tempfile.mkdtemp(prefix="sealbox-nobody-"))
+    for top in tops:
+        if top.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(top, tree / top.name, copy_function=_link_or_copy, ignore=ignore)
+        else:
+            _link_or_copy(str(top), str(tree / top.name))
+    for path in (tree, *tree.rglob("*")):
+        if path.is_dir():
+            path.chmod(0o755)
+    assert _world_searchable(tree), f"{tree}: a parent is not searchable by others"
+    atexit.register(shutil.rmtree, tree, True)
+    _TREES[repo] = tree
+    return tree
+
+
+def unprivileged_python() -> str:
+    """An interpreter user nobody can start: this one's real binary when every directory above it
+    is searchable by others, else the system's python of the same version, else this one."""
+    real = Path(os.path.realpath(sys.executable))
+    if _world_searchable(real.parent):
+        return str(real)
+    name = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for folder in ("/usr/bin", "/usr/local/bin"):
+        if os.access(Path(folder) / name, os.X_OK):
+            return str(Path(folder) / name)
+    return str(real)
+
+
+def as_nobody(tree: Path) -> tuple[list[str], dict[str, str]]:
+    """The argv prefix (setpriv to uid/gid nobody, the interpreter) and environment that run
+    `-m agent ...` as nobody from `tree` (see `unprivileged_tree`); run it with cwd=tree."""
+    setpriv = require_tool("setpriv")
+    prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", unprivileged_python()]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "VIRTUAL_ENV")}
+    return prefix, {**env, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}

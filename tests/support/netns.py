@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import select
 import shlex
 import signal
@@ -45,9 +46,6 @@ def sh(*argv: str, check: bool = True, input: str | None = None) -> subprocess.C
     return proc
 
 
-_SITE: list[Path] = []
-
-
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     """`proc`, asserted to have exited 0 (its output in the message otherwise)."""
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -63,82 +61,27 @@ def can_make_namespaces() -> bool:
     return True
 
 
-def _link_or_copy(src: str | Path, dst: str | Path) -> None:
-    """Hard-link a world-readable file (fast), otherwise copy it and make the copy readable
-    (never change the original's mode)."""
-    import shutil
-
-    if os.stat(src).st_mode & 0o004:
-        try:
-            os.link(src, dst)
-            return
-        except OSError:
-            pass
-    shutil.copy2(src, dst)
-    Path(dst).chmod(0o644)
-
-
-def unprivileged_site() -> Path:
-    """A world-readable copy of the third-party packages the CLI imports, for runs as user
-    `nobody` when the interpreter's site-packages are not readable by it (e.g. /root/.pyenv)."""
-    if _SITE:
-        return _SITE[0]
-    import atexit
-    import shutil
-    import sysconfig
-    import tempfile
-
-    purelib = Path(sysconfig.get_paths()["purelib"])
-    platlib = Path(sysconfig.get_paths()["platlib"])
-    listing = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, importlib, agent.cli; "
-            "[importlib.import_module(m) for m in set(agent.cli.COMMAND_MODULES.values())]; "
-            "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) "
-            "if getattr(m, '__file__', None)))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    ).stdout.splitlines()
-    tops: set[Path] = set()
-    for name in listing:
-        path = Path(name)
-        for lib in (purelib, platlib):
-            if path.is_relative_to(lib):
-                tops.add(lib / path.relative_to(lib).parts[0])
-    site = Path(tempfile.mkdtemp(prefix="sealbox-site-"))
-    for top in tops:
-        if top.is_dir():
-            shutil.copytree(top, site / top.name, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(top, site / top.name)
-    for path in (site, *site.rglob("*")):
-        if path.is_dir():
-            path.chmod(0o755)
-    atexit.register(shutil.rmtree, site, True)
-    _SITE.append(site)
-    return site
-
-
 class Lab:
     """The three namespaces, their servers, and helpers to run things inside `host`."""
 
     def __init__(self, state_dir: Path) -> None:
         tag = f"{os.getpid()}-{next(_counter)}"
         self.host, self.itsrv, self.outside = (f"sbx{n}-{tag}" for n in ("host", "it", "out"))
+        self._paths(state_dir)
+        self.procs: list[subprocess.Popen[str]] = []
+        self.started: dict[str, list[subprocess.Popen[str]]] = {}
+        self.servers: list[subprocess.Popen[str]] = []
+        self._keys: Path | None = None  # a copy of the first key store ensure_key made
+        self._built: list[str] = []
+
+    def _paths(self, state_dir: Path) -> None:
+        """Everything sealbox keeps or reads on the host lives beside `state_dir` (one per test)."""
         self.state_dir = state_dir
         self.systemd_dir = state_dir.parent / "systemd"
         self.resolv_conf = state_dir.parent / "resolv.conf"
         self.home = state_dir.parent / "home"
         self.isolation_config = state_dir.parent / "isolation.toml"
         self.leases_dir = state_dir.parent / "leases"
-        self.procs: list[subprocess.Popen[str]] = []
-        self.started: dict[str, list[subprocess.Popen[str]]] = {}
 
     # -- building and tearing down -------------------------------------------------------
     def __enter__(self) -> Lab:
@@ -198,11 +141,69 @@ class Lab:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.resolv_conf.write_text(f"nameserver {IT4}\n", encoding="utf-8")
         for ns in (self.itsrv, self.outside):
-            self.start(ns, "serve", wait_for="serving")
-        deadline = time.monotonic() + 5
-        # Links need a moment to come up: retry with short probes until everything answers.
-        while not all((result := self.probe(*self.everything(), timeout=0.25)).values()):
-            assert time.monotonic() < deadline, f"test network not ready: {result}"
+            self.servers.append(self.start(ns, "serve", wait_for="serving"))
+        # Links need a moment to come up: retry until everything answers. Generous, for a loaded
+        # machine: a ready network answers the first probe, so the limit costs nothing then.
+        result = self._answers(deadline=time.monotonic() + 30)
+        assert all(result.values()), f"test network not ready: {result}"
+        self._built = self._topology()
+
+    def _topology(self) -> list[str]:
+        """Links, addresses, routes and forwarding of every namespace: what `reset` cannot undo."""
+        show = (
+            "ip -o link; ip -o addr; ip route; ip -6 route; "
+            "sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding"
+        )
+        out = [
+            sh("ip", "netns", "exec", ns, "sh", "-c", show).stdout
+            for ns in (self.host, self.itsrv, self.outside)
+        ]
+        # Address lifetimes count down on their own; the rest must be as built.
+        return [re.sub(r"valid_lft \S+ preferred_lft \S+", "", text) for text in out]
+
+    def _answers(self, deadline: float) -> dict[str, bool]:
+        """Probe everything until all of it answers or `deadline` passes; the last result."""
+        while not all((result := self.probe(*self.everything(), timeout=1.0)).values()):
+            if time.monotonic() > deadline:
+                break
+        return result
+
+    def reset(self, state_dir: Path) -> bool:
+        """Make this lab what a new one is, for the next test, keeping the namespaces, links and
+        servers (building them is most of a lab's cost): new state, home and config paths beside
+        `state_dir`, nothing a test started still running, empty rulesets, no conntrack entries,
+        and every probe answered. False when that cannot be had (legacy x_tables tables, which
+        only deleting the namespace removes; a server or link gone): build a new lab then."""
+        for ns, procs in list(self.started.items()):
+            for proc in procs:
+                if proc not in self.servers:
+                    proc.kill()
+                    proc.wait(timeout=5)
+            self.started[ns] = [p for p in procs if p in self.servers]
+        self.procs = [p for p in self.procs if p in self.servers]
+        if any(server.poll() is not None for server in self.servers):
+            return False
+        for pid in sh("ip", "netns", "pids", self.host, check=False).stdout.split():
+            try:  # expiry helpers, held connections: only tests start anything inside `host`
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        if self._topology() != self._built:  # a test changed routes, links or forwarding
+            return False
+        legacy = sh(
+            "ip", "netns", "exec", self.host, "sh", "-c", "cat /proc/net/ip*_tables_names", check=False
+        )
+        if legacy.stdout.strip():
+            return False
+        for ns in (self.host, self.itsrv, self.outside):
+            sh("ip", "netns", "exec", ns, "nft", "flush", "ruleset")
+            sh(
+                "ip", "netns", "exec", ns, "conntrack", "-F", check=False
+            )  # absent tool: no entries kept anyway
+        self._paths(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.resolv_conf.write_text(f"nameserver {IT4}\n", encoding="utf-8")
+        return all(self._answers(deadline=time.monotonic() + 15).values())
 
     def everything(self) -> list[str]:
         """Every kind of traffic the tests look at, to each namespace, v4 and v6."""
@@ -221,6 +222,10 @@ class Lab:
         ]
 
     def close(self) -> None:
+        if self._keys is not None:
+            import shutil
+
+            shutil.rmtree(self._keys.parent, ignore_errors=True)
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
@@ -252,13 +257,19 @@ class Lab:
     def run(
         self, ns: str, *argv: str, timeout: float = 60, user: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        prefix = ["ip", "netns", "exec", ns]
-        env = self.env()
-        if user:
-            prefix += ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-            env["PYTHONPATH"] = f"{REPO}:{unprivileged_site()}"
+        prefix, env, cwd = ["ip", "netns", "exec", ns], self.env(), REPO
+        if user:  # as nobody, from a world-readable copy: the checkout's parents may be 0700
+            from tests.support.env import as_nobody, unprivileged_tree  # not in the probes run as scripts
+
+            tree = unprivileged_tree()
+            nobody, nobody_env = as_nobody(tree)
+            prefix += nobody
+            env = {**env, **nobody_env}
+            cwd = tree
+            if argv[0] == sys.executable:
+                argv = argv[1:]  # as_nobody names the interpreter
         return subprocess.run(
-            [*prefix, *argv], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
+            [*prefix, *argv], capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd
         )
 
     def boot_unit(self) -> tuple[list[str], dict[str, str]]:
@@ -284,8 +295,15 @@ class Lab:
         return self.run(self.host, sys.executable, "-m", "agent", *args, user=user, timeout=timeout)
 
     def ensure_key(self) -> None:
-        """A signing key (no passphrase) in the lab's key store, made once."""
+        """A signing key (no passphrase) in the lab's key store: made once per lab, copied into
+        the key store of each later test."""
+        import shutil
+        import tempfile
+
         if (self.home / "keys").is_dir():
+            return
+        if self._keys is not None:
+            shutil.copytree(self._keys, self.home, symlinks=True, dirs_exist_ok=True)
             return
         who = ["--name", "Lab Responder", "--role", "IT responder", "--org", "Lab IT"]
         proc = subprocess.run(
@@ -297,6 +315,8 @@ class Lab:
             check=False,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        self._keys = Path(tempfile.mkdtemp(prefix="sealbox-lab-keys-")) / "home"
+        shutil.copytree(self.home, self._keys, symlinks=True)
 
     def nft(self, *args: str, ns: str | None = None) -> str:
         return sh("ip", "netns", "exec", ns or self.host, "nft", *args).stdout
@@ -329,6 +349,27 @@ class Lab:
         proc = self.run(ns or self.host, sys.executable, str(HERE), "probe", str(timeout), *targets)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
+
+
+class SharedLab:
+    """One `Lab` for a test module (a module-scoped fixture holds it), made fresh for each test by
+    `Lab.reset`; built anew only when a reset cannot undo what the last test left."""
+
+    def __init__(self) -> None:
+        self.lab: Lab | None = None
+
+    def fresh(self, state_dir: Path) -> Lab:
+        if self.lab is not None and not self.lab.reset(state_dir):
+            self.lab.close()
+            self.lab = None
+        if self.lab is None:
+            self.lab = Lab(state_dir).__enter__()
+        return self.lab
+
+    def close(self) -> None:
+        if self.lab is not None:
+            self.lab.close()
+            self.lab = None
 
 
 def need_backend(lab: Lab, backend: str) -> None:

@@ -21,7 +21,17 @@ import pytest
 
 from manifest.signing.custody import verify_chain
 from tests.support.env import require, require_root, require_tool
-from tests.support.netns import IT4, IT_PORT, LAB_CASE, OUT4, OUT_PORT, Lab, can_make_namespaces, ok
+from tests.support.netns import (
+    IT4,
+    IT_PORT,
+    LAB_CASE,
+    OUT4,
+    OUT_PORT,
+    Lab,
+    SharedLab,
+    can_make_namespaces,
+    ok,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,20 +39,33 @@ if TYPE_CHECKING:
 BACKENDS = ["nft", "iptables"]
 
 
-@pytest.fixture
-def lab(tmp_path: Path):
+@pytest.fixture(scope="module")
+def labs():
     require_root()
     for tool in ("ip", "nft", "ss"):
         require_tool(tool)
     require(can_make_namespaces(), "cannot create network namespaces here")
-    with Lab(tmp_path / "state") as lab:
-        lab.ensure_key()
-        yield lab
+    shared = SharedLab()
+    yield shared
+    shared.close()
+
+
+@pytest.fixture
+def lab(labs: SharedLab, tmp_path: Path) -> Lab:
+    """The module's lab, as fresh as a new one: every kill point starts from a clean host."""
+    lab = labs.fresh(tmp_path / "state")
+    lab.ensure_key()
+    return lab
 
 
 def _status(lab: Lab) -> tuple[dict, int]:
     proc = lab.sealbox("isolation", "status", "--json")
     return json.loads(proc.stdout), proc.returncode
+
+
+def _state(lab: Lab) -> tuple[str, int]:
+    data, code = _status(lab)
+    return data["status"], code
 
 
 def _killed_at(lab: Lab, point: str, *args: str) -> None:
@@ -92,7 +115,7 @@ def test_isolate_killed_while_loading_is_named_by_status_and_undone_by_restore(
     restored = json.loads(ok(lab.sealbox("restore", "--json")).stdout)
     assert restored["identical"] is True and restored["rules_removed"] is loaded
     assert lab.nft("list", "ruleset") == before
-    assert _status(lab)[0]["status"] == "not isolated" and _status(lab)[1] == 0
+    assert _state(lab) == ("not isolated", 0)  # one status run: each is a sealbox start
     events = [e["event"] for e in _ledger(lab)]
     # The isolating run never wrote its event; the restore writes it when rules were loaded.
     assert events == (["network-isolated", "network-restored"] if loaded else ["network-restored"])
@@ -154,7 +177,7 @@ def test_restore_killed_at_any_step_is_finished_by_the_next_restore(lab: Lab, ba
     restored = json.loads(ok(lab.sealbox("restore", "--json")).stdout)
     assert restored["identical"] is True
     assert lab.nft("list", "ruleset") == before
-    assert _status(lab)[0]["status"] == "not isolated" and _status(lab)[1] == 0
+    assert _state(lab) == ("not isolated", 0)  # one status run: each is a sealbox start
     assert not _blocked(lab)
 
 
@@ -233,7 +256,7 @@ def test_expire_is_honoured_across_reboots(lab: Lab):
     assert "expired" in booted.stdout and "restored now" in booted.stdout
     assert lab.nft("list", "ruleset") == before
     assert not (lab.systemd_dir / "sealbox-isolation.service").exists()
-    assert _status(lab)[0]["status"] == "not isolated" and _status(lab)[1] == 0
+    assert _state(lab) == ("not isolated", 0)  # one status run: each is a sealbox start
     restored = _ledger(lab)[-1]
     assert restored["event"] == "network-restored" and restored["reason"] == "expired (--expire)"
     assert _log(lab)[-1]["action"] == "expire"

@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.env import require, require_root, require_tool
-from tests.support.netns import IT4, IT_PORT, LAB_CASE, OUT4, OUT_PORT, Lab, can_make_namespaces, ok, sh
+from tests.support.netns import (
+    IT4,
+    IT_PORT,
+    LAB_CASE,
+    OUT4,
+    OUT_PORT,
+    Lab,
+    SharedLab,
+    can_make_namespaces,
+    ok,
+    sh,
+)
 
 if TYPE_CHECKING:
     import subprocess
@@ -114,14 +125,21 @@ DOCKER_NAT = [
 _COUNTERS = re.compile(r"packets \d+ bytes \d+|\[\d+:\d+\]")
 
 
-@pytest.fixture
-def lab(tmp_path: Path):
+@pytest.fixture(scope="module")
+def labs():
     require_root()
     for tool in ("ip", "nft", "ss", "iptables-nft", "ip6tables-nft"):
         require_tool(tool)
     require(can_make_namespaces(), "cannot create network namespaces here")
-    with Lab(tmp_path / "state") as lab:
-        yield lab
+    shared = SharedLab()
+    yield shared
+    shared.close()
+
+
+@pytest.fixture
+def lab(labs: SharedLab, tmp_path: Path) -> Lab:
+    """The module's lab with an empty ruleset (after the legacy case: a new one)."""
+    return labs.fresh(tmp_path / "state")
 
 
 def _build(lab: Lab, legacy: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING
 
@@ -244,28 +243,6 @@ def test_plan_applies_the_smaller_size_limit(tmp_path: Path) -> None:
     assert plan_sources([art], Target.at(root), max_file_size=10).sources[0].max_file_size == 10
     assert plan_sources([art], Target.at(root), max_file_size=10**6).sources[0].max_file_size == 100
     assert plan_sources([art], Target.at(root)).sources[0].max_file_size == 100
-
-
-def test_cli_lists_and_shows(cli) -> None:
-    listed = cli("artifacts", "list", "--json", check=True)
-    names = {a["name"] for a in json.loads(listed.stdout)}
-    assert {"linux-auth", "macos-unified-logs", "windows-event-logs", "volatile-state"} <= names
-    shown = cli("artifacts", "show", "linux-journal", check=True)
-    assert "/run/log/journal" in shown.stdout and "logs/linux-journal" in shown.stdout
-    profiles = cli("profiles", "list", check=True)
-    for name in ("linux-default", "macos-default", "windows-default", "logs", "email", "minimal"):
-        assert name in profiles.stdout
-    email = json.loads(cli("profiles", "show", "email", "--json", check=True).stdout)
-    assert "linux-thunderbird" in email["resolved"] and "windows-outlook" in email["resolved"]
-    missing = cli("profiles", "show", "nope")
-    assert missing.returncode == 2 and "no profile named 'nope'" in missing.stderr
-
-
-def test_cli_reports_malformed_user_file_with_file_and_field(cli, tmp_path: Path) -> None:
-    path = _write(tmp_path / "defs", "bad.toml", VALID.replace('"files"', '"registry"'))
-    proc = cli("artifacts", "list", "--artifacts-dir", tmp_path / "defs")
-    assert proc.returncode == 2
-    assert str(path) in proc.stderr and "field 'kind'" in proc.stderr
 
 
 def test_builtin_definition_files_are_the_packaged_ones() -> None:
