@@ -21,6 +21,7 @@ def test_generate_list_show_export_trust_untrust(cli, tmp_path):
             "role": "IT responder",
             "organization": "City IT",
             "fingerprint": fp,
+            "contact": "",
             "encrypted": False,
         }
     ]
