@@ -133,7 +133,8 @@ def test_custody_add_records_court_events_and_refuses_wrong_flags(handed) -> Non
     inv.cli("custody", "add", bundle, "--event", "note", "--text", "line one\nline two",
             "--reason", "remark", check=True)  # fmt: skip
     inv.cli("custody", "add", bundle, "--event", "disposed", "--disposition", "returned",
-            "--to", "Ida Responder, City IT", "--witness", "Sgt. K", "--reason", "closed", check=True)  # fmt: skip
+            "--to", "Ida Responder, City IT", "--witness", "Sgt. K", "--reason", "closed",
+            check=True)  # fmt: skip
     wrong = inv.cli("custody", "add", bundle, "--event", "note", "--tracking", "1", "--reason", "x")
     assert wrong.returncode == 2
     wrong = inv.cli("custody", "add", bundle, "--event", "stored", "--seal-number", "1", "--reason", "x")
