@@ -480,7 +480,15 @@ class KeyStore:
         if not name:
             known = _advisory_identity(pubkey_file.parent / "identity.json", fp)
             name, role, organization, contact = known.name, known.role, known.organization, known.contact
-        identity = Identity(name or "unknown", role, organization, fp, contact)
+        return self.trust_public(public, Identity(name or "unknown", role, organization, fp, contact))
+
+    def trust_public(self, public: Ed25519PublicKey, identity: Identity) -> Identity:
+        """Keep `public` as a trusted key under the names of `identity` (its fingerprint is
+        computed from the key, never taken from `identity`)."""
+        fp = fingerprint(public)
+        identity = Identity(
+            identity.name or "unknown", identity.role, identity.organization, fp, identity.contact
+        )
         self._make_dir(self.trusted_dir)
         directory = self.trusted_dir / fp[len(FP_PREFIX) :]
         if directory.exists():
