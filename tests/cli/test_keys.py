@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support.builders import make_key, run_on_exfat
 from tests.support.env import REPO, require_tool
@@ -182,7 +183,7 @@ def test_default_key_and_delete_refuses_a_key_that_signed_a_local_bundle(cli, tm
     assert cli("keys", "default", check=True).stdout.strip() == fp
     assert f"{fp}  Ann Example / IT responder / City IT (default)" in cli("keys", "list", check=True).stdout
     bundle = cli("collect", "--case", "OKC-2026-0042", "--out", out_dir, src, check=True).stdout.split()[-1]
-    started = json.loads(open(f"{bundle}/custody/custody.jsonl").readline())
+    started = json.loads(Path(bundle, "custody/custody.jsonl").read_text().splitlines()[0])
     assert started["actor"]["key"] == fp and started["actor"]["contact"] == "+1 555 0100"
     assert "contact:      +1 555 0100" in cli("keys", "show", fp, check=True).stdout
 
