@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.env import REPO, Cli, clear_flags
-from tests.support.layouts import build_linux_root
+from tests.support.hive import system_hive
+from tests.support.layouts import build_linux_root, build_windows_root
 
 
 def _ns(rfc3339: str) -> int:
@@ -126,4 +127,28 @@ def test_every_question_from_file_or_flags_and_the_dead_box_is_named_after_the_i
     bad = cli("respond", "--case", "C-X", "--root", root, "--out", out_dir, "--demo-key", "--no-prompt",
               "--answer", "reporter.shoe_size=44")  # fmt: skip
     assert bad.returncode == 2 and "reporter.shoe_size" in bad.stderr and "Traceback" not in bad.stderr
+    clear_flags(out_dir)
+
+
+def test_a_windows_image_is_named_from_its_system_hive(tmp_path: Path, out_dir: Path) -> None:
+    """No /etc/hostname in a Windows image: the host name is the SYSTEM hive's ComputerName of
+    the current control set (read with regipy from a hive written here from the REGF format)."""
+    root, _ = build_windows_root(tmp_path)
+    config = root / "Windows/System32/CONFIG"  # an NTFS image keeps its own case
+    config.mkdir(parents=True)
+    (config / "SYSTEM").write_bytes(system_hive("PARKS-PC-07", current=2))
+    before = os.stat(config / "SYSTEM")
+    cli = Cli(tmp_path / "home")
+    proc = cli(
+        "respond", "--case", "C-WIN", "--root", root, "--out", out_dir, "--profile", "minimal",
+        "--demo-key", "--no-prompt", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    bundle = Path(json.loads(proc.stdout)["bundle"])
+    assert "_PARKS-PC-07_" in bundle.name, bundle.name
+    device = _jsonl(bundle / "custody/custody.jsonl")[0]["details"]["device"]
+    assert device["hostname"] == "PARKS-PC-07" and device["source"] == "image"
+    assert device["read_from"]["hostname"] == "/Windows/System32/config/SYSTEM:ComputerName"
+    after = os.stat(config / "SYSTEM")
+    assert (after.st_atime_ns, after.st_mtime_ns) == (before.st_atime_ns, before.st_mtime_ns)
     clear_flags(out_dir)
