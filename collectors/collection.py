@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from collectors.acquire import AcquireStats, ProgressSink, Source, acquire
+from collectors.host_identity import started_details
 from manifest.bundle import BundleWriter
 from manifest.errors import BundleError, CollectionInterrupted, SealboxError
 from manifest.osio.crashpoint import crash_point
@@ -47,6 +48,9 @@ class CollectionRequest:
     # not even a symlink's atime moves (manifest/osio/mountns.py). It changes this whole process,
     # so the commands ask for it; a library caller decides for itself.
     private_mounts: bool = False
+    # Court fields for `collection-started` (SPEC §4.2): exhibit, authority, device overrides;
+    # collectors.host_identity adds the device identifiers read from the target.
+    started: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -202,6 +206,7 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
                         if previous is not None
                         else None
                     ),
+                    **started_details(request.root, request.started),
                 },
                 request.reason,
             )

@@ -50,6 +50,14 @@ FIELDS: tuple[Field, ...] = (
     Field("affected.systems", "list", "Affected systems (comma-separated)"),
     Field("affected.accounts", "list", "Affected accounts (comma-separated)"),
     Field("crime_suspected", "bool", "Is a crime suspected"),
+    Field(
+        "legal_authority.basis",
+        "text",
+        "Legal basis for collecting (search warrant, consent, court order, policy, ...)",
+    ),
+    Field("legal_authority.reference", "text", "Warrant, order or policy number"),
+    Field("legal_authority.issued_by", "text", "Issued by (court, judge, officer, department)"),
+    Field("legal_authority.date", "text", "Date it was issued"),
     *(
         f
         for party in PARTIES
@@ -178,6 +186,26 @@ def apply_flags(report: IncidentReport, flags: dict[str, Any]) -> IncidentReport
             continue
         report.set(path, value, "flag")
     return report
+
+
+def apply_answers(report: IncidentReport, answers: tuple[str, ...] | list[str]) -> IncidentReport:
+    """`--answer FIELD=VALUE` flags: any field by its dotted path (see FIELDS)."""
+    for entry in answers:
+        path, sep, value = entry.partition("=")
+        path = path.strip()
+        if not sep or path not in _BY_PATH:
+            raise UsageError(
+                f"--answer '{entry}': not FIELD=VALUE with a known FIELD",
+                "known fields: " + ", ".join(f.path for f in FIELDS),
+            )
+        report.set(path, value, "flag")
+    return report
+
+
+def authority_of(incident: dict[str, Any] | None) -> dict[str, str]:
+    """The incident's legal authority as a custody `authority` object (SPEC §4.2)."""
+    given = (incident or {}).get("legal_authority") or {}
+    return {k: str(v) for k, v in given.items() if isinstance(v, str) and v}
 
 
 def prompt_missing(report: IncidentReport, ask: Callable[[Field], str]) -> IncidentReport:

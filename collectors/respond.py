@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from collectors import email_index, volatile
 from collectors.collection import CollectionRequest
 from collectors.expand import Plan, Target, plan_sources
+from collectors.host_identity import image_host
 from manifest.errors import UsageError
 
 if TYPE_CHECKING:
@@ -77,6 +78,26 @@ def capture_volatile(sections: list[str]) -> Callable[[BundleWriter], list[str]]
     return step
 
 
+def write_captured(docs: list[tuple[str, dict[str, Any]]]) -> Callable[[BundleWriter], list[str]]:
+    """The volatile step of a run whose volatile state was taken before it (`capture_first`)."""
+
+    def step(writer: BundleWriter) -> list[str]:
+        for name, doc in docs:
+            writer.add_volatile(name, doc)
+            writer.log.info("volatile-section", section=name, ok=doc["ok"], error=doc.get("error"))
+        return [name for name, _doc in docs]
+
+    return step
+
+
+def capture_first(prepared: Prepared) -> list[tuple[str, dict[str, Any]]]:
+    """Take the volatile state now, before anything waits for a person (RFC 3227: order of
+    volatility), and make the run write exactly these snapshots."""
+    docs = list(volatile.capture(prepared.volatile_sections))
+    prepared.request.volatile = write_captured(docs) if docs else None
+    return docs
+
+
 def log_plan(prepared_describe: dict[str, Any]) -> Callable[[BundleWriter, Path], None]:
     """Record in the acquisition log what each artifact matched and why some matched nothing."""
 
@@ -133,6 +154,7 @@ def build_request(
     resume: Path | None = None,
     previous: Path | None = None,
     private_mounts: bool = False,
+    started: dict[str, Any] | None = None,
 ) -> Prepared:
     """Plan one run. Volatile state is the live host's: by default taken only when the root is `/`."""
     target = Target.at(root)
@@ -156,6 +178,9 @@ def build_request(
         signer=signer,
         sources=plan.sources,
         root=None if target.live else Path(os.fsdecode(target.root)),
+        # A dead box is named after the imaged machine, never after the examiner's.
+        host=None if target.live else image_host(Path(os.fsdecode(target.root))),
+        started=dict(started or {}),
         volatile=capture_volatile(sections) if sections else None,
         incident=incident,
         profile=selection.profile.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ from agent.commands.common import key_options, load_signer, print_json, witness
 from agent.commands.verify import full_fingerprints
 from manifest.handover.export import export_bundle
 from manifest.handover.package import Limits
-from manifest.handover.receive import receive_package
+from manifest.handover.receive import keys_to_remember, receive_package
 from manifest.signing.keys import KeyStore
 
 
@@ -87,6 +88,13 @@ def export(
 @click.option("--max-entries", type=click.IntRange(1), default=Limits.max_entries, show_default=True)
 @click.option("--max-entry-size", type=click.IntRange(0), default=Limits.max_entry_bytes, show_default=True)
 @click.option("--max-total-size", type=click.IntRange(0), default=Limits.max_total_bytes, show_default=True)
+@click.option(
+    "--remember-trust/--no-remember-trust",
+    "remember",
+    default=None,
+    help="Keep the --trust keys as trusted keys (`keys trust`), so later `verify`, `report` and "
+    "`custody show` need no --trust (default: ask on a terminal, else do not).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 def receive(
     package: Path,
@@ -98,6 +106,7 @@ def receive(
     max_entries: int,
     max_entry_size: int,
     max_total_size: int,
+    remember: bool | None,
     as_json: bool,
 ) -> None:
     """Check PACKAGE, extract it safely, verify the bundle, and sign a `received` event."""
@@ -115,6 +124,7 @@ def receive(
         store=store,
     )
     witness(result.bundle, result.event)
+    remembered = remember_trust(result.bundle, full_fingerprints(trust), store, remember, quiet=as_json)
     if as_json:
         print_json(
             {
@@ -125,6 +135,7 @@ def receive(
                 "signer": result.report.signer,
                 "custody_seq": result.event["seq"],
                 "receipt": str(result.receipt),
+                "remembered_trust": remembered,
                 **{k: str(v) for k, v in result.extras.items()},
             }
         )
@@ -136,6 +147,33 @@ def receive(
         f"custody event {result.event['seq']} signed by {signer.fingerprint}",
         err=True,
     )
+
+
+def remember_trust(
+    bundle: Path, fps: set[str], store: KeyStore, remember: bool | None, *, quiet: bool
+) -> list[str]:
+    """Offer to keep the keys trusted for this receive only; say what was (not) kept."""
+    offer = keys_to_remember(bundle, fps, store)
+    if not offer:
+        return []
+    names = ", ".join(f"{i.fingerprint} ({i.name})" for i, _ in offer)
+    if remember is None and not quiet and sys.stdin.isatty():
+        remember = click.confirm(
+            f"Trust {names} from now on (later `verify`, `report`, `custody show` then need no --trust)?",
+            default=True,
+            err=True,
+        )
+    if not remember:
+        hint = " or pass --remember-trust" if remember is None else ""
+        click.echo(
+            f"trusted for this receive only: {names}; to keep trusting, run "
+            f"`sealbox keys trust` with their public key{hint}",
+            err=True,
+        )
+        return []
+    kept = [store.trust_public(public, identity).fingerprint for identity, public in offer]
+    click.echo(f"now trusted in {store.home}: {names} (undo with `sealbox keys untrust FP`)", err=True)
+    return kept
 
 
 COMMANDS = [export, receive]

@@ -23,7 +23,7 @@ from agent.commands.common import key_options, load_signer, print_json, run_opti
 from agent.isolation.config import standing_channel
 from collectors import incident as incident_mod
 from collectors.artifacts import Catalog
-from collectors.respond import build_request
+from collectors.respond import build_request, capture_first
 from manifest.bundle import check_case_id
 from manifest.errors import KeyError_, UsageError
 from manifest.handover.next_steps import next_steps, render
@@ -70,6 +70,20 @@ def incident_options(func: Any) -> Any:
             metavar="PARTY[=WHEN]",
             help="Already notified: it, police, supervisor, records-custodian (repeatable).",
         ),
+        click.option(
+            "--authority-basis", help="Legal basis: search warrant, consent, court order, policy, ..."
+        ),
+        click.option("--authority-reference", help="Warrant, order or policy number."),
+        click.option("--authority-issued-by", help="Who issued it (court, judge, department)."),
+        click.option("--authority-date", help="When it was issued."),
+        click.option(
+            "--answer",
+            "answers",
+            multiple=True,
+            metavar="FIELD=VALUE",
+            help="Answer any incident question by its field, e.g. notifications.police.who=Det. Doe "
+            "(repeatable; see README).",
+        ),
         click.option("--no-prompt", is_flag=True, help="Never ask questions, even on a terminal."),
     ]
     for option in reversed(options):
@@ -95,8 +109,13 @@ def _gather_incident(kw: dict[str, Any], case: str, interactive: bool) -> dict[s
             "affected.accounts": list(kw["affected_accounts"]),
             "crime_suspected": kw["crime_suspected"],
             "notified": kw["notified"],
+            "legal_authority.basis": kw["authority_basis"],
+            "legal_authority.reference": kw["authority_reference"],
+            "legal_authority.issued_by": kw["authority_issued_by"],
+            "legal_authority.date": kw["authority_date"],
         },
     )
+    incident_mod.apply_answers(report, kw["answers"])
     if interactive and report.missing():
         click.echo("Incident report (press Enter to skip a question):", err=True)
         incident_mod.prompt_missing(
@@ -150,6 +169,10 @@ def _signer(key_ref: str | None, passphrase_file: Path | None, demo_key: bool) -
 )
 @key_options
 @click.option("--demo-key", is_flag=True, help=f"Sign with a generated '{DEMO_KEY_NAME}'.")
+@click.option("--exhibit", help="Exhibit / item number of this evidence (custody record).")
+@click.option("--exhibit-description", help="What the exhibit is, e.g. 'Dell laptop, finance office'.")
+@click.option("--asset-tag", help="The device's asset tag (from its sticker), if the firmware has none.")
+@click.option("--serial", help="The device's serial number, if the firmware does not give it.")
 @incident_options
 @run_options
 @click.option("--dry-run", is_flag=True, help="Show what would be collected, collect nothing.")
@@ -167,6 +190,10 @@ def respond(
     key_ref: str | None,
     passphrase_file: Path | None,
     demo_key: bool,
+    exhibit: str | None,
+    exhibit_description: str | None,
+    asset_tag: str | None,
+    serial: str | None,
     reason: str,
     workers: int | None,
     resume: Path | None,
@@ -191,7 +218,6 @@ def respond(
     else:
         signer, is_demo = _signer(key_ref, passphrase_file, demo_key)
     interactive = sys.stdin.isatty() and sys.stderr.isatty() and not incident_kw["no_prompt"] and not dry_run
-    incident = _gather_incident(incident_kw, case, interactive)
     prepared = build_request(
         catalog,
         case=case,
@@ -202,7 +228,7 @@ def respond(
         since_ns=parse_since(since),
         max_file_size=parse_size(max_file_size),
         with_volatile=with_volatile,
-        incident=incident,
+        incident=None,
         reason=reason or "sealbox respond",
         workers=workers,
         resume=resume,
@@ -210,15 +236,36 @@ def respond(
         private_mounts=True,
     )
     if dry_run:
+        _gather_incident(incident_kw, case, False)  # a bad incident file or flag fails the plan too
         print_json(prepared.describe())
         return 0
+    if prepared.volatile_sections:
+        # RFC 3227: the volatile state first; nothing waits for typing before it is taken.
+        if interactive:
+            click.echo("Capturing volatile state first (processes, connections, ...)", err=True)
+        capture_first(prepared)
+    incident = _gather_incident(incident_kw, case, interactive)
+    prepared.request.incident = incident
+    prepared.request.started = {
+        "exhibit": {k: v for k, v in (("number", exhibit), ("description", exhibit_description)) if v},
+        "authority": incident_mod.authority_of(incident),
+        "device": {k: v for k, v in (("asset_tag", asset_tag), ("serial", serial)) if v},
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     if is_demo:
         click.echo(f"WARNING: signing with the {DEMO_KEY_NAME}; make your own key for real cases", err=True)
     result = run_with_progress(prepared.request, stderr_is_tty() and not as_json)
     warn(result)
     report = verify_bundle(result.bundle, {signer.fingerprint})
-    steps = next_steps(result.bundle, case, incident, report.ok, standing_channel())
+    steps = next_steps(
+        result.bundle,
+        case,
+        incident,
+        report.ok,
+        standing_channel(),
+        key=signer.fingerprint,
+        live=prepared.target.live,
+    )
     append_event(
         result.bundle,
         signer,

@@ -53,20 +53,39 @@ def next_steps(
     incident: dict[str, Any] | None,
     verified: bool,
     isolation_config: Path | None = None,
+    *,
+    key: str | None = None,
+    live: bool = True,
 ) -> list[Step]:
     """The ordered checklist for this bundle and what is already known to be done.
 
     `isolation_config`: the isolation.toml holding IT's standing channel, if there is one
-    (`agent.isolation.config.standing_channel()` finds it)."""
+    (`agent.isolation.config.standing_channel()` finds it). `key`: the fingerprint that signed
+    the bundle, named in the commands given (a store may hold several keys). `live`: False for a
+    collection from an image or a removed disk (a dead box): nothing there is running."""
     crime = (incident or {}).get("crime_suspected")
     quoted = f"'{bundle}'"
-    steps = [
+    key_arg = f" --key {key}" if key else ""
+    first = (
         Step(
             "keep-powered",
             "Keep the device powered on and isolated",
             "Do not shut it down, reboot, log out or 'clean it up': memory and running processes are "
             "evidence. " + isolate_advice(case, isolation_config),
-        ),
+        )
+        if live
+        else Step(
+            "keep-original",
+            "Keep the original disk or image unchanged",
+            "This was a dead-box collection (from an image or a removed disk): nothing on it was "
+            "running, so there was no volatile state to keep. Keep the original drive write-blocked, "
+            "sealed in an evidence bag and labelled (record the seal number with `sealbox custody "
+            f"add {quoted} --event stored --location PLACE --seal NUMBER --reason ...`); keep the "
+            "image file read-only with its hash; never boot the original.",
+        )
+    )
+    steps = [
+        first,
         Step(
             "report-it",
             "Report to city IT now",
@@ -82,7 +101,8 @@ def next_steps(
                 else "If anything suggests a crime (fraud, extortion, stolen data), call the police. "
             )
             + "For them, export the bundle as a signed package with "
-            f"`sealbox export {quoted} --to 'Officer name, Police department' --out DIR` and hand over "
+            f"`sealbox export {quoted}{key_arg} --to 'Officer name, Police department' --out DIR` and "
+            "hand over "
             "the package with this case id; they can check it without sealbox (VERIFY.txt inside).",
             done=_notified(incident, "police"),
         ),

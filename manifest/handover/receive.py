@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import os
 import re
@@ -15,7 +16,7 @@ from manifest.handover.export import PACKAGE_RECEIPT, file_sha256, package_paths
 from manifest.handover.package import Limits, remove_tree, safe_extract
 from manifest.osio.crashpoint import crash_point
 from manifest.signing.custody import append_event_with_receipt, event_line
-from manifest.signing.keys import fingerprint, load_public_pem, verify_signature
+from manifest.signing.keys import Identity, fingerprint, load_public_pem, verify_signature
 from manifest.signing.receipts import make_receipt, write_receipt
 from manifest.verify import verify_bundle
 
@@ -305,3 +306,30 @@ def _check_layout(names: list[str], extracted: Path) -> str:
     if f"{name}/bagit.txt" not in names or not (extracted / name).is_dir():
         raise PackageError(f"'{name}' in the package is not a bundle (no bagit.txt)")
     return name
+
+
+def keys_to_remember(bundle: Path, fingerprints: set[str], store: KeyStore) -> list[tuple[Identity, Any]]:
+    """For each fingerprint trusted for one receive (`--trust`) and not yet in the store: its
+    public key and names, from the custody events it signed in the received bundle (every event
+    carries `actor.public_key`, SPEC §8.1, whose hash is the fingerprint). A fingerprint that
+    signed nothing in the bundle is left out: there is no key to keep."""
+    from manifest.signing.custody import read_lines
+    from manifest.signing.keys import public_from_raw
+
+    known = store.trusted_fingerprints() | {k.identity.fingerprint for k in store.own_keys()}
+    wanted = fingerprints - known
+    found: dict[str, tuple[Identity, Any]] = {}
+    for line in read_lines(bundle):
+        actor = (line.event or {}).get("actor")
+        if not isinstance(actor, dict) or actor.get("key") not in wanted or actor["key"] in found:
+            continue
+        try:
+            raw = base64.b64decode(str(actor.get("public_key", "")), validate=True)
+            public = public_from_raw(raw)
+        except (ValueError, TypeError):
+            continue
+        if fingerprint(raw) != actor["key"]:
+            continue
+        names = [str(actor.get(k) or "") for k in ("name", "role", "organization", "contact")]
+        found[actor["key"]] = (Identity(names[0], names[1], names[2], actor["key"], names[3]), public)
+    return [found[fp] for fp in sorted(found)]

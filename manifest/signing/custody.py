@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from manifest import TOOL_NAME, __version__
-from manifest.errors import BundleError
+from manifest.errors import BundleError, UsageError
 from manifest.findings import Finding
 from manifest.format.canonical import canonical_bytes
 from manifest.format.timefmt import now_rfc3339
@@ -24,6 +24,7 @@ from manifest.osio.readfd import read_at_most
 from manifest.signing.keys import fingerprint, public_from_raw, verify_signature
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from manifest.signing.keys import Signer
@@ -42,10 +43,17 @@ EVENTS = (
     "exported",
     "received",
     "transferred",
+    "accepted",
     "verified",
-    "note",
+    "examined",
+    "copied",
     "stored",
+    "labelled",
+    "disposed",
+    "note",
 )
+DISPOSITIONS = ("returned", "destroyed", "retention-ended")
+AUTHORITY_FIELDS = ("basis", "reference", "issued_by", "date")
 # Events that only the sealing run itself writes (custody.jsonl); the rest go to continuation.
 SEALING_EVENTS = ("collection-started", "volatile-captured", "collection-completed", "sealed")
 
@@ -103,6 +111,7 @@ class CustodyWriter:
         self.seq = 0
         self.prev = GENESIS
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        _note_signed(signer, bundle, case, path.parent.parent)
 
     @classmethod
     def reopen(
@@ -135,6 +144,19 @@ class CustodyWriter:
     def close(self) -> None:
         os.fsync(self._fd)
         os.close(self._fd)
+
+
+def _note_signed(signer: Signer, bundle: str, case: str, bundle_dir: Path) -> None:
+    """Tell the signer's key store which bundle this key signs (`keys delete` refuses such a key).
+    Best effort: a store that cannot take the line never stops a collection."""
+    if signer.home is None:
+        return
+    from manifest.signing.keys import KeyStore
+
+    try:
+        KeyStore(signer.home).record_signed(signer.fingerprint, bundle, case, bundle_dir.absolute())
+    except OSError:
+        pass
 
 
 @dataclass(frozen=True)
@@ -463,14 +485,16 @@ def append_event_with_receipt(
     bundle_dir: Path,
     signer: Signer,
     event: str,
-    details: dict[str, Any],
+    details: dict[str, Any] | Callable[[list[ChainLine]], dict[str, Any]],
     reason: str = "",
 ) -> Appended:
     """Append one signed event to custody/continuation.jsonl, never rewriting what is there, and
     keep a signed receipt of it in the signer's key store (SPEC §4.1).
 
     Refused unless continuation.jsonl is a regular file and the whole chain verifies: an event
-    appended to a broken or cut log would lend it a fresh signature."""
+    appended to a broken or cut log would lend it a fresh signature. `details` may be a function
+    of the verified lines, called while the log is locked: it may raise to refuse (an accept by
+    another key than the receiver the transfer names) and sees exactly the log appended to."""
     from manifest.signing.receipts import make_receipt, prepare_receipt_dir, write_receipt
 
     if bundle_dir.name.endswith(".incomplete"):
@@ -506,6 +530,8 @@ def append_event_with_receipt(
                 "nothing was appended; run `sealbox verify` on the bundle",
             )
         case, bundle = _bundle_identity(bundle_dir, lines)
+        if callable(details):
+            details = details(lines)
         receipt_dir = prepare_receipt_dir(signer, bundle)
         last = lines[-1]
         # The chain verified, so the tagmanifest is readable when continuation is still empty.
@@ -537,3 +563,233 @@ def append_event_with_receipt(
             "the event stands; fix the key store so later events keep their receipts",
         ) from exc
     return Appended(ev, receipt)
+
+
+# --- Court fields (SPEC §4.2): two-party transfers, exhibits, the shape of new details --------
+
+_TEXT = (str,)
+# event -> details field -> accepted types; fields not named here are free (an event's own).
+_DETAIL_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "transferred": {
+        "to": _TEXT,
+        "to_key": _TEXT,
+        "to_contact": _TEXT,
+        "method": _TEXT,
+        "tracking": _TEXT,
+        "storage_location": _TEXT,
+        "seal": _TEXT,
+        "purpose": _TEXT,
+        "authority": (dict,),
+    },
+    "accepted": {
+        "transfer_seq": (int,),
+        "transfer_sha256": _TEXT,
+        "seal": _TEXT,
+        "seal_intact": (bool,),
+        "storage_location": _TEXT,
+        "condition": _TEXT,
+    },
+    "examined": {
+        "purpose": _TEXT,
+        "tools": (list,),
+        "location": _TEXT,
+        "result": _TEXT,
+        "authority": (dict,),
+    },
+    "copied": {
+        "destination": _TEXT,
+        "method": _TEXT,
+        "purpose": _TEXT,
+        "copy_sha256": _TEXT,
+        "verified": (bool,),
+        "authority": (dict,),
+    },
+    "stored": {"location": _TEXT, "seal": _TEXT, "retain_until": _TEXT},
+    "labelled": {"exhibit": (dict,)},
+    "disposed": {
+        "disposition": _TEXT,
+        "to": _TEXT,
+        "method": _TEXT,
+        "witness": _TEXT,
+        "authority": (dict,),
+    },
+    "collection-started": {"device": (dict,), "exhibit": (dict,), "authority": (dict,)},
+}
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "transferred": ("to",),
+    "accepted": ("transfer_seq", "transfer_sha256"),
+    "labelled": ("exhibit",),
+    "disposed": ("disposition",),
+}
+
+
+def details_problem(ev: dict[str, Any]) -> str | None:
+    """None when the details of a §4.2 event have the fields and types the spec gives them."""
+    name = str(ev.get("event"))
+    details: dict[str, Any] = ev.get("details") if isinstance(ev.get("details"), dict) else {}  # type: ignore[assignment]
+    for field_name in _REQUIRED.get(name, ()):
+        if details.get(field_name) in (None, ""):
+            return f"'{name}' needs details.{field_name}"
+    for field_name, kinds in _DETAIL_TYPES.get(name, {}).items():
+        value = details.get(field_name)
+        if value is None:
+            continue
+        if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+            return f"details.{field_name} of '{name}' is not a {' or '.join(k.__name__ for k in kinds)}"
+    for sub in ("authority", "exhibit"):
+        value = details.get(sub)
+        if isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
+            return f"details.{sub} of '{name}' must hold only strings"
+    if name == "disposed" and details.get("disposition") not in DISPOSITIONS:
+        return f"details.disposition is not one of {', '.join(DISPOSITIONS)}"
+    tools = details.get("tools")
+    if name == "examined" and isinstance(tools, list) and not all(isinstance(v, str) for v in tools):
+        return "details.tools of 'examined' must be a list of strings"
+    return None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One `transferred` event and the `accepted` event that completes it (None: still open)."""
+
+    line: ChainLine
+    accepted: ChainLine | None
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return self.line.event or {}
+
+    @property
+    def seq(self) -> int:
+        return int(self.event.get("seq", 0))
+
+    @property
+    def open(self) -> bool:
+        return self.accepted is None
+
+    @property
+    def to(self) -> str:
+        return str(self.event.get("details", {}).get("to", ""))
+
+    @property
+    def to_key(self) -> str | None:
+        key = self.event.get("details", {}).get("to_key")
+        return key if isinstance(key, str) and key else None
+
+    @property
+    def giver_key(self) -> str:
+        return str(self.event.get("actor", {}).get("key", ""))
+
+
+def _accept_problem(
+    transfer: Transfer | None, accept: ChainLine, transfer_sha: Any
+) -> tuple[str, str] | None:
+    """(finding kind, why) when `accept` does not countersign `transfer`."""
+    if transfer is None:
+        return "custody-accept-unmatched", "names no 'transferred' event before it"
+    if transfer_sha != sha256_hex(transfer.line.raw):
+        return "custody-accept-unmatched", f"transfer_sha256 is not the hash of event {transfer.seq}"
+    key = (accept.event or {}).get("actor", {}).get("key")
+    if transfer.to_key is not None and key != transfer.to_key:
+        return (
+            "custody-accept-wrong-key",
+            f"signed by {key}, but transfer {transfer.seq} names {transfer.to_key}",
+        )
+    if transfer.to_key is None and key == transfer.giver_key:
+        return "custody-accept-wrong-key", f"transfer {transfer.seq} accepted by its own giver"
+    return None
+
+
+def check_transfers(lines: list[ChainLine]) -> tuple[list[Transfer], list[Finding]]:
+    """Every transfer with its countersignature, and the findings of accepts that do not hold
+    (SPEC §4.2); also a finding for each §4.2 event whose details have the wrong shape."""
+    findings: list[Finding] = []
+    by_seq: dict[int, Transfer] = {}
+    order: list[int] = []
+    for line in lines:
+        ev = line.event
+        if ev is None:
+            continue
+        problem = details_problem(ev)
+        if problem:
+            findings.append(Finding("custody-details-invalid", line.where, problem))
+            continue
+        if ev["event"] == "transferred":
+            by_seq[ev["seq"]] = Transfer(line, None)
+            order.append(ev["seq"])
+        elif ev["event"] == "accepted":
+            details = ev["details"]
+            transfer = by_seq.get(details["transfer_seq"])
+            bad = _accept_problem(transfer, line, details["transfer_sha256"])
+            if bad:
+                findings.append(Finding(bad[0], line.where, bad[1]))
+            elif transfer is not None and transfer.accepted is not None:
+                findings.append(
+                    Finding(
+                        "custody-accept-repeated",
+                        line.where,
+                        f"transfer {transfer.seq} was already accepted at {transfer.accepted.where}",
+                    )
+                )
+            elif transfer is not None:
+                by_seq[transfer.seq] = Transfer(transfer.line, line)
+    return [by_seq[s] for s in order], findings
+
+
+def transfers(lines: list[ChainLine]) -> list[Transfer]:
+    """Each `transferred` event with the `accepted` event completing it, in log order."""
+    return check_transfers(lines)[0]
+
+
+def open_transfers_note(found: list[Transfer]) -> str | None:
+    """One line naming the transfers nobody has accepted yet, or None."""
+    still = [t for t in found if t.open]
+    if not still:
+        return None
+    named = "; ".join(f"seq {t.seq} to {t.to}" for t in still)
+    return f"open transfers (not yet accepted by the receiver): {named}"
+
+
+def current_exhibit(lines: list[ChainLine]) -> dict[str, str] | None:
+    """The bundle's exhibit: that of the last `labelled` event, else of `collection-started`."""
+    found: dict[str, str] | None = None
+    for line in lines:
+        ev = line.event
+        if ev is None or ev.get("event") not in ("collection-started", "labelled"):
+            continue
+        exhibit = ev.get("details", {}).get("exhibit")
+        if isinstance(exhibit, dict) and exhibit:
+            found = {str(k): str(v) for k, v in exhibit.items()}
+    return found
+
+
+def authority_from(values: dict[str, str | None]) -> dict[str, str]:
+    """An `authority` object from the keys given (basis, reference, issued_by, date)."""
+    return {k: v for k in AUTHORITY_FIELDS if (v := values.get(k))}
+
+
+def accept_details(
+    lines: list[ChainLine], transfer_seq: int, acceptor_key: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The details of an `accepted` event countersigning transfer `transfer_seq`; refused (a
+    BundleError) unless that transfer exists, is still open and names `acceptor_key` as receiver."""
+    found = {t.seq: t for t in transfers(lines)}
+    transfer = found.get(transfer_seq)
+    if transfer is None:
+        seqs = ", ".join(str(s) for s in found) or "none"
+        raise UsageError(
+            f"custody event {transfer_seq} is not a 'transferred' event",
+            f"transfers in this log: {seqs} (see `sealbox custody show`)",
+        )
+    if transfer.accepted is not None:
+        raise UsageError(f"transfer {transfer_seq} was already accepted ({transfer.accepted.where})")
+    if transfer.to_key is not None and acceptor_key != transfer.to_key:
+        raise UsageError(
+            f"transfer {transfer_seq} names {transfer.to_key} ({transfer.to}) as receiver, "
+            f"not your key {acceptor_key}",
+            "only the named receiver accepts a transfer: use --key with their key",
+        )
+    if transfer.to_key is None and acceptor_key == transfer.giver_key:
+        raise UsageError(f"transfer {transfer_seq} was made with your own key", "the receiver accepts it")
+    details = {k: v for k, v in extra.items() if v is not None and v != ""}
+    return {**details, "transfer_seq": transfer_seq, "transfer_sha256": sha256_hex(transfer.line.raw)}

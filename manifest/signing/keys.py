@@ -71,14 +71,18 @@ class Identity:
     role: str
     organization: str
     fingerprint: str
+    contact: str = ""  # phone or e-mail (SPEC §4.2 actor.contact); older keys have none
 
     def as_actor(self) -> dict[str, str]:
-        return {
+        actor = {
             "name": self.name,
             "role": self.role,
             "organization": self.organization,
             "key": self.fingerprint,
         }
+        if self.contact:
+            actor["contact"] = self.contact
+        return actor
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,14 @@ class KeyStore:
         directory.mkdir(parents=True, exist_ok=True, mode=mode)
 
     # -- generating and listing -------------------------------------------------
-    def generate(self, name: str, role: str, organization: str, passphrase: bytes | None = None) -> StoredKey:
+    def generate(
+        self,
+        name: str,
+        role: str,
+        organization: str,
+        passphrase: bytes | None = None,
+        contact: str = "",
+    ) -> StoredKey:
         if not name.strip():
             raise UsageError("a key needs a holder name", "pass --name")
         self._make_dir(self.keys_dir)
@@ -259,7 +270,7 @@ class KeyStore:
                 _NO_PERMISSIONS_HINT,
             )
         private = Ed25519PrivateKey.generate()
-        identity = Identity(name, role, organization, fingerprint(private.public_key()))
+        identity = Identity(name, role, organization, fingerprint(private.public_key()), contact.strip())
         directory = self.keys_dir / identity.fingerprint[len(FP_PREFIX) :]
         directory.mkdir(parents=True, mode=0o700)
         self.keys_dir.chmod(0o700)
@@ -299,7 +310,7 @@ class KeyStore:
         fp = fingerprint(public)
         if directory.name != fp[len(FP_PREFIX) :]:
             raise StoreEntryError(f"the directory name is not the fingerprint of its public.pem ({fp})")
-        identity = Identity(*_advisory_names(directory / "identity.json", fp), fp)
+        identity = _advisory_identity(directory / "identity.json", fp)
         private = directory / "private.pem"
         has_private = not trusted and private.is_file()
         encrypted = has_private and b"ENCRYPTED" in _read_small(private)[:64]
@@ -359,13 +370,103 @@ class KeyStore:
                     f"no signing key in {self.home}",
                     "create one with `sealbox keys generate --name ... --role ... --org ...`",
                 )
-            if len(own) > 1:
-                raise UsageError(f"{len(own)} keys in {self.home}; choose one with --key FP")
-            stored = own[0]
+            chosen = self.default_fingerprint()
+            hits = [k for k in own if k.identity.fingerprint == chosen] if len(own) > 1 else own
+            if not hits:
+                raise UsageError(
+                    f"{len(own)} keys in {self.home}; choose one with --key FP",
+                    "or make one the default: `sealbox keys default FP` (see `sealbox keys list`)",
+                )
+            stored = hits[0]
         else:
             stored = self.find(ref, own_only=True)
         signer = load_private_key(stored.directory / "private.pem", stored.identity, passphrase)
         return Signer(signer.identity, signer.private, self.home)
+
+    # -- the default key and deleting keys ---------------------------------------------
+    @property
+    def default_file(self) -> Path:
+        return self.home / "default"
+
+    def default_fingerprint(self) -> str | None:
+        """The own key used when no --key is given and the store holds several (SPEC §5)."""
+        try:
+            text = _read_small(self.default_file).decode("ascii", "replace").strip()
+        except OSError:
+            return None
+        return FP_PREFIX + text if text else None
+
+    def set_default(self, ref: str) -> Identity:
+        stored = self.find(ref, own_only=True)
+        self._make_dir(self.keys_dir)
+        tmp = self.home / ".default.tmp"
+        tmp.unlink(missing_ok=True)
+        _write_new(tmp, stored.identity.fingerprint[len(FP_PREFIX) :].encode() + b"\n", 0o644)
+        tmp.replace(self.default_file)
+        return stored.identity
+
+    def signed_log(self) -> Path:
+        return self.home / "signed.jsonl"
+
+    def record_signed(self, fp: str, bundle_id: str, case: str, bundle_path: Path) -> None:
+        """Note that key `fp` signed events of the bundle at `bundle_path` (what `keys delete`
+        checks); one JSON line, appended."""
+        line = json.dumps(
+            {"key": fp, "bundle": bundle_id, "case": case, "path": str(bundle_path)}, sort_keys=True
+        )
+        with self.signed_log().open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def signed_bundles(self, fp: str) -> list[str]:
+        """Paths of bundles on this machine holding events signed by `fp`: from the signing log
+        and the custody receipts in this store; only those that still exist."""
+        found: list[str] = []
+        candidates: list[str] = []
+        try:
+            for raw in self.signed_log().read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and row.get("key") == fp:
+                    candidates.append(str(row.get("path", "")))
+        except OSError:
+            pass
+        receipts = self.home / "receipts"
+        if receipts.is_dir():
+            for path in sorted(receipts.glob("*/*.json")):
+                try:
+                    doc = json.loads(_read_small(path))
+                except (OSError, ValueError):
+                    continue
+                signer = doc.get("signer") if isinstance(doc, dict) else None
+                if isinstance(signer, dict) and signer.get("key") == fp:
+                    candidates.append(str(doc.get("bundle_path", "")))
+        for candidate in candidates:
+            sealed = candidate.removesuffix(".incomplete")
+            for where in (candidate, sealed):
+                if where and Path(where).is_dir() and where not in found:
+                    found.append(where)
+        return found
+
+    def delete(self, ref: str, *, force: bool = False) -> tuple[Identity, list[str]]:
+        """Remove an own key (or a trusted one); refused while a local bundle holds events it
+        signed, unless `force` (the bundles stay verifiable by anyone who trusts its public key)."""
+        stored = self.find(ref)
+        fp = stored.identity.fingerprint
+        used = self.signed_bundles(fp)
+        if used and not force:
+            more = f" and {len(used) - 1} more" if len(used) > 1 else ""
+            raise UsageError(
+                f"key {fp} ({stored.identity.name}) signed events of {used[0]}{more}",
+                "keep it (export its public key first: `sealbox keys export-public`), or pass --force",
+            )
+        for f in stored.directory.iterdir():
+            f.unlink()
+        stored.directory.rmdir()
+        if self.default_fingerprint() == fp:
+            self.default_file.unlink(missing_ok=True)
+        return stored.identity, used
 
     # -- trust ------------------------------------------------------------------
     def trust(self, pubkey_file: Path, name: str = "", role: str = "", organization: str = "") -> Identity:
@@ -375,9 +476,19 @@ class KeyStore:
             raise KeyError_(f"cannot read public key {pubkey_file}: {exc.strerror}") from exc
         public = load_public_pem(data, str(pubkey_file))
         fp = fingerprint(public)
+        contact = ""
         if not name:
-            name, role, organization = _advisory_names(pubkey_file.parent / "identity.json", fp)
-        identity = Identity(name or "unknown", role, organization, fp)
+            known = _advisory_identity(pubkey_file.parent / "identity.json", fp)
+            name, role, organization, contact = known.name, known.role, known.organization, known.contact
+        return self.trust_public(public, Identity(name or "unknown", role, organization, fp, contact))
+
+    def trust_public(self, public: Ed25519PublicKey, identity: Identity) -> Identity:
+        """Keep `public` as a trusted key under the names of `identity` (its fingerprint is
+        computed from the key, never taken from `identity`)."""
+        fp = fingerprint(public)
+        identity = Identity(
+            identity.name or "unknown", identity.role, identity.organization, fp, identity.contact
+        )
         self._make_dir(self.trusted_dir)
         directory = self.trusted_dir / fp[len(FP_PREFIX) :]
         if directory.exists():
@@ -453,6 +564,20 @@ def _read_small(path: Path) -> bytes:
         return os.read(fd, _SMALL)
     finally:
         os.close(fd)
+
+
+def _advisory_identity(path: Path, fp: str) -> Identity:
+    """The Identity an identity.json gives for key `fp` (see `_advisory_names`), with its contact."""
+    name, role, organization = _advisory_names(path, fp)
+    contact = ""
+    if name != "unknown" or role or organization:
+        try:
+            known = json.loads(_read_small(path).decode("utf-8"))
+            value = known.get("contact", "") if isinstance(known, dict) else ""
+            contact = value if isinstance(value, str) else ""
+        except (OSError, ValueError, RecursionError):
+            contact = ""
+    return Identity(name, role, organization, fp, contact)
 
 
 def _advisory_names(path: Path, fp: str) -> tuple[str, str, str]:

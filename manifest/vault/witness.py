@@ -37,11 +37,15 @@ def witness_key(location: VaultLocation, case: str, bundle: str, seq: int, line:
 
 
 def stored_events(bundle_dir: Path) -> list[dict[str, Any]]:
-    """The `stored` events of the local continuation log, oldest first."""
+    """The vault's `stored` events of the local continuation log, oldest first (a `stored` event
+    naming a place, SPEC §4.2, has no `vault`)."""
     return [
         line.event
         for line in read_lines(bundle_dir)
-        if line.file == CONTINUATION and line.event and line.event.get("event") == "stored"
+        if line.file == CONTINUATION
+        and line.event
+        and line.event.get("event") == "stored"
+        and "vault" in (line.event.get("details") or {})
     ]
 
 

@@ -18,7 +18,14 @@ from manifest.format import bagit
 from manifest.hashing import Expected, check_sized_batch, lstat_size, sha256_file, sha256_files_or_errors
 from manifest.osio.parallel import few_collections, ordered_map
 from manifest.previous import PREVIOUS_FIELD, tagmanifest_digest
-from manifest.signing.custody import CONTINUATION, CUSTODY, ChainLine, verify_chain
+from manifest.signing.custody import (
+    CONTINUATION,
+    CUSTODY,
+    ChainLine,
+    check_transfers,
+    open_transfers_note,
+    verify_chain,
+)
 from manifest.signing.keys import KeyError_, fingerprint, load_public_pem, verify_signature
 from manifest.signing.minisign import key_id, verify_prehashed
 from manifest.signing.receipts import check_custody_anchors
@@ -632,6 +639,30 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class Transfers:
+    """Two-party transfers (SPEC §4.2): each `accepted` countersigns one earlier `transferred`
+    event by its hash and is signed by the receiver it names; §4.2 details have their shape.
+    Transfers nobody accepted yet are noted, not findings: the receiver may still be on the way."""
+
+    kinds = frozenset(
+        {
+            K.CUSTODY_DETAILS_INVALID,
+            K.CUSTODY_ACCEPT_UNMATCHED,
+            K.CUSTODY_ACCEPT_WRONG_KEY,
+            K.CUSTODY_ACCEPT_REPEATED,
+        }
+    )
+
+    def check(self, bundle: BundleModel, report: VerifyReport) -> None:
+        if report.custody_lines is None:
+            return
+        found, findings = check_transfers(report.custody_lines)
+        report.findings.extend(findings)
+        note = open_transfers_note(found)
+        if note:
+            report.notes.append(note)
+
+
 class CustodyTail:
     """The custody tail against its witnesses: events removed from the end of the append-only log
     cannot be seen in the log itself, only against receipts (the key store's, or --receipt)."""
@@ -740,6 +771,7 @@ RULES: tuple[Rule, ...] = (
     Payload(),
     Items(),
     Custody(),
+    Transfers(),
     CustodyTail(),
     Timestamp(),
     Previous(),

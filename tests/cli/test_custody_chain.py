@@ -45,6 +45,7 @@ def test_custody_show_lists_every_event_with_actor_and_validity(chain) -> None:
         "role": "investigator",
         "organization": "City IT Security",
         "key": inv.fp,
+        "contact": None,
     }
     assert all(e["holds"] and e["actor_trusted"] for e in events)
     text = inv.cli("custody", "show", bundle, check=True).stdout

@@ -210,3 +210,37 @@ def test_encrypted_round_trip(handover, tmp_path: Path) -> None:
     assert proc.returncode == 1 and "cannot be decrypted" in proc.stderr
     assert list((tmp_path / "out2").iterdir()) == []
     clear_flags(tmp_path / "out")
+
+
+def test_receive_trust_is_remembered_only_when_asked(handover, tmp_path: Path) -> None:
+    """A detective who knows nobody yet: `--trust` for one receive, then kept with --remember-trust,
+    so `verify` and `custody show` on the same folder need no --trust any more."""
+    h = handover
+    package = h["tmp"] / "pkg" / (h["bundle"].name + ".tar")
+    trust = ("--trust", h["it"].fp, "--trust", h["inv"].fp)
+    once = make_person(tmp_path / "once", "police")
+    (tmp_path / "once-out").mkdir()
+    proc = once.cli("receive", package, "--out", tmp_path / "once-out", *trust, check=True)
+    assert "trusted for this receive only" in proc.stderr and "--remember-trust" in proc.stderr
+    received = tmp_path / "once-out" / h["bundle"].name
+    assert once.cli("verify", received).returncode == 1
+    assert once.cli("verify", received, *trust).returncode == 0
+    shown = once.cli("custody", "show", received, *trust, check=True).stdout
+    assert "[untrusted]" not in shown
+    assert "[untrusted]" in once.cli("custody", "show", received, check=True).stdout
+
+    kept = make_person(tmp_path / "kept", "police")
+    (tmp_path / "kept-out").mkdir()
+    proc = kept.cli(
+        "receive", package, "--out", tmp_path / "kept-out", *trust, "--remember-trust", "--json", check=True
+    )
+    assert sorted(json.loads(proc.stdout)["remembered_trust"]) == sorted([h["it"].fp, h["inv"].fp])
+    assert "now trusted in" in proc.stderr
+    received = tmp_path / "kept-out" / h["bundle"].name
+    verified = kept.cli("verify", received)
+    assert verified.returncode == 0, verified.stdout
+    listed = {k["fingerprint"]: k for k in json.loads(kept.cli("keys", "list", "--json", check=True).stdout)}
+    assert listed[h["inv"].fp]["name"] == "Ivan Investigator" and listed[h["inv"].fp]["type"] == "trusted"
+    assert "[untrusted]" not in kept.cli("custody", "show", received, check=True).stdout
+    clear_flags(tmp_path / "once-out")
+    clear_flags(tmp_path / "kept-out")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support.builders import make_key, run_on_exfat
 from tests.support.env import REPO, require_tool
@@ -21,6 +22,7 @@ def test_generate_list_show_export_trust_untrust(cli, tmp_path):
             "role": "IT responder",
             "organization": "City IT",
             "fingerprint": fp,
+            "contact": "",
             "encrypted": False,
         }
     ]
@@ -158,3 +160,41 @@ def test_garbage_in_the_unsigned_minisign_files_is_a_finding_never_a_crash(cli, 
         fh.truncate(20 << 30)  # sparse: read no further than a minisign file can be
     proc = cli("verify", copy, timeout=60)
     assert proc.returncode == 1 and "FAIL tag-file-too-large: tagmanifest-sha256.txt.minisig" in proc.stdout
+
+
+def test_default_key_and_delete_refuses_a_key_that_signed_a_local_bundle(cli, tmp_path, out_dir):
+    """After Quick start's demo key, a second key made every command without --key fail; a default
+    key ends that, and a key that signed evidence on this machine is not deleted by accident."""
+    demo = make_key(cli, "DEMO KEY - not for evidence", "demo", "sealbox demo")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.log").write_text("line\n")
+    cli("collect", "--case", "OKC-2026-0042", "--out", out_dir, src, check=True)
+    mine = cli(
+        "keys", "generate", "--name", "Ann Example", "--role", "IT responder", "--org", "City IT",
+        "--contact", "+1 555 0100", check=True,
+    )  # fmt: skip
+    fp = mine.stdout.strip()
+    assert "keys default" in mine.stderr
+    unchosen = cli("collect", "--case", "OKC-2026-0042", "--out", out_dir, src)
+    assert unchosen.returncode == 2 and "sealbox keys default FP" in unchosen.stderr
+    assert "set one" in cli("keys", "default").stderr
+    cli("keys", "default", fp, check=True)
+    assert cli("keys", "default", check=True).stdout.strip() == fp
+    assert f"{fp}  Ann Example / IT responder / City IT (default)" in cli("keys", "list", check=True).stdout
+    bundle = cli("collect", "--case", "OKC-2026-0042", "--out", out_dir, src, check=True).stdout.split()[-1]
+    started = json.loads(Path(bundle, "custody/custody.jsonl").read_text().splitlines()[0])
+    assert started["actor"]["key"] == fp and started["actor"]["contact"] == "+1 555 0100"
+    assert "contact:      +1 555 0100" in cli("keys", "show", fp, check=True).stdout
+
+    refused = cli("keys", "delete", demo)
+    assert refused.returncode == 2 and "signed events of" in refused.stderr and "--force" in refused.stderr
+    assert any(k["fingerprint"] == demo for k in json.loads(cli("keys", "list", "--json").stdout))
+    forced = cli("keys", "delete", demo, "--force", check=True)
+    assert f"deleted {demo}" in forced.stdout and "holds events it signed" in forced.stderr
+    assert [k["fingerprint"] for k in json.loads(cli("keys", "list", "--json").stdout)] == [fp]
+    # A key that signed nothing here goes without --force; the default goes with its key.
+    spare = make_key(cli, "Spare Key", "test", "City IT")
+    cli("keys", "default", spare, check=True)
+    cli("keys", "delete", spare, check=True)
+    assert cli("keys", "default", check=True).stdout.strip() == fp  # the only key left

@@ -170,7 +170,11 @@ def test_next_steps_are_printed_and_recorded(linux_run: dict[str, Any]) -> None:
     bundle = _bundle(linux_run)
     steps = json.loads(linux_run["proc"].stdout)["next_steps"]
     keys = [s["key"] for s in steps]
-    assert keys == ["keep-powered", "report-it", "police", "supervisor", "records-custodian", "keep-bundle"]
+    # A collection from a root tree is a dead box: nothing there runs, so no "keep it powered on".
+    assert keys == ["keep-original", "report-it", "police", "supervisor", "records-custodian", "keep-bundle"]
+    assert not any("powered on" in s["title"] + s["detail"] for s in steps)
+    signer = json.loads((bundle / "custody/custody.jsonl").read_text().splitlines()[0])["actor"]["key"]
+    assert f"--key {signer}" in steps[2]["detail"]  # the export command works with several keys
     done = {s["key"] for s in steps if s["done"]}
     assert done == {"report-it", "supervisor"}
     assert "A crime is suspected" in steps[2]["detail"] and "sealbox export" in steps[2]["detail"]

@@ -316,6 +316,42 @@ def received_event_forged_by_untrusted_key(case: Case) -> None:
     append_event(case.bundle, case.mallory(), "received", {"from": "the courier"})
 
 
+def _transfer(case: Case, to_key: str) -> tuple[int, str]:
+    """The bundle's own signer hands it over to `to_key`: (seq, SHA-256 of the transfer's line)."""
+    owner = KeyStore(case.cli.home).load_signer(None)
+    ev = append_event(case.bundle, owner, "transferred", {"to": "Mallory, Nowhere", "to_key": to_key})
+    line = case.lines("custody/continuation.jsonl")[-1].rstrip(b"\n")
+    return ev["seq"], hashlib.sha256(line).hexdigest()
+
+
+def _accept(case: Case, signer: Any, seq: Any, sha: str) -> None:
+    append_event(case.bundle, signer, "accepted", {"transfer_seq": seq, "transfer_sha256": sha})
+
+
+def accept_naming_another_line_hash(case: Case) -> None:
+    mallory = case.mallory()
+    seq, _sha = _transfer(case, mallory.fingerprint)
+    _accept(case, mallory, seq, "0" * 64)
+
+
+def accept_by_a_key_the_transfer_does_not_name(case: Case) -> None:
+    seq, sha = _transfer(case, "SHA256:" + "ab" * 32)
+    _accept(case, case.mallory(), seq, sha)
+
+
+def accept_made_twice(case: Case) -> None:
+    mallory = case.mallory()
+    seq, sha = _transfer(case, mallory.fingerprint)
+    _accept(case, mallory, seq, sha)
+    _accept(case, mallory, seq, sha)
+
+
+def accept_naming_seq_as_text(case: Case) -> None:
+    mallory = case.mallory()
+    seq, sha = _transfer(case, mallory.fingerprint)
+    _accept(case, mallory, str(seq), sha)
+
+
 def sealed_event_renamed(case: Case) -> None:
     case.edit("custody/custody.jsonl", '"event":"sealed"', '"event":"note"')
 
@@ -546,6 +582,10 @@ BROKEN: dict[FindingKind, Callable[[Case], None]] = {
     K.TIMESTAMP_ORPHAN: timestamp_without_tagmanifest,
     K.PREVIOUS_BUNDLE_UNLINKED: previous_not_linked,
     K.PREVIOUS_BUNDLE_MISMATCH: previous_link_wrong,
+    K.CUSTODY_ACCEPT_UNMATCHED: accept_naming_another_line_hash,
+    K.CUSTODY_ACCEPT_WRONG_KEY: accept_by_a_key_the_transfer_does_not_name,
+    K.CUSTODY_ACCEPT_REPEATED: accept_made_twice,
+    K.CUSTODY_DETAILS_INVALID: accept_naming_seq_as_text,
 }
 
 
