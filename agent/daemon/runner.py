@@ -298,7 +298,7 @@ class Agent:
                 "drift", None, result="reapplied" if drift.get("reapplied") else "failed", details=drift
             )
         details = actions.snapshot(self.ctx)
-        details["interval"] = self.s.interval
+        details["interval"] = int(self.s.interval)
         details["agent_queue"] = self.queue.qsize()
         self.publish("heartbeat", None, result="alive", details=details)
 
