@@ -18,14 +18,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from tests.support.env import REPO
 from tests.support.netns import HERE as NETNS_PY
 from tests.support.netns import sh
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 IT_ADDR, IT6 = "203.0.113.1", "2001:db8:1::1"
 VAULT_PORT, ECHO_PORT = 8333, 8080
@@ -279,6 +277,36 @@ class AgentLab:
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         return dict(json.loads(proc.stdout))
+
+    # -- sshd, for the Ansible test -----------------------------------------------------------
+    def start_sshd(self, st: Station, authorized_key: str) -> None:
+        """An sshd in `st` on port 22 of its address, letting in root with `authorized_key`
+        only; its host key, configuration and pid file are the test's own."""
+        d = st.root / "sshd"
+        d.mkdir(mode=0o700, exist_ok=True)
+        key = d / "host_ed25519"
+        if not key.exists():
+            sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+        (d / "authorized_keys").write_text(authorized_key)
+        (d / "authorized_keys").chmod(0o600)
+        config = d / "sshd_config"
+        config.write_text(
+            f"ListenAddress {st.addr}\nPort 22\nHostKey {key}\nPidFile {d / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+            "Subsystem sftp internal-sftp\n"
+        )
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", st.ns, shutil.which("sshd") or "/usr/sbin/sshd",
+             "-D", "-e", "-f", str(config)],
+            stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "w"),  # noqa: SIM115
+        )  # fmt: skip
+        self.procs.append(proc)
+        deadline = time.monotonic() + 20
+        while not self.probe(st, f"tcp:{st.addr}:22")[f"tcp:{st.addr}:22"]:
+            assert proc.poll() is None and time.monotonic() < deadline, (d / "sshd.log").read_text()
+            time.sleep(0.2)
 
     def nft(self, st: Station, *args: str) -> subprocess.CompletedProcess[str]:
         return sh("ip", "netns", "exec", st.ns, "nft", *args, check=False)
