@@ -291,6 +291,7 @@ def snapshot(ctx: Context) -> dict[str, Any]:
         "last_order": {k: last.get(k) for k in ("id", "action", "phase", "result", "bundle")}
         if last
         else None,
+        "last_bundle": ctx.journal.last_bundle(),
         "free_bytes": free.free,
     }
 

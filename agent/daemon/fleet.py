@@ -59,7 +59,7 @@ def host_row(client: Any, location: VaultLocation, host: str, now: int | None = 
     if last.get("id"):
         doc, _ = _read(client, location, status_key(location, host, str(last["id"])))
         result = doc or {}
-    rdetails = result.get("details") or {}
+    bundle = details.get("last_bundle") or {}
     return HostRow(
         host=host,
         heartbeat=str(beat["time"]),
@@ -68,9 +68,9 @@ def host_row(client: Any, location: VaultLocation, host: str, now: int | None = 
         last_order=last.get("id"),
         last_action=last.get("action"),
         last_result=result.get("result") or last.get("phase"),
-        last_bundle=rdetails.get("bundle"),
-        bundle_verified=rdetails.get("verified"),
-        bundle_stored=rdetails.get("stored"),
+        last_bundle=bundle.get("bundle"),
+        bundle_verified=bundle.get("verified"),
+        bundle_stored=bundle.get("stored"),
         agent_key=(beat.get("agent") or {}).get("key"),
     )
 

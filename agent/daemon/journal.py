@@ -77,12 +77,27 @@ class Journal:
                 found.append(entry)
         return sorted(found, key=lambda e: str(e.get("accepted_at")))
 
+    def _newest_first(self) -> list[dict[str, Any]]:
+        entries = []
+        for path in self.dir.glob("*.json"):
+            try:
+                entries.append(dict(json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError):
+                continue
+        return sorted(entries, key=lambda e: str(e.get("accepted_at")), reverse=True)
+
     def last(self) -> dict[str, Any] | None:
         """The most recently accepted order's entry (for the heartbeat)."""
-        paths = sorted(self.dir.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-        for path in reversed(paths):
-            try:
-                return dict(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                continue
+        entries = self._newest_first()
+        return entries[0] if entries else None
+
+    def last_bundle(self) -> dict[str, Any] | None:
+        """The details of the newest order that sealed a bundle (for the heartbeat)."""
+        for entry in self._newest_first():
+            details = entry.get("details") or {}
+            if entry.get("phase") == "done" and details.get("bundle"):
+                return {
+                    "order": entry.get("id"),
+                    **{k: details.get(k) for k in ("bundle", "verified", "stored")},
+                }
         return None

@@ -175,6 +175,12 @@ def test_isolate_one_host_respond_store_verify_restore(city: City) -> None:
     assert lab.nft(ws2, "list", "ruleset").stdout == before["ws2"]
     rows = _wait_fleet(city, lambda r: r["ws2"]["isolation"] == "not isolated")
     assert rows["ws2"]["last_action"] == "restore"
+    table = city.cli("alice", "fleet", "status", "--vault", f"s3://{lab.bucket}")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:2] == ["HOST", "HEARTBEAT"] and len(lines) == 4
+    ws2_line = next(line for line in lines if line.startswith("ws2 "))
+    assert "not isolated" in ws2_line and "restore" in ws2_line and details["bundle"] in ws2_line
 
 
 def _wait_fleet(city: City, ok: Any, timeout: float = 60) -> dict[str, dict[str, Any]]:

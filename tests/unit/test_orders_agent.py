@@ -29,6 +29,12 @@ def test_an_order_id_is_claimed_once_across_journal_instances(tmp_path: Path) ->
     assert again.unfinished()[0]["phase"] == "running"
     again.update("a", phase="done", result="done")
     assert again.unfinished() == [] and again.last() is not None and again.last()["phase"] == "done"
+    assert again.last_bundle() is None
+    again.claim("b", {"id": "b", "action": "respond"})
+    again.update("b", phase="done", details={"bundle": "C_h_1", "verified": True, "stored": True})
+    again.claim("c", {"id": "c", "action": "restore"})
+    assert again.last() is not None and again.last()["id"] == "c"
+    assert again.last_bundle() == {"order": "b", "bundle": "C_h_1", "verified": True, "stored": True}
     assert not list((tmp_path / "orders").glob(".*.tmp"))
 
 
