@@ -57,6 +57,12 @@ def agent_group() -> None:
     help="orders-trusted/ and agent.toml (default /etc/sealbox or $SEALBOX_CONFIG_DIR).",
 )
 @click.option("--interval", default="30s", show_default=True, help="Heartbeat, drift check and poll period.")
+@click.option(
+    "--heartbeat",
+    "heartbeat",
+    metavar="DURATION",
+    help="Time between heartbeats (default: the interval); large fleets save requests with e.g. 5m.",
+)
 @click.option("--host-id", help="This host's id (default: hostname-machine-id, or $SEALBOX_HOST_ID).")
 @click.option("--group", "groups", multiple=True, help="Group this host belongs to (repeatable).")
 @click.option(
@@ -69,6 +75,7 @@ def run_cmd(
     state: Path,
     config_dir: Path | None,
     interval: str,
+    heartbeat: str | None,
     host_id: str | None,
     groups: tuple[str, ...],
     require: tuple[str, ...],
@@ -106,6 +113,7 @@ def run_cmd(
         groups=tuple(dict.fromkeys((*settings_file.groups, *groups))),
         require={**settings_file.require, **parse_require(require)},
         once=once,
+        heartbeat=parse_interval(heartbeat) if heartbeat else 0.0,
     )
     with single_instance(state):
         signer = agent_signer(KeyStore.default(), me)

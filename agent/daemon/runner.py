@@ -51,6 +51,7 @@ class Settings:
     groups: tuple[str, ...] = ()
     require: dict[str, int] = field(default_factory=dict)
     once: bool = False  # one pass (spool, vault, heartbeat, the orders taken), then return
+    heartbeat: float = 0.0  # seconds between heartbeats; 0: every interval
 
 
 @contextlib.contextmanager
@@ -287,7 +288,7 @@ class Agent:
             self.queue.task_done()
 
     # -- every interval -------------------------------------------------------------------
-    def heartbeat(self) -> None:
+    def check_drift(self) -> None:
         drift: dict[str, Any] | None = None
         try:
             drift = actions.reapply_if_drifted(self.ctx, now_ns())
@@ -297,8 +298,10 @@ class Agent:
             self.publish(
                 "drift", None, result="reapplied" if drift.get("reapplied") else "failed", details=drift
             )
+
+    def heartbeat(self) -> None:
         details = actions.snapshot(self.ctx)
-        details["interval"] = int(self.s.interval)
+        details["interval"] = int(self.s.heartbeat or self.s.interval)
         details["agent_queue"] = self.queue.qsize()
         self.publish("heartbeat", None, result="alive", details=details)
 
@@ -338,7 +341,8 @@ class Agent:
 
     def _loop(self) -> None:
         interval_ns = int(self.s.interval * 1e9)
-        next_beat = now_ns()
+        beat_ns = int((self.s.heartbeat or self.s.interval) * 1e9)
+        next_beat = next_check = now_ns()
         # The first poll comes at a random point of the first interval: a fleet restarted at
         # once (a patch day) does not ask the vault all in the same second.
         next_poll = now_ns() + (0 if self.s.once else int(random.uniform(0, 1) * interval_ns))
@@ -355,12 +359,16 @@ class Agent:
                 next_poll = now_ns() + int(interval_ns * random.uniform(0.8, 1.2))
             if self.s.once:
                 self.queue.join()
+                self.check_drift()
                 self.heartbeat()
                 return
+            if now_ns() >= next_check:  # an isolation in force is checked every interval
+                self.check_drift()
+                next_check = now_ns() + interval_ns
             if now_ns() >= next_beat:
                 self.heartbeat()
-                next_beat = now_ns() + interval_ns
-            wait = min(next_beat, next_poll if self.s.vault else next_beat) - now_ns()
+                next_beat = now_ns() + beat_ns
+            wait = min(next_beat, next_check, next_poll if self.s.vault else next_check) - now_ns()
             if fresh:
                 wait = min(wait, SETTLE_NS)
             self.wake.wait(max(0.05, wait / 1e9))
