@@ -143,10 +143,10 @@ def test_isolate_one_host_respond_store_verify_restore(city: City) -> None:
     assert rows["ws2"]["last_action"] == "isolate" and rows["ws2"]["last_result"] == "done"
 
     # Drift: someone flushes the ruleset; the agent loads it again within an interval, on record.
-    lab.nft(ws2, "flush", "ruleset")
-    assert lab.probe(ws2, ECHO)[ECHO] is True
+    assert lab.nft(ws2, "flush", "ruleset").returncode == 0
     drift = lab.wait_status(ws2, kind="drift", timeout=30)
     assert drift["result"] == "reapplied" and drift["details"]["custody_seq"]
+    assert drift["details"]["found"] in ("not isolated", "partial")  # what the flush left
     assert lab.probe(ws2, VAULT, ECHO) == {VAULT: True, ECHO: False}
     ledger = (ws2.state / "keys" / "cases" / CASE / "custody" / "custody.jsonl").read_text().splitlines()
     assert any("isolation drifted" in line for line in ledger)
