@@ -36,6 +36,9 @@ COMMAND_MODULES = {
     "watch": "agent.commands.watch",
     "mail": "agent.commands.mail",
     "vault": "agent.commands.vault",
+    "order": "agent.commands.order",
+    "agent": "agent.commands.agent",
+    "fleet": "agent.commands.fleet",
 }
 
 
