@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from manifest import TOOL_NAME, __version__
 from manifest.errors import BundleError
 from manifest.findings import Finding
+from manifest.format.bagit import CONTINUATION, INCOMPLETE, TAGMANIFEST
 from manifest.format.canonical import canonical_bytes
 from manifest.format.timefmt import now_rfc3339
 from manifest.osio.readfd import read_at_most
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from manifest.signing.keys import Signer
 
 CUSTODY = "custody/custody.jsonl"
-CONTINUATION = "custody/continuation.jsonl"
-TAGMANIFEST = "tagmanifest-sha256.txt"
 GENESIS = "0" * 64
 EVENTS = (
     "collection-started",
@@ -473,7 +472,7 @@ def append_event_with_receipt(
     appended to a broken or cut log would lend it a fresh signature."""
     from manifest.signing.receipts import make_receipt, prepare_receipt_dir, write_receipt
 
-    if bundle_dir.name.endswith(".incomplete"):
+    if bundle_dir.name.endswith(INCOMPLETE):
         raise BundleError(
             f"{bundle_dir} was never sealed", "custody events after sealing need a sealed bundle"
         )
