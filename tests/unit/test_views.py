@@ -2,111 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import tracemalloc
 from typing import TYPE_CHECKING
 
-from manifest.format.timefmt import rfc3339_ns
-from manifest.views import ViewContext, write_views
+from manifest.views import write_views
 from tests.support.env import ASSETS, require_tool
+from tests.support.views import CTX, DirWriter, awkward_items, item, write_items
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
-
-CTX = ViewContext(
-    case="OKC-2026-0042",
-    bundle_id="2b0c3f8e-3c4e-4d7e-9a53-1f5d2f1c0a11",
-    host="clerk-pc-07",
-    performer_name="Ida Responder",
-    performer_role="IT responder",
-    performer_organization="City IT",
-    performer_key="SHA256:" + "ab" * 32,
-    started="2026-03-02T10:00:00.000000000Z",
-    ended="2026-03-02T10:05:00.123456789Z",
-    command_line="sealbox collect --case OKC-2026-0042",
-)
-T0 = 1_767_225_600_123_456_789  # 2026-01-01T00:00:00.123456789Z
-
-
-def item(n: int, **over: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "id": f"{n:06d}",
-        "kind": "file",
-        "collector": "logs/linux-auth",
-        "source_path": f"/var/log/auth.log.{n}",
-        "stored_as": f"data/files/var/log/auth.log.{n}",
-        "size": 100 + n,
-        "sha256": f"{n:064x}",
-        "mode": 0o100640,
-        "uid": 0,
-        "gid": 4,
-        "owner": "root",
-        "group": "adm",
-        "inode": 1000 + n,
-        "device": 2049,
-        "nlink": 1,
-        "status": "ok",
-    }
-    for key, ns in (("mtime", T0 + n), ("atime", T0 + 2 * n), ("ctime", T0 + 3 * n), ("birthtime", T0)):
-        base[f"{key}_ns"] = ns
-        base[key] = rfc3339_ns(ns)
-    base.update(over)
-    return base
-
-
-def awkward_items() -> list[dict[str, object]]:
-    """Names and kinds that break naive writers: pipes, newlines, non-UTF-8, <&>, no birth time."""
-    return [
-        item(1),
-        item(2, source_path="/home/a|b\nc <&> \udcff.txt", stored_as="data/files/home/a=7Cb=0Ac <&> =FF.txt"),
-        item(
-            3,
-            kind="symlink",
-            stored_as=None,
-            sha256=None,
-            size=None,
-            link_target="/etc/passwd",
-            mode=0o120777,
-        ),
-        item(
-            4, kind="directory", stored_as=None, sha256=None, mode=0o40755, birthtime=None, birthtime_ns=None
-        ),
-        item(5, kind="special", stored_as=None, sha256=None, mode=0o10644),
-        item(6, status="error", error="permission denied", stored_as=None, sha256=None, size=None),
-        {
-            "id": "000007",
-            "kind": "volatile",
-            "collector": "volatile/processes",
-            "source_path": None,
-            "stored_as": "data/volatile/processes.json",
-            "size": 10,
-            "sha256": "00" * 32,
-            "status": "ok",
-        },
-    ]
-
-
-class DirWriter:
-    """Stand-in for the bundle writer: write-once files under metadata/."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = self.path = root
-        (root / "metadata").mkdir(parents=True, exist_ok=True)
-
-    @contextlib.contextmanager
-    def open_metadata(self, name: str) -> Iterator[object]:
-        with (self.root / "metadata" / name).open("xb") as fh:
-            yield fh
-
-
-def write_items(path: Path, items: list[dict[str, object]]) -> Path:
-    with path.open("w") as fh:
-        for it in items:
-            fh.write(json.dumps(it, sort_keys=True, separators=(",", ":")) + "\n")
-    return path
 
 
 def make_views(tmp_path: Path, items: list[dict[str, object]]) -> Path:
@@ -180,34 +86,6 @@ def test_views_stream_without_growing_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert items_path.stat().st_size > 2_000_000
     assert peak < 500_000, f"peak {peak} bytes: a view holds items in memory"
-
-
-def test_plain_templates_render_exactly_what_the_general_rule_does() -> None:
-    """The per-file hot path (one template per view) must not change a byte of any view."""
-    from manifest.views import ViewSet, plain_file
-    from manifest.views.case_jsonld import CaseView
-
-    eligible = [
-        item(1),
-        item(2, birthtime=None, birthtime_ns=None),
-        item(3, source_path="/home/ünïcode/файл отчёт.txt", size=0, uid=1000, gid=1000),
-        item(4, source_path="/srv/it's (1) [copy] #2;x=y%20.log", atime_ns=-5, atime=rfc3339_ns(-5)),
-        item(5, source_path="/a/b/", mode=0o100000, nlink=3),
-    ]
-    views = ViewSet(CTX)
-    for it in eligible:
-        assert plain_file(it), it
-        for view in views.views:
-            assert view.plain(it) == view.fragment(it), (view.name, it["source_path"])
-    for it in awkward_items()[1:]:
-        assert not plain_file(it), it["id"]
-    rendered = views.render([*eligible, *awkward_items()])
-    shown = [*eligible, *awkward_items()[:-1]]  # the volatile item has no file metadata
-    body, dfxml, case = (b"".join(v.fragment(it) for it in shown) for v in views.views)
-    assert rendered == [body, dfxml, *CaseView.split(case)]
-    partial = item(6)
-    del partial["nlink"]
-    assert views.render([partial])[1] == views.views[1].fragment(partial)  # missing field: general rule
 
 
 def test_case_item_ids_are_the_rfc4122_uuid5_of_bundle_and_item() -> None:
