@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from manifest.bundle import BundleWriter, WriterState, lock_bundle_dir
+from manifest.bundle import AFTER_SEALED, BundleWriter, WriterState, lock_bundle_dir
 from manifest.errors import BundleError, UsageError
 from manifest.format import bagit
 from manifest.format.bagit import CONTINUATION, INCOMPLETE
@@ -76,20 +76,6 @@ class ResumePoint(Kept):
         """The custody note's reason."""
         stage = "sealing" if self.completed else "collection"
         return f"{stage} resumed after an interruption"
-
-
-# What the seal writes after its `sealed` event (bundle.py `_write_seal`), in no custody line.
-_AFTER_SEALED = (
-    CONTINUATION,
-    "keys/signer.pub.pem",
-    "keys/signer.minisign.pub",
-    "bagit.txt",
-    "bag-info.txt",
-    bagit.TAGMANIFEST,
-    bagit.SIG,
-    bagit.MINISIG,
-    bagit.TSR,
-)
 
 
 def _check_started(path: Path) -> None:
@@ -348,7 +334,7 @@ def _clear_after_sealed(path: Path) -> list[str]:
     for rel in ("", "keys", "custody", "metadata"):
         (path / rel).chmod(0o755)
     removed: list[str] = []
-    for rel in [*bagit.tag_files(path), *_AFTER_SEALED]:
+    for rel in [*bagit.tag_files(path), *AFTER_SEALED]:
         full = path / rel
         if not full.is_file() or full.is_symlink():
             continue
@@ -358,7 +344,7 @@ def _clear_after_sealed(path: Path) -> list[str]:
                 remove_flags(fd, FS_IMMUTABLE_FL | FS_APPEND_FL)
             finally:
                 os.close(fd)
-        if rel in _AFTER_SEALED:
+        if rel in AFTER_SEALED:
             full.unlink()
             removed.append(rel)
     return removed
