@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from collectors.acquire import AcquireStats, ProgressSink, Source, acquire
 from collectors.host_identity import started_details
-from manifest.bundle import BundleWriter
+from manifest.bundle import BundleWriter, WriterState
 from manifest.errors import BundleError, CollectionInterrupted, SealboxError
 from manifest.osio.crashpoint import crash_point
-from manifest.previous import PREVIOUS_FIELD, PreviousBundle, load_previous
+from manifest.previous import PreviousBundle, load_previous
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -168,18 +168,19 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
         writer = point.writer
     else:
         writer = BundleWriter(
-            request.out_dir,
-            case=request.case,
-            signer=request.signer,
-            host=request.host,
-            organization=request.organization,
-            contact=request.contact,
-            root=request.root,
-            immutable=request.immutable,
+            WriterState.fresh(
+                request.out_dir,
+                case=request.case,
+                signer=request.signer,
+                host=request.host,
+                organization=request.organization,
+                contact=request.contact,
+                root=request.root,
+                immutable=request.immutable,
+                previous=previous.tagmanifest_sha256 if previous is not None else None,
+            )
         )
     try:
-        if previous is not None:
-            writer.extra_info.append((PREVIOUS_FIELD, previous.tagmanifest_sha256))
         sources = [_source_text(s) for s in request.sources]
         if point is not None:
             writer.custody.add("note", point.details(), point.reason)

@@ -94,9 +94,6 @@ class IncidentReport:
             return self.values.get(f"notifications.{parts[1]}.notified") is True
         return True
 
-    def is_empty(self) -> bool:
-        return not self.values
-
     def to_dict(self, case: str | None = None) -> dict[str, Any]:
         """The JSON document written as metadata/incident.json."""
         out: dict[str, Any] = {"format": FORMAT, "case": case, "recorded_at": now_rfc3339()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import errno
 import fcntl
 import hashlib
@@ -11,6 +12,7 @@ import io
 import json
 import os
 import re
+import shlex
 import socket
 import sys
 import time
@@ -21,13 +23,16 @@ from manifest import TOOL_NAME, __version__
 from manifest.acquisition_log import open_log
 from manifest.errors import BundleError, UsageError
 from manifest.format import bagit
+from manifest.format.bagit import CONTINUATION, INCOMPLETE
 from manifest.format.items import empty_item, item_line
 from manifest.format.pathenc import PAYLOAD_FILE_DIRS
-from manifest.format.timefmt import compact_utc, now_ns, rfc3339_ns
+from manifest.format.timefmt import compact_utc, now_ns, parse_rfc3339_ns, rfc3339_ns
 from manifest.hashing import sha256_file, sha256_files
 from manifest.osio.crashpoint import crash_point
+from manifest.osio.flags import FS_APPEND_FL, FS_IMMUTABLE_FL, add_flags
 from manifest.osio.libc import libc as c_library
-from manifest.signing.custody import CONTINUATION, CUSTODY, CustodyWriter
+from manifest.previous import PREVIOUS_FIELD
+from manifest.signing.custody import CUSTODY, GENESIS, CustodyWriter, sha256_hex
 from manifest.views import ViewContext, ViewSet
 
 if TYPE_CHECKING:
@@ -38,9 +43,19 @@ if TYPE_CHECKING:
     from manifest.signing.keys import Signer
 
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-INCOMPLETE = ".incomplete"
-_FS_IMMUTABLE_FL = 0x10
-_FS_APPEND_FL = 0x20
+# What the seal writes after its `sealed` event (`_write_seal`), covered by no custody line: a run
+# stopped there is finished by a resume, which removes these and writes them again.
+AFTER_SEALED = (
+    CONTINUATION,
+    "keys/signer.pub.pem",
+    "keys/signer.minisign.pub",
+    "bagit.txt",
+    "bag-info.txt",
+    bagit.TAGMANIFEST,
+    bagit.SIG,
+    bagit.MINISIG,
+    bagit.TSR,
+)
 
 
 def check_case_id(case: str) -> str:
@@ -142,11 +157,43 @@ def _lock_deepest_first(dirs: list[bytes]) -> None:
             os.close(here_fd)
 
 
-class BundleWriter:
-    """Builds one bundle. Every file is created with O_EXCL and read-only; nothing is rewritten."""
+class Stage(enum.Enum):
+    """How far a bundle had got when its writer was made."""
 
-    def __init__(
-        self,
+    NEW = "new"  # nothing written yet: every file is created
+    COLLECTING = "collecting"  # resumed before its seal: items.jsonl grows, manifest and views are rewritten
+    SEALED = "sealed"  # resumed after its `sealed` event: only the seal's own files are left to write
+
+
+@dataclasses.dataclass(frozen=True)
+class WriterState:
+    """Everything a `BundleWriter` starts from, built once from a fresh start (`fresh`) or from
+    the custody log of an interrupted run (`resumed`). A new attribute of the bundle is added
+    here and read by the one constructor, so the two paths cannot drift apart."""
+
+    path: Path  # the `.incomplete` directory, made or checked
+    lock: int  # the fd holding its lock (`lock_bundle_dir`)
+    stage: Stage
+    case: str
+    bundle_id: str
+    host: str
+    started_ns: int
+    signer: Signer
+    organization: str
+    contact: str
+    root: Path | None
+    immutable: bool
+    previous: str | None  # SHA-256 of the tagmanifest of the bundle this one follows up
+    custody_seq: int = 0  # the custody chain's head: its last line's seq ...
+    custody_prev: str = GENESIS  # ... and that line's SHA-256
+
+    @property
+    def name(self) -> str:
+        return self.path.name[: -len(INCOMPLETE)]
+
+    @classmethod
+    def fresh(
+        cls,
         out_dir: Path,
         *,
         case: str,
@@ -156,201 +203,210 @@ class BundleWriter:
         contact: str = "",
         root: Path | None = None,
         immutable: bool | None = None,
-        extra_info: list[tuple[str, str]] | None = None,
-    ) -> None:
+        previous: str | None = None,
+    ) -> WriterState:
+        """A new bundle under `out_dir`: its `.incomplete` directory is made and locked."""
         host = host or socket.gethostname()
         if not out_dir.is_dir():
             raise UsageError(
                 f"output directory {out_dir} does not exist", "create it or choose another --out"
             )
-        started, name = self._claim_name(out_dir, f"{check_case_id(case)}_{safe_host(host)}_")
-        self._identity(case, str(uuid.uuid4()), host, started, name, signer, organization, contact, root)
-        self.extra_info = extra_info or []
-        self.immutable = _immutable_default() if immutable is None else immutable
-        self.final_path = out_dir / self.name
-        self.path = out_dir / (self.name + INCOMPLETE)
+        started, name = _claim_name(out_dir, f"{check_case_id(case)}_{safe_host(host)}_")
+        path = out_dir / (name + INCOMPLETE)
         for sub in ("data/files", "data/volatile", "metadata", "custody", "keys"):
-            (self.path / sub).mkdir(parents=True)
-        self._lock = lock_bundle_dir(self.path)
-        self._ids = 0
-        # Every directory made under data/ (reported by the acquisition), so sealing need not
-        # walk the payload to lock them; None for a resumed bundle, whose first run made some.
-        self.payload_dirs: set[bytes] | None = set()
-        self._items = self._open("metadata/items.jsonl")
-        self._manifest = self._open(bagit.MANIFEST)
-        self._log_file = self._open("metadata/acquisition-log.jsonl")
-        self.custody = CustodyWriter(
-            self.path / CUSTODY, case=self.case, bundle=self.bundle_id, signer=signer
+            (path / sub).mkdir(parents=True)
+        return cls(
+            path=path,
+            lock=lock_bundle_dir(path),
+            stage=Stage.NEW,
+            case=case,
+            bundle_id=str(uuid.uuid4()),
+            host=host,
+            started_ns=started,
+            signer=signer,
+            organization=organization or signer.identity.organization,
+            contact=contact or signer.identity.name,
+            root=root,
+            immutable=_immutable_default() if immutable is None else immutable,
+            previous=previous,
         )
-        self._start_streams()
 
-    @staticmethod
-    def _claim_name(out_dir: Path, prefix: str) -> tuple[int, str]:
-        """(start time, name) of a new bundle, its `.incomplete` directory made. Names have
-        one-second resolution (SPEC §1): when this second's is taken (a run a moment ago, or one
-        beside this one), the next second's is used. Nothing that exists is ever reused."""
-        for _ in range(3):
-            started = now_ns()
-            name = prefix + compact_utc(started)
-            if not (out_dir / name).exists():
-                path = out_dir / (name + INCOMPLETE)
-                try:
-                    path.mkdir()
-                    return started, name
-                except FileExistsError:
-                    pass
-                except OSError as exc:
-                    raise BundleError(f"cannot create {path}: {exc.strerror}") from exc
-            time.sleep(1 - (started % 1_000_000_000) / 1e9)  # until the next second
-        raise UsageError(f"{out_dir / name} already exists", "never overwrite evidence: choose another --out")
-
-    def _identity(
-        self,
-        case: str,
-        bundle_id: str,
-        host: str,
-        started_ns: int,
-        name: str,
+    @classmethod
+    def resumed(
+        cls,
+        path: Path,
+        events: list[dict[str, Any]],
+        last_line: bytes,
+        *,
+        lock: int,
         signer: Signer,
-        organization: str,
-        contact: str,
-        root: Path | None,
-    ) -> None:
-        """Who and what the bundle is: the same for a new bundle and a resumed one."""
-        self.case = check_case_id(case)
-        self.bundle_id = bundle_id
-        self.host = host
-        self.started_ns = started_ns
-        self.name = name
-        self.signer = signer
-        self.organization = organization or signer.identity.organization
-        self.contact = contact or signer.identity.name
-        self.root = root
+        organization: str = "",
+        contact: str = "",
+        root: Path | None = None,
+        immutable: bool | None = None,
+    ) -> WriterState:
+        """An interrupted `.incomplete` bundle, from its custody events as manifest/resume.py
+        checked them (`events[0]` is `collection-started`, `last_line` the chain's last line).
+        Refused when its sealed name already exists."""
+        started = events[0]
+        details = started.get("details") or {}
+        final = path.parent / path.name[: -len(INCOMPLETE)]
+        if final.exists():
+            raise UsageError(f"{final} already exists", "that bundle was sealed; nothing to resume")
+        return cls(
+            path=path,
+            lock=lock,
+            stage=Stage.SEALED if events[-1].get("event") == "sealed" else Stage.COLLECTING,
+            case=check_case_id(str(started.get("case"))),
+            bundle_id=str(started.get("bundle")),
+            host=str(details.get("host") or started.get("host") or ""),
+            started_ns=parse_rfc3339_ns(str(started.get("time"))),
+            signer=signer,
+            organization=organization or signer.identity.organization,
+            contact=contact or signer.identity.name,
+            root=root,
+            immutable=_immutable_default() if immutable is None else immutable,
+            previous=(details.get("previous") or {}).get("tagmanifest_sha256"),
+            custody_seq=int(events[-1]["seq"]),
+            custody_prev=sha256_hex(last_line),
+        )
 
-    def _start_streams(self) -> None:
-        """The log, the payload counters and the views (workers render their fragments)."""
-        self.log = open_log(self._log_file_text(), bundle=self.bundle_id, case=self.case)
+
+def _claim_name(out_dir: Path, prefix: str) -> tuple[int, str]:
+    """(start time, name) of a new bundle, its `.incomplete` directory made. Names have
+    one-second resolution (FORMAT.md §1): when this second's is taken (a run a moment ago, or one
+    beside this one), the next second's is used. Nothing that exists is ever reused."""
+    for _ in range(3):
+        started = now_ns()
+        name = prefix + compact_utc(started)
+        if not (out_dir / name).exists():
+            path = out_dir / (name + INCOMPLETE)
+            try:
+                path.mkdir()
+                return started, name
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise BundleError(f"cannot create {path}: {exc.strerror}") from exc
+        time.sleep(1 - (started % 1_000_000_000) / 1e9)  # until the next second
+    raise UsageError(f"{out_dir / name} already exists", "never overwrite evidence: choose another --out")
+
+
+@dataclasses.dataclass
+class _Streams:
+    """What a writer appends to while items are still being recorded (not after the `sealed`
+    event): items.jsonl, the payload manifest, the custody log and the views."""
+
+    items: IO[bytes]
+    manifest: IO[bytes]
+    custody: CustodyWriter
+    views: ViewSet
+
+
+class BundleWriter:
+    """Builds one bundle. Every file is created with O_EXCL and read-only; nothing is rewritten.
+
+    One constructor, from a `WriterState`: `BundleWriter(WriterState.fresh(out_dir, ...))` for a
+    new bundle; manifest/resume.py builds it from `WriterState.resumed(...)`."""
+
+    def __init__(self, state: WriterState) -> None:
+        self.state = state
+        self.case = state.case
+        self.bundle_id = state.bundle_id
+        self.host = state.host
+        self.started_ns = state.started_ns
+        self.name = state.name
+        self.signer = state.signer
+        self.organization = state.organization
+        self.contact = state.contact
+        self.root = state.root
+        self.immutable = state.immutable
+        self.previous = state.previous
+        self.path = state.path
+        self.final_path = state.path.parent / state.name
+        self._lock = state.lock
+        self._ids = 0
         self.payload_files = 0
         self.payload_bytes = 0
-        self.view_context = dataclasses.replace(ViewContext.from_writer(self), ended=None)
-        self.views = ViewSet(self.view_context)
-        self.views.open(self)
+        # Every directory made under data/ (reported by the acquisition), so sealing need not
+        # walk the payload to lock them; None for a resumed bundle, whose first run made some.
+        self.payload_dirs: set[bytes] | None = set() if state.stage is Stage.NEW else None
         self.sealed = False
         self.timestamp_error: str | None = None
-
-    def _reopened(
-        self,
-        path: Path,
-        case: str,
-        bundle_id: str,
-        host: str,
-        started_ns: int,
-        signer: Signer,
-        organization: str,
-        contact: str,
-        root: Path | None,
-        immutable: bool | None,
-        lock: int,
-    ) -> None:
-        """What `reopen` and `reopen_sealed` share: identity, paths and lock of an `.incomplete`
-        bundle, refused when its sealed name already exists."""
-        name = path.name[: -len(INCOMPLETE)]
-        self._identity(case, bundle_id, host, started_ns, name, signer, organization, contact, root)
-        self.immutable = _immutable_default() if immutable is None else immutable
-        self.path = path
-        self.final_path = path.parent / self.name
-        if self.final_path.exists():
-            raise UsageError(f"{self.final_path} already exists", "that bundle was sealed; nothing to resume")
-        self._lock = lock
-
-    @classmethod
-    def reopen(
-        cls,
-        path: Path,
-        *,
-        case: str,
-        bundle_id: str,
-        host: str,
-        started_ns: int,
-        signer: Signer,
-        custody_seq: int,
-        custody_prev: str,
-        lock: int,
-        organization: str = "",
-        contact: str = "",
-        root: Path | None = None,
-        immutable: bool | None = None,
-    ) -> BundleWriter:
-        """Continue an interrupted `.incomplete` bundle (see manifest/resume.py, which locks it,
-        cuts items.jsonl back to its last whole line and removes copies no item records). The
-        payload manifest and the views are written afresh from the items kept."""
-        self = cls.__new__(cls)
-        self._reopened(
-            path, case, bundle_id, host, started_ns, signer, organization, contact, root, immutable, lock
+        self._log_file = self._open_log_file(state.stage)
+        self.log = open_log(
+            io.TextIOWrapper(self._log_file, encoding="utf-8", write_through=True),
+            bundle=self.bundle_id,
+            case=self.case,
         )
-        self.extra_info = []
-        self._ids = 0
-        self.payload_dirs = None
-        items = path / "metadata/items.jsonl"
-        items.chmod(0o644)  # read-only already if the run had finished collecting
-        self._items = os.fdopen(_open_at_end(items), "wb", 1 << 20)
-        # Everything else in metadata/ (the views, an email index, incident.json) is derived from
-        # items.jsonl or the command, and is written again; so is the payload manifest.
-        keep = {"items.jsonl", "acquisition-log.jsonl"}
-        derived = [f"metadata/{p.name}" for p in (path / "metadata").iterdir() if p.name not in keep]
-        for rel in (bagit.MANIFEST, *derived):
-            with contextlib.suppress(FileNotFoundError):
-                (path / rel).unlink()
-        self._manifest = self._open(bagit.MANIFEST)
-        log = path / "metadata/acquisition-log.jsonl"
+        self.view_context = ViewContext(
+            case=state.case,
+            bundle_id=state.bundle_id,
+            host=state.host,
+            performer=state.signer.identity,
+            started=rfc3339_ns(state.started_ns),
+            command_line=shlex.join(sys.argv),
+        )
+        self._streams = None if state.stage is Stage.SEALED else self._open_streams(state)
+
+    def _open_log_file(self, stage: Stage) -> IO[bytes]:
+        """metadata/acquisition-log.jsonl: new, or the interrupted run's, appended to."""
+        log = self.path / "metadata/acquisition-log.jsonl"
+        if stage is Stage.NEW:
+            return self._open("metadata/acquisition-log.jsonl")
         with contextlib.suppress(FileNotFoundError):
-            log.chmod(0o644)
-        self._log_file = os.fdopen(
-            os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
-            "ab",
-            1 << 20,
-        )
-        self.custody = CustodyWriter.reopen(
-            path / CUSTODY, case=case, bundle=bundle_id, signer=signer, seq=custody_seq, prev=custody_prev
-        )
-        self._start_streams()
-        return self
+            log.chmod(0o644)  # read-only already if the run had finished collecting
+        flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT if stage is Stage.COLLECTING else 0)
+        return os.fdopen(os.open(log, flags, 0o644), "ab", 1 << 20)
 
-    @classmethod
-    def reopen_sealed(
-        cls,
-        path: Path,
-        *,
-        case: str,
-        bundle_id: str,
-        host: str,
-        started_ns: int,
-        signer: Signer,
-        lock: int,
-        organization: str = "",
-        contact: str = "",
-        root: Path | None = None,
-        immutable: bool | None = None,
-        extra_info: list[tuple[str, str]] | None = None,
-    ) -> BundleWriter:
-        """An interrupted bundle whose `sealed` event is in custody: only the files that follow
-        that event are left to write (manifest/resume.py has checked it and removed them)."""
-        self = cls.__new__(cls)
-        self._reopened(
-            path, case, bundle_id, host, started_ns, signer, organization, contact, root, immutable, lock
-        )
-        self.extra_info = extra_info or []
-        self.payload_dirs = None
-        log = path / "metadata/acquisition-log.jsonl"
-        log.chmod(0o644)
-        self._log_file = os.fdopen(os.open(log, os.O_WRONLY | os.O_APPEND), "ab", 1 << 20)
-        self.log = open_log(self._log_file_text(), bundle=self.bundle_id, case=self.case)
-        self.sealed = False
-        self.timestamp_error = None
-        return self
+    def _open_streams(self, state: WriterState) -> _Streams:
+        custody_path = self.path / CUSTODY
+        if state.stage is Stage.NEW:
+            items = self._open("metadata/items.jsonl")
+            custody = CustodyWriter(custody_path, case=self.case, bundle=self.bundle_id, signer=self.signer)
+        else:
+            # manifest/resume.py has cut items.jsonl back to its last whole line and removed the
+            # copies no item records; everything else in metadata/ (the views, an email index,
+            # incident.json) is derived from items.jsonl or the command and is written again, as
+            # is the payload manifest (`adopt_items`).
+            self.items_path.chmod(0o644)  # read-only already if the run had finished collecting
+            items = os.fdopen(_open_at_end(self.items_path), "wb", 1 << 20)
+            keep = {"items.jsonl", "acquisition-log.jsonl"}
+            derived = [f"metadata/{p.name}" for p in (self.path / "metadata").iterdir() if p.name not in keep]
+            for rel in (bagit.MANIFEST, *derived):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.path / rel).unlink()
+            custody = CustodyWriter.reopen(
+                custody_path,
+                case=self.case,
+                bundle=self.bundle_id,
+                signer=self.signer,
+                seq=state.custody_seq,
+                prev=state.custody_prev,
+            )
+        views = ViewSet(self.view_context)
+        streams = _Streams(items, self._open(bagit.MANIFEST), custody, views)
+        views.open(self)
+        return streams
+
+    def _open_streams_or_fail(self) -> _Streams:
+        if self._streams is None:
+            raise BundleError(f"{self.path}: its sealed event is written; nothing more can be recorded")
+        return self._streams
+
+    @property
+    def custody(self) -> CustodyWriter:
+        """The custody log of this run (custody/custody.jsonl)."""
+        return self._open_streams_or_fail().custody
+
+    @property
+    def views(self) -> ViewSet:
+        """The views being written (metadata/bodyfile.txt, dfxml.xml, case.jsonld, ...)."""
+        return self._open_streams_or_fail().views
 
     def finish_seal(self, oxum: str, manifest_hash: str, *, tsa_url: str | None = None) -> Path:
-        """Write the tag files, sign, lock down and rename a bundle reopened with `reopen_sealed`."""
+        """Write the tag files, sign, lock down and rename a bundle resumed after its `sealed`
+        event (`Stage.SEALED`): `oxum` and `manifest_hash` are that event's."""
         self.log.info("seal-resumed", manifest_sha256=manifest_hash, payload_oxum=oxum)
         return self._write_seal(oxum, manifest_hash, tsa_url)
 
@@ -362,8 +418,9 @@ class BundleWriter:
             manifest = b"".join(
                 bagit.manifest_line(it["sha256"], it["stored_as"]) for it in chunk if it.get("stored_as")
             )
-            self._manifest.write(manifest)
-            self.views.append(self.views.render(chunk))
+            streams = self._open_streams_or_fail()
+            streams.manifest.write(manifest)
+            streams.views.append(streams.views.render(chunk))
         for it in items:
             if it.get("stored_as"):
                 self.payload_files += 1
@@ -375,17 +432,15 @@ class BundleWriter:
         fd = os.open(self.path / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         return os.fdopen(fd, "wb", buffering=1 << 20)
 
-    def _log_file_text(self) -> io.TextIOWrapper:
-        return io.TextIOWrapper(self._log_file, encoding="utf-8", write_through=True)
-
     def next_id(self) -> int:
         self._ids += 1
         return self._ids
 
     def append_items(self, lines: bytes, manifest_lines: bytes, files: int, nbytes: int) -> None:
         """Items in id order, with the manifest lines of those that have a payload copy."""
-        self._items.write(lines)
-        self._manifest.write(manifest_lines)
+        streams = self._open_streams_or_fail()
+        streams.items.write(lines)
+        streams.manifest.write(manifest_lines)
         self.payload_files += files
         self.payload_bytes += nbytes
 
@@ -393,7 +448,8 @@ class BundleWriter:
         self, spool: Spool, lines: tuple[int, int], manifest_lines: tuple[int, int], files: int, nbytes: int
     ) -> None:
         """`append_items`, for lines a worker put in the spool: copied in the kernel."""
-        for out, (offset, length) in ((self._items, lines), (self._manifest, manifest_lines)):
+        streams = self._open_streams_or_fail()
+        for out, (offset, length) in ((streams.items, lines), (streams.manifest, manifest_lines)):
             if length:
                 out.flush()
                 spool.copy(offset, length, out.fileno())
@@ -428,11 +484,9 @@ class BundleWriter:
         return item
 
     def _make_immutable(self, rel: str) -> None:
-        from manifest.osio.flags import add_flags
-
         fd = os.open(self.path / rel, os.O_RDONLY | os.O_NOFOLLOW)
         try:
-            why = add_flags(fd, _FS_IMMUTABLE_FL)
+            why = add_flags(fd, FS_IMMUTABLE_FL)
         finally:
             os.close(fd)
         if why:
@@ -458,11 +512,12 @@ class BundleWriter:
 
     def flush_items(self) -> None:
         """Everything appended so far is in metadata/items.jsonl (for a pass over it)."""
-        self._items.flush()
+        self._open_streams_or_fail().items.flush()
 
     def finish_items(self) -> Path:
         """Close items.jsonl and the payload manifest: nothing more is acquired after this."""
-        for f, rel in ((self._items, "metadata/items.jsonl"), (self._manifest, bagit.MANIFEST)):
+        streams = self._open_streams_or_fail()
+        for f, rel in ((streams.items, "metadata/items.jsonl"), (streams.manifest, bagit.MANIFEST)):
             if not f.closed:
                 f.close()
                 (self.path / rel).chmod(0o444)
@@ -560,19 +615,19 @@ class BundleWriter:
         ]
         if self.root is not None:
             fields.append(("Sealbox-Root", str(self.root)))
-        return fields + self.extra_info
+        if self.previous is not None:
+            fields.append((PREVIOUS_FIELD, self.previous))
+        return fields
 
     def _lock_down(self) -> None:
         """Directories read-only; on Linux as root the immutable / append-only inode flags."""
-        from manifest.osio.flags import add_flags
-
         problems: set[str] = set()
         if self.immutable:
             locked = [*bagit.tag_files(self.path), bagit.TAGMANIFEST, bagit.SIG, bagit.MINISIG]
             for rel in locked + ([bagit.TSR] if (self.path / bagit.TSR).exists() else []):
                 fd = os.open(self.path / rel, os.O_RDONLY)
                 try:
-                    why = add_flags(fd, _FS_IMMUTABLE_FL)
+                    why = add_flags(fd, FS_IMMUTABLE_FL)
                 finally:
                     os.close(fd)
                 if why:
@@ -580,7 +635,7 @@ class BundleWriter:
                     break
             fd = os.open(self.path / CONTINUATION, os.O_RDONLY)
             try:
-                add_flags(fd, _FS_APPEND_FL)
+                add_flags(fd, FS_APPEND_FL)
             finally:
                 os.close(fd)
         for d in ("data/volatile", "metadata", "custody", "keys"):
@@ -616,13 +671,15 @@ class BundleWriter:
         """Leave the unsealed `.incomplete` directory as it is, with the reason logged."""
         with contextlib.suppress(Exception):
             self.log.error("collection-aborted", reason=reason)
-        for f in (self._items, self._manifest):
+        streams = self._streams
+        if streams is not None:
+            for f in (streams.items, streams.manifest):
+                with contextlib.suppress(Exception):
+                    f.close()
             with contextlib.suppress(Exception):
-                f.close()
-        with contextlib.suppress(Exception):
-            self.views.close()
-        with contextlib.suppress(Exception):
-            self.custody.close()
+                streams.views.close()
+            with contextlib.suppress(Exception):
+                streams.custody.close()
         with contextlib.suppress(Exception):
             self._log_file.close()
         with contextlib.suppress(Exception):

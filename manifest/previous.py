@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from manifest.errors import KeyError_, UsageError
 from manifest.format import bagit
+from manifest.format.bagit import INCOMPLETE
 from manifest.format.items import iter_items, original_path
 from manifest.hashing import sha256_file
 from manifest.signing.keys import load_public_pem, verify_signature
@@ -55,7 +56,7 @@ def load_previous(bundle: Path) -> PreviousBundle:
     Memory grows with its number of files (about 200 bytes each)."""
     what = f"--previous {bundle}"
     hint = "give the directory of the previous sealed bundle"
-    if not bundle.is_dir() or bundle.name.endswith(".incomplete"):
+    if not bundle.is_dir() or bundle.name.endswith(INCOMPLETE):
         raise UsageError(f"{what} is not a sealed bundle", hint)
     try:
         data = (bundle / bagit.TAGMANIFEST).read_bytes()

@@ -20,16 +20,17 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
-from manifest.bundle import INCOMPLETE, BundleWriter, lock_bundle_dir
+from manifest.bundle import AFTER_SEALED, BundleWriter, WriterState, lock_bundle_dir
 from manifest.errors import BundleError, UsageError
 from manifest.format import bagit
+from manifest.format.bagit import CONTINUATION, INCOMPLETE
 from manifest.format.items import iter_items, original_path, parse_item
 from manifest.format.pathenc import PAYLOAD_FILE_DIRS
-from manifest.format.timefmt import parse_rfc3339_ns
 from manifest.hashing import check_batch, sha256_file
-from manifest.signing.custody import CONTINUATION, CUSTODY, sha256_hex, verify_chain
+from manifest.osio.flags import FS_APPEND_FL, FS_IMMUTABLE_FL, remove_flags
+from manifest.signing.custody import CUSTODY, verify_chain
 
 if TYPE_CHECKING:
     from manifest.signing.keys import Signer
@@ -75,20 +76,6 @@ class ResumePoint(Kept):
         """The custody note's reason."""
         stage = "sealing" if self.completed else "collection"
         return f"{stage} resumed after an interruption"
-
-
-# What the seal writes after its `sealed` event (bundle.py `_write_seal`), in no custody line.
-_AFTER_SEALED = (
-    CONTINUATION,
-    "keys/signer.pub.pem",
-    "keys/signer.minisign.pub",
-    "bagit.txt",
-    "bag-info.txt",
-    bagit.TAGMANIFEST,
-    bagit.SIG,
-    bagit.MINISIG,
-    bagit.TSR,
-)
 
 
 def _check_started(path: Path) -> None:
@@ -193,8 +180,6 @@ def _check_copies(path: Path, recorded: dict[str, str]) -> None:
 
 def _remove_unrecorded(path: Path, recorded: dict[str, str]) -> list[str]:
     """Copies written by the interrupted run that no item records (in flight when it stopped)."""
-    from manifest.osio.flags import FS_IMMUTABLE_FL, remove_flags
-
     removed: list[str] = []
     for top in (*PAYLOAD_FILE_DIRS, "data/volatile"):
         for root, _dirs, files in os.walk(path / top):
@@ -255,28 +240,28 @@ def _resume(
 ) -> ResumePoint:
     lock = lock_bundle_dir(path)  # refused while a collection is still writing it
     try:
-        point, started, events, last_raw = _trusted_point(path, signer, sources, case, previous)
-        if point.sealed is not None:
-            point.writer = _reopen_sealed(
-                path, point, started, signer, lock, organization, contact, root, immutable
-            )
-            return point
-        # Checked and trusted: only now is anything changed.
-        if point.torn_bytes:
-            os.truncate(path / "metadata/items.jsonl", point.whole_bytes)
-        point.removed = _remove_unrecorded(path, point.copies)
-        writer = BundleWriter.reopen(
+        point, events, last_raw = _trusted_point(path, signer, sources, case, previous)
+        state = WriterState.resumed(
             path,
-            **_started_identity(started),
-            signer=signer,
-            custody_seq=int(events[-1]["seq"]),
-            custody_prev=sha256_hex(last_raw),
+            events,
+            last_raw,
             lock=lock,
+            signer=signer,
             organization=organization,
             contact=contact,
             root=root,
             immutable=immutable,
         )
+        # Checked and trusted: only now is anything changed.
+        if point.sealed is not None:
+            removed = _clear_after_sealed(path)
+            point.writer = BundleWriter(state)
+            point.writer.log.warning("seal-files-rewritten", removed=removed)
+            return point
+        if point.torn_bytes:
+            os.truncate(path / "metadata/items.jsonl", point.whole_bytes)
+        point.removed = _remove_unrecorded(path, point.copies)
+        writer = BundleWriter(state)
     except BaseException:
         os.close(lock)
         raise
@@ -298,7 +283,7 @@ def _resume(
 
 def _trusted_point(
     path: Path, signer: Signer, sources: list[str] | None, case: str | None, previous: str | None
-) -> tuple[ResumePoint, dict[str, Any], list[dict[str, Any]], bytes]:
+) -> tuple[ResumePoint, list[dict[str, Any]], bytes]:
     """Every check, before anything is changed: the chain, the key, the case, the sources, the
     previous bundle it follows up, the items and each recorded copy."""
     started, events, last_raw = _started_event(path, signer)
@@ -324,7 +309,7 @@ def _trusted_point(
         point.sealed = _check_sealed(path, events[-1])
     _read_items(path, point, point.completed)
     _check_copies(path, point.copies)
-    return point, started, events, last_raw
+    return point, events, last_raw
 
 
 def _check_sealed(path: Path, sealed: dict[str, Any]) -> dict[str, Any]:
@@ -346,12 +331,10 @@ def _check_sealed(path: Path, sealed: dict[str, Any]) -> dict[str, Any]:
 
 def _clear_after_sealed(path: Path) -> list[str]:
     """Remove what the seal wrote after its `sealed` event (maybe torn, maybe locked down)."""
-    from manifest.osio.flags import FS_APPEND_FL, FS_IMMUTABLE_FL, remove_flags
-
     for rel in ("", "keys", "custody", "metadata"):
         (path / rel).chmod(0o755)
     removed: list[str] = []
-    for rel in [*bagit.tag_files(path), *_AFTER_SEALED]:
+    for rel in [*bagit.tag_files(path), *AFTER_SEALED]:
         full = path / rel
         if not full.is_file() or full.is_symlink():
             continue
@@ -361,57 +344,7 @@ def _clear_after_sealed(path: Path) -> list[str]:
                 remove_flags(fd, FS_IMMUTABLE_FL | FS_APPEND_FL)
             finally:
                 os.close(fd)
-        if rel in _AFTER_SEALED:
+        if rel in AFTER_SEALED:
             full.unlink()
             removed.append(rel)
     return removed
-
-
-class _Identity(TypedDict):
-    case: str
-    bundle_id: str
-    host: str
-    started_ns: int
-
-
-def _started_identity(started: dict[str, Any]) -> _Identity:
-    """The bundle's identity as its `started` custody event recorded it, as keyword arguments of
-    `BundleWriter.reopen` and `reopen_sealed`."""
-    details = started.get("details") or {}
-    return _Identity(
-        case=str(started.get("case")),
-        bundle_id=str(started.get("bundle")),
-        host=str(details.get("host") or started.get("host") or ""),
-        started_ns=parse_rfc3339_ns(str(started.get("time"))),
-    )
-
-
-def _reopen_sealed(
-    path: Path,
-    point: ResumePoint,
-    started: dict[str, Any],
-    signer: Signer,
-    lock: int,
-    organization: str,
-    contact: str,
-    root: Path | None,
-    immutable: bool | None,
-) -> BundleWriter:
-    from manifest.previous import PREVIOUS_FIELD
-
-    removed = _clear_after_sealed(path)
-    details = started.get("details") or {}
-    follows = (details.get("previous") or {}).get("tagmanifest_sha256")
-    writer = BundleWriter.reopen_sealed(
-        path,
-        **_started_identity(started),
-        signer=signer,
-        lock=lock,
-        organization=organization,
-        contact=contact,
-        root=root,
-        immutable=immutable,
-        extra_info=[(PREVIOUS_FIELD, follows)] if follows else None,
-    )
-    writer.log.warning("seal-files-rewritten", removed=removed)
-    return writer

@@ -17,6 +17,8 @@ SIG = "tagmanifest-sha256.txt.sig"
 MINISIG = "tagmanifest-sha256.txt.minisig"
 TSR = "tagmanifest-sha256.txt.tsr"
 CONTINUATION = "custody/continuation.jsonl"
+# The suffix of a bundle directory while it is written; renaming it away is what seals (FORMAT.md §1).
+INCOMPLETE = ".incomplete"
 # Tag files outside the tagmanifest: the signatures over it, the timestamp, and the live log.
 NOT_IN_TAGMANIFEST = frozenset({TAGMANIFEST, SIG, MINISIG, TSR, CONTINUATION})
 

@@ -23,8 +23,3 @@ def canonical_bytes(obj: Any) -> bytes:
     """The one byte serialization that custody signatures and hashes are made over."""
     _reject_floats(obj)
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def jsonl_line(obj: Any) -> bytes:
-    """One JSON Lines record with its newline (compact, keys sorted)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"

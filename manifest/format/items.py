@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-FIELDS = tuple(
+# In every item line, null until known.
+ALWAYS = tuple(
     sorted(
         (
             "id",
@@ -47,13 +48,17 @@ FIELDS = tuple(
         )
     )
 )
+# Only when needed: the exact bytes of a path or link text that is not UTF-8 (FORMAT.md §3).
+WHEN_NEEDED = ("link_target_b64", "source_path_b64")
+# Every field an item line can have; nothing else is written.
+FIELDS = tuple(sorted(ALWAYS + WHEN_NEEDED))
 KINDS = ("file", "symlink", "directory", "special", "volatile")
 STATUSES = ("ok", "changed", "skipped", "error")
 
 
 def empty_item() -> dict[str, Any]:
-    """Every field present (null until known), inserted in sorted order."""
-    return dict.fromkeys(FIELDS)
+    """Every field of ALWAYS present (null until known), inserted in sorted order."""
+    return dict.fromkeys(ALWAYS)
 
 
 def item_line(item: dict[str, Any]) -> bytes:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from manifest import TOOL_NAME, __version__
 from manifest.errors import BundleError, UsageError
 from manifest.findings import Finding
+from manifest.format.bagit import CONTINUATION, INCOMPLETE, TAGMANIFEST
 from manifest.format.canonical import canonical_bytes
 from manifest.format.timefmt import now_rfc3339
 from manifest.osio.readfd import read_at_most
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
     from manifest.signing.keys import Signer
 
 CUSTODY = "custody/custody.jsonl"
-CONTINUATION = "custody/continuation.jsonl"
-TAGMANIFEST = "tagmanifest-sha256.txt"
 GENESIS = "0" * 64
 EVENTS = (
     "collection-started",
@@ -497,7 +496,7 @@ def append_event_with_receipt(
     another key than the receiver the transfer names) and sees exactly the log appended to."""
     from manifest.signing.receipts import make_receipt, prepare_receipt_dir, write_receipt
 
-    if bundle_dir.name.endswith(".incomplete"):
+    if bundle_dir.name.endswith(INCOMPLETE):
         raise BundleError(
             f"{bundle_dir} was never sealed", "custody events after sealing need a sealed bundle"
         )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from manifest.findings import Finding, FindingKind
 from manifest.format import bagit
+from manifest.format.bagit import INCOMPLETE
 from manifest.osio.readfd import read_at_most
 from manifest.signing.custody import CONTINUATION, CUSTODY
 
@@ -114,7 +115,6 @@ class PayloadSource:
             self._index = None
 
 
-INCOMPLETE = ".incomplete"
 PEM = "keys/signer.pub.pem"
 MINISIGN_PUB = "keys/signer.minisign.pub"
 ITEMS = "metadata/items.jsonl"

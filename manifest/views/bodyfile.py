@@ -9,9 +9,12 @@ item is in items.jsonl, dfxml.xml and case.jsonld. Times are whole seconds (what
 from __future__ import annotations
 
 import stat
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
-from manifest.views import text_for_view
+from manifest.views.base import FragmentView, text_for_view
+
+if TYPE_CHECKING:
+    from manifest.views.base import ViewContext
 
 _TYPE_CHARS = {"file": "r", "directory": "d", "symlink": "l"}
 
@@ -69,11 +72,11 @@ def line(item: dict[str, Any]) -> str | None:
     return "|".join(fields)
 
 
-class BodyfileView:
-    name = "bodyfile.txt"
+class BodyfileView(FragmentView):
+    """One line per item; no header, no footer. Says nothing of the acquisition as a whole."""
 
-    def begin(self, out: IO[bytes]) -> None:
-        """A bodyfile has no header."""
+    def __init__(self, ctx: ViewContext) -> None:
+        self.ctx = ctx
 
     def plain(self, item: dict[str, Any]) -> bytes:
         a, m, c, b = item["atime_ns"], item["mtime_ns"], item["ctime_ns"], item.get("birthtime_ns")
@@ -86,6 +89,3 @@ class BodyfileView:
     def fragment(self, item: dict[str, Any]) -> bytes:
         text = line(item)
         return b"" if text is None else text.encode("utf-8") + b"\n"
-
-    def end(self, out: IO[bytes]) -> None:
-        """Nor a footer."""

@@ -17,13 +17,14 @@ from json.encoder import encode_basestring as _s
 from typing import IO, TYPE_CHECKING, Any
 
 from manifest.format.timefmt import now_rfc3339
-from manifest.views import text_for_view
+from manifest.views.base import text_for_view
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from manifest.osio.spool import Spool
-    from manifest.views import ViewContext
+    from manifest.views.base import Shown, ViewContext
 
 CONTEXT = {
     "kb": "http://example.org/kb/",
@@ -138,22 +139,21 @@ def _dump(obj: Any) -> bytes:
 
 class CaseView:
     """File nodes stream first; their ids spool to a temporary file so the action node, written
-    last with its result list, needs no second pass and no memory per item. A fragment is
-    `node NUL ref NUL` (NUL never occurs in JSON text), split again when added."""
+    last with its result list, needs no second pass and no memory per item. A batch renders to
+    two parts: its File nodes, and their `@id` refs for the action's result list."""
 
-    name = "case.jsonld"
+    parts = 2
 
     def __init__(self, ctx: ViewContext) -> None:
         self.ctx = ctx
         self.tool_id = _iri("Tool", ctx.tool, ctx.version)
-        self.performer_id = _iri("Person", ctx.performer_key or ctx.performer_name or "unknown")
+        self.performer_id = _iri("Person", ctx.performer.fingerprint or ctx.performer.name or "unknown")
         self.spool: IO[bytes] | None = None
-        self.scratch_dir: Path | None = None  # where the spool of ids goes (ViewSet.open sets it)
         self.first = True
 
-    def begin(self, out: IO[bytes]) -> None:
+    def begin(self, out: IO[bytes], scratch_dir: Path) -> None:
         ctx = self.ctx
-        self.spool = tempfile.TemporaryFile(dir=self.scratch_dir)  # noqa: SIM115 - closed in end()
+        self.spool = tempfile.TemporaryFile(dir=scratch_dir)  # noqa: SIM115 - closed in end()
         out.write(b'{"@context":' + _dump(CONTEXT) + b',"@graph":[\n')
         tool = {
             "@id": self.tool_id,
@@ -164,47 +164,53 @@ class CaseView:
         }
         out.write(_dump(tool) + b",\n")
         person: dict[str, Any] = {"@id": self.performer_id, "@type": "identity:Person"}
-        who = ", ".join(x for x in (ctx.performer_name, ctx.performer_role, ctx.performer_organization) if x)
+        who = ", ".join(x for x in (ctx.performer.name, ctx.performer.role, ctx.performer.organization) if x)
         if who:
             person["core:name"] = who
-        if ctx.performer_key:
-            person["core:description"] = f"signing key {ctx.performer_key}"
+        if ctx.performer.fingerprint:
+            person["core:description"] = f"signing key {ctx.performer.fingerprint}"
         out.write(_dump(person))
 
-    def fragment(self, item: dict[str, Any]) -> bytes:
-        node, ref = self.parts(item)
-        return node[2:] + b"\0" + ref + b"\0"
+    def render(self, items: Sequence[Shown]) -> list[bytes]:
+        nodes: list[bytes] = []
+        refs: list[bytes] = []
+        for item, plain in items:
+            node_ref = None
+            if plain:
+                try:
+                    node_ref = self.plain_parts(item)
+                except KeyError:  # a record without every field: the general rule copes
+                    pass
+            node, ref = node_ref or self.node_parts(item)
+            nodes.append(node)
+            refs.append(ref)
+        return [b"".join(nodes), b",".join(refs)]
 
-    def plain(self, item: dict[str, Any]) -> bytes:
-        node, ref = self.plain_parts(item)
-        return node[2:] + b"\0" + ref + b"\0"
-
-    def parts(self, item: dict[str, Any]) -> tuple[bytes, bytes]:
-        """(`,\n` and the item's File node, its `@id` ref): what `add` takes, joined per batch."""
+    def node_parts(self, item: dict[str, Any]) -> tuple[bytes, bytes]:
+        """(`,\n` and the item's File node, its `@id` ref)."""
         node, node_id = file_node(item, self.ctx)
         return f",\n{node}".encode(), f'{{"@id":"{node_id}"}}'.encode()
 
     def plain_parts(self, item: dict[str, Any]) -> tuple[bytes, bytes]:
-        """`parts` by one template, for an item `plain_file` accepts."""
+        """`node_parts` by one template, for an item `plain_file` accepts."""
         uid = _item_uuid(self.ctx.bundle_id, item["id"])
         return f",\n{_plain_file_node(item, uid)}".encode(), f'{{"@id":"kb:File-{uid}"}}'.encode()
 
-    @staticmethod
-    def split(blob: bytes) -> tuple[bytes, bytes]:
-        """Joined fragments -> (the nodes, each after `,\n`; their `@id` refs, comma-separated)."""
-        parts = blob.split(b"\0")
-        return b"".join(b",\n" + node for node in parts[0:-1:2]), b",".join(parts[1::2])
-
-    def add(self, out: IO[bytes], nodes: bytes, refs: bytes) -> None:
+    def add(self, out: IO[bytes], parts: Sequence[bytes]) -> None:
         assert self.spool is not None
+        nodes, refs = parts
         out.write(nodes)
         if refs:
             self.spool.write((b"" if self.first else b",") + refs)
             self.first = False
 
-    def add_refs_from(self, spool: Spool, offset: int, length: int) -> None:
-        """`add`'s refs, copied from a worker's spool (see manifest/osio/spool.py)."""
+    def add_from(self, out: IO[bytes], spool: Spool, ranges: Sequence[tuple[int, int]]) -> None:
+        """`add`, for parts in a worker's spool (see manifest/osio/spool.py): copied in the kernel."""
         assert self.spool is not None
+        (node_offset, node_length), (offset, length) = ranges
+        if node_length:
+            out.flush()
+            spool.copy(node_offset, node_length, out.fileno())
         if not length:
             return
         if not self.first:

@@ -6,10 +6,12 @@ import platform
 from typing import IO, TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from manifest.views import text_for_view
+from manifest.views.base import FragmentView, text_for_view
 
 if TYPE_CHECKING:
-    from manifest.views import ViewContext
+    from pathlib import Path
+
+    from manifest.views.base import ViewContext
 
 NS = "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -80,8 +82,8 @@ def header(ctx: ViewContext) -> str:
         meta.append(_el("dc:subject", ctx.case))
     if ctx.bundle_id:
         meta.append(_el("dc:identifier", ctx.bundle_id))
-    if ctx.performer_name:
-        meta.append(_el("dc:creator", ctx.performer_name))
+    if ctx.performer.name:
+        meta.append(_el("dc:creator", ctx.performer.name))
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<dfxml xmlns="{NS}" xmlns:dc="{DC}" version="2.0.0">\n'
@@ -91,13 +93,13 @@ def header(ctx: ViewContext) -> str:
     )
 
 
-class DfxmlView:
-    name = "dfxml.xml"
+class DfxmlView(FragmentView):
+    """A header naming the acquisition, one `fileobject` per item, the closing tag."""
 
     def __init__(self, ctx: ViewContext) -> None:
         self.ctx = ctx
 
-    def begin(self, out: IO[bytes]) -> None:
+    def begin(self, out: IO[bytes], scratch_dir: Path) -> None:
         out.write(header(self.ctx).encode("utf-8"))
 
     def fragment(self, item: dict[str, Any]) -> bytes:

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from collectors.acquire import Source, acquire
-from manifest.bundle import BundleWriter
+from manifest.bundle import BundleWriter, WriterState
 from manifest.osio.mountns import enter_noatime_namespace
 from manifest.osio.spool import Spool
 from manifest.signing.keys import KeyStore
@@ -45,7 +45,9 @@ def _bundle(tmp_path: Path, src: Path, workers: int) -> Path:
     store.generate("Ann Example", "IT responder", "City IT")
     out = tmp_path / f"out-{workers}"
     out.mkdir()
-    writer = BundleWriter(out, case="C-SPOOL", signer=store.load_signer(None), immutable=False)
+    writer = BundleWriter(
+        WriterState.fresh(out, case="C-SPOOL", signer=store.load_signer(None), immutable=False)
+    )
     acquire(writer, [Source(os.fsencode(src), os.fsencode(src), "files/cli")], workers=workers)
     return writer.seal({})
 
