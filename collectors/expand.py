@@ -274,7 +274,7 @@ def plan_sources(
     seen: set[tuple[bytes, ...]] = set()
     homes_cache: dict[str, list[list[bytes]]] = {}
     for art in artifacts:
-        if art.kind == "volatile":
+        if not art.kind_of.reads_paths:
             continue
         if not art.applies_to(target.os):
             plan.notes[art.name] = f"not applicable: for {', '.join(art.os)}, target is {target.os}"
