@@ -22,7 +22,7 @@ def batches(
     batch: list[Task] = []
     size = BATCH_FILES
     for f in found:
-        batch.append(Task(next_id(), f.path, f.original, f.source, f.listed_from, f.apart))
+        batch.append(Task(next_id(), f.path, f.original, f.source, f.listed_from, f.apart, f.is_file))
         if len(batch) >= size:
             progress.add_total(len(batch), 0)
             yield batch

@@ -59,6 +59,7 @@ class Found(NamedTuple):
     size: int  # a file's size when the walk was asked for sizes, else 0
     listed_from: DirId | None  # the directory it was listed in; None for a source itself
     apart: bool  # its copy goes to data/long (a name differing from a sibling's only in case)
+    is_file: bool = False  # a regular file when listed: the worker opens it before it stats it
 
 
 class Task(NamedTuple):
@@ -70,6 +71,7 @@ class Task(NamedTuple):
     source: int
     listed_from: DirId | None
     apart: bool
+    is_file: bool = False
 
 
 class CountKey(NamedTuple):

@@ -188,7 +188,7 @@ class _TreeWalk:
         prefix = d.path.rstrip(b"/") + b"/"
         oprefix = d.original if d.original.endswith(self.sep) else d.original + self.sep
         descend = self.src.max_depth is None or d.depth < self.src.max_depth
-        for name, is_dir, size in entries:
+        for name, is_dir, is_file, size in entries:
             orig = oprefix + name
             if self.excluded is not None and self.excluded(text(orig), text(name)):
                 continue
@@ -198,7 +198,7 @@ class _TreeWalk:
             folded.add(key)
             if not is_dir:
                 if not self.overlap.covers_file(path):
-                    yield Found(path, orig, self.index, size, listed_from, apart)
+                    yield Found(path, orig, self.index, size, listed_from, apart, is_file)
                 continue
             if self.overlap.covers_dir(path):
                 continue  # an earlier source walked it whole, its own item included
@@ -365,9 +365,10 @@ def open_listed_dir(path: bytes, listed: DirId | tuple[int, int] | None) -> int:
 
 def _list_dir(
     path: bytes, listed_in: DirId | None, sizes: bool = False, parent_fd: int | None = None
-) -> tuple[DirId, list[tuple[bytes, bool, int]], int]:
-    """The directory's identity, its (name, is a directory, size of a file or 0 when not
-    asked for) sorted by name, and its open fd (the caller closes it).
+) -> tuple[DirId, list[tuple[bytes, bool, bool, int]], int]:
+    """The directory's identity, its (name, is a directory, is a regular file, size of a file
+    or 0 when not asked for) sorted by name, and its open fd (the caller closes it). The types
+    come from the listing itself where the filesystem gives them (no stat).
     It is opened through the directory it was listed in (`parent_fd`, that very directory held
     open, or its path checked to be it), so each level of the walk is pinned to the one above."""
     parent, _, name = path.rpartition(b"/")
@@ -390,13 +391,14 @@ def _list_dir(
         with os.scandir(fd) as it:
             for entry in it:
                 is_dir = entry.is_dir(follow_symlinks=False)
+                is_file = not is_dir and entry.is_file(follow_symlinks=False)
                 size = 0
-                if sizes and entry.is_file(follow_symlinks=False):
+                if sizes and is_file:
                     try:
                         size = entry.stat(follow_symlinks=False).st_size
                     except OSError:
                         size = 0
-                out.append((os.fsencode(entry.name), is_dir, size))
+                out.append((os.fsencode(entry.name), is_dir, is_file, size))
     except BaseException:
         os.close(fd)
         raise
