@@ -49,7 +49,7 @@ class RichProgress(ProgressSink):
     def _scan(self) -> None:
         files = nbytes = 0
         for found in walk(self._sources, skip=Skip([]), sizes=True):
-            size = found[3]
+            size = found.size
             if self._stop.is_set():
                 return
             files += 1

@@ -10,28 +10,18 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from collectors.kinds import KINDS
 from manifest.errors import UsageError
+
+if TYPE_CHECKING:
+    from collectors.kind import ArtifactKind
 
 BUILTIN_ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 BUILTIN_PROFILES = Path(__file__).resolve().parent / "profiles"
 
 OSES = ("linux", "macos", "windows")
-KINDS = ("files", "volatile", "email")
-VOLATILE_SECTIONS = (
-    "system",
-    "connections",
-    "listening",
-    "routes",
-    "neighbors",
-    "processes",
-    "users",
-    "interfaces",
-    "dns",
-    "mounts",
-    "modules",
-)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:\\")
 _ARTIFACT_FIELDS = {
@@ -70,6 +60,11 @@ class Artifact:
     origin: str = ""
 
     @property
+    def kind_of(self) -> ArtifactKind:
+        """Its registered kind (checked when the definition was parsed)."""
+        return KINDS[self.kind]
+
+    @property
     def collector(self) -> str:
         return f"{self.tags[0] if self.tags else self.kind}/{self.name}"
 
@@ -86,15 +81,7 @@ class Artifact:
             "tags": list(self.tags),
             "origin": self.origin,
         }
-        if self.kind == "volatile":
-            out["sections"] = list(self.sections)
-        else:
-            out.update(
-                paths=list(self.paths),
-                excludes=list(self.excludes),
-                max_file_size=self.max_file_size,
-                max_depth=self.max_depth,
-            )
+        out.update(self.kind_of.describe(self))
         return out
 
 
@@ -140,7 +127,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise DefinitionError(f"{path}: cannot be read ({exc.strerror})") from exc
 
 
-class _Checker:
+class FieldCheck:
     """Field checks that all report `<file>: <where> field '<name>': <problem>`."""
 
     def __init__(self, path: Path, where: str, table: dict[str, Any]) -> None:
@@ -189,8 +176,12 @@ class _Checker:
             raise self.fail(name, f"must be an integer >= {minimum}")
         return value
 
+    def path_glob(self, path: str, oses: tuple[str, ...]) -> None:
+        """A path glob of an artifact for `oses`: absolute (or from a home), of their style."""
+        _check_path(self, path, oses)
 
-def _check_path(check: _Checker, path: str, oses: tuple[str, ...]) -> None:
+
+def _check_path(check: FieldCheck, path: str, oses: tuple[str, ...]) -> None:
     windows = _WINDOWS_ABS.match(path) is not None or path.startswith("~\\")
     posix = path.startswith(("/", "~/"))
     if not (windows or posix) and path != "~":
@@ -211,7 +202,7 @@ def parse_artifact(path: Path, index: int, table: Any) -> Artifact:
     if not isinstance(table, dict):
         raise DefinitionError(f"{path}: artifact #{index + 1} is not a table")
     label = table.get("name") if isinstance(table.get("name"), str) else f"#{index + 1}"
-    check = _Checker(path, f"artifact '{label}'", table)
+    check = FieldCheck(path, f"artifact '{label}'", table)
     check.unknown(_ARTIFACT_FIELDS)
     name = check.string("name", pattern=_NAME)
     description = check.string("description")
@@ -219,21 +210,11 @@ def parse_artifact(path: Path, index: int, table: Any) -> Artifact:
     if not oses:
         raise check.fail("os", "missing (list at least one of linux, macos, windows)")
     kind = check.string("kind")
-    if kind not in KINDS:
-        raise check.fail("kind", f"'{kind}' is not one of {', '.join(KINDS)}")
+    kind_of = KINDS.get(kind)
+    if kind_of is None:
+        raise check.fail("kind", f"'{kind}' is not one of {', '.join(KINDS.names())}")
     paths = check.strings("paths")
-    sections = check.strings("sections", choices=VOLATILE_SECTIONS)
-    if kind == "volatile":
-        if paths:
-            raise check.fail("paths", "a volatile artifact has no paths")
-        sections = sections or VOLATILE_SECTIONS
-    else:
-        if not paths:
-            raise check.fail("paths", "missing (a files or email artifact needs at least one path glob)")
-        if sections:
-            raise check.fail("sections", "only a volatile artifact has sections")
-        for p in paths:
-            _check_path(check, p, oses)
+    sections = kind_of.check(check, paths, oses)
     return Artifact(
         name=name,
         description=description,
@@ -264,7 +245,7 @@ def load_artifact_file(path: Path) -> list[Artifact]:
 
 def load_profile_file(path: Path) -> Profile:
     doc = _read_toml(path)
-    check = _Checker(path, "profile", doc)
+    check = FieldCheck(path, "profile", doc)
     check.unknown(_PROFILE_FIELDS)
     profile = Profile(
         name=check.string("name", pattern=_NAME),

@@ -8,13 +8,12 @@ original path recorded is the physical one (macOS `/var/log` becomes `/private/v
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from collectors.acquire import Source
+from collectors.acquire import Source, nest_sources
 from manifest.osio import readonly
 
 if TYPE_CHECKING:
@@ -275,7 +274,7 @@ def plan_sources(
     seen: set[tuple[bytes, ...]] = set()
     homes_cache: dict[str, list[list[bytes]]] = {}
     for art in artifacts:
-        if art.kind == "volatile":
+        if not art.kind_of.reads_paths:
             continue
         if not art.applies_to(target.os):
             plan.notes[art.name] = f"not applicable: for {', '.join(art.os)}, target is {target.os}"
@@ -318,49 +317,24 @@ def plan_sources(
         if not matched:
             plan.notes[art.name] = "nothing found"
 
-    # acquire() skips a source lying inside a directory it has already walked, so every source
-    # nested in a directory source goes first; the directory then excludes it.
-    def inside(inner: list[bytes], inner_windows: bool, outer: list[bytes], windows: bool) -> bool:
-        return len(inner) > len(outer) and inner[: len(outer)] == outer and inner_windows == windows
-
-    ordered: list[int] = []
-    emitted: set[int] = set()
-
-    def emit(i: int) -> None:
-        if i in emitted:
-            return
-        emitted.add(i)
-        _a, comps, windows, is_dir = found[i]
-        if is_dir:
-            for j, (_b, inner, inner_windows, _d) in enumerate(found):
-                if inside(inner, inner_windows, comps, windows):
-                    emit(j)
-        ordered.append(i)
-
-    for i in range(len(found)):
-        emit(i)
-    for i in ordered:
-        art, comps, windows, is_dir = found[i]
-        excludes = list(art.excludes)
-        if is_dir:
-            for _other, inner, inner_windows, _d in found:
-                if inside(inner, inner_windows, comps, windows):
-                    # acquire matches excludes against the path text decoded with "replace"
-                    text = original_path(inner, windows).decode("utf-8", "replace")
-                    excludes.append(glob.escape(text))
+    # Sources may nest (/var/log/audit in /var/log); the walk's overlap contract takes each
+    # path once, under its most specific source, given sources ordered and excluded for it.
+    sources = []
+    for art, comps, windows, _is_dir in found:
         limit = art.max_file_size
         if max_file_size is not None:
             limit = max_file_size if limit is None else min(limit, max_file_size)
-        plan.sources.append(
+        sources.append(
             Source(
                 path=target.actual(comps),
                 original=original_path(comps, windows),
                 collector=art.collector,
                 max_depth=art.max_depth,
-                excludes=tuple(excludes),
+                excludes=art.excludes,
                 max_file_size=limit,
                 since_ns=since_ns,
                 windows=windows,
             )
         )
+    plan.sources = nest_sources(sources, [is_dir for *_rest, is_dir in found])
     return plan

@@ -42,10 +42,16 @@ class Meta(NamedTuple):
     ctime_ns: int
     birthtime_ns: int | None
     rdev: int = 0
+    blocks: int | None = None  # 512-byte blocks allocated: fewer than the size says there are holes
 
     @property
     def kind(self) -> str:
         return _KINDS.get(self.mode & 0o170000, "special")
+
+    @property
+    def sparse(self) -> bool:
+        """Fewer blocks than bytes: the file may have holes (or is compressed by its filesystem)."""
+        return self.blocks is not None and self.blocks * 512 < self.size
 
 
 _KINDS = {stat.S_IFREG: "file", stat.S_IFLNK: "symlink", stat.S_IFDIR: "directory"}
@@ -81,6 +87,7 @@ def _from_stat(st: os.stat_result) -> Meta:
         st.st_ctime_ns,
         int(birth * 1_000_000_000) if birth is not None else None,
         st.st_rdev,
+        getattr(st, "st_blocks", None),
     )
 
 
@@ -109,6 +116,7 @@ class StatReader:
             f[18] * _NS + f[19],  # ctime
             f[15] * _NS + f[16] if f[0] & _STATX_BTIME else None,
             os.makedev(f[24], f[25]),
+            f[10],  # blocks
         )
 
     def lstat(self, path: bytes, dir_fd: int | None = None) -> Meta:

@@ -16,12 +16,14 @@ from collectors import email_index, volatile
 from collectors.collection import CollectionRequest
 from collectors.expand import Plan, Target, plan_sources
 from collectors.host_identity import image_host
+from collectors.kind import RunSetup
+from collectors.kinds import KINDS
 from manifest.errors import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from collectors.artifacts import Artifact, Catalog, Selection
+    from collectors.artifacts import Catalog, Selection
     from manifest.bundle import BundleWriter
     from manifest.signing.keys import Signer
 
@@ -160,18 +162,9 @@ def build_request(
     target = Target.at(root)
     selection = catalog.select(profile or default_profile(target), target.os)
     plan = plan_sources(selection.artifacts, target, max_file_size=max_file_size, since_ns=since_ns)
-    sections: list[str] = []
-    vol_artifacts: list[Artifact] = [a for a in selection.artifacts if a.kind == "volatile"]
-    take_volatile = target.live if with_volatile is None else with_volatile
-    if take_volatile:
-        for art in vol_artifacts:
-            sections += [s for s in art.sections if s not in sections]
-    for art in vol_artifacts:
-        if not take_volatile:
-            plan.notes[art.name] = "not taken: the root is not this live system (use --volatile to force)"
-        elif sections:
-            plan.matched[art.name] = [f"volatile:{s}" for s in sections]
-    email_collectors = {a.collector for a in selection.artifacts if a.kind == "email"}
+    run = RunSetup(plan, take_volatile=target.live if with_volatile is None else with_volatile)
+    for kind, artifacts in KINDS.grouped(selection.artifacts):
+        kind.prepare(artifacts, run)
     request = CollectionRequest(
         case=case,
         out_dir=out_dir,
@@ -181,7 +174,7 @@ def build_request(
         # A dead box is named after the imaged machine, never after the examiner's.
         host=None if target.live else image_host(Path(os.fsdecode(target.root))),
         started=dict(started or {}),
-        volatile=capture_volatile(sections) if sections else None,
+        volatile=run.volatile,
         incident=incident,
         profile=selection.profile.name,
         reason=reason,
@@ -190,8 +183,7 @@ def build_request(
         previous=previous,
         private_mounts=private_mounts,
     )
-    prepared = Prepared(target, selection, plan, sections, email_collectors, request)
+    prepared = Prepared(target, selection, plan, run.volatile_sections, run.email_collectors, request)
     request.post.append(log_plan(prepared.describe()))
-    if email_collectors:
-        request.post.append(index_email(email_collectors))
+    request.post.extend(run.post)
     return prepared

@@ -17,17 +17,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from collectors.artifacts import VOLATILE_SECTIONS
 from manifest.format.timefmt import rfc3339_ns
 from manifest.osio import readonly
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
 _EXE_HASH_LIMIT = 512 * 1024 * 1024
 _CMD_TIMEOUT = 5
@@ -439,20 +439,41 @@ def modules() -> dict[str, Any]:
     return {"count": len(rows), "modules": rows}
 
 
-SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
-    "system": system,
-    "connections": connections,
-    "listening": listening,
-    "routes": routes,
-    "neighbors": neighbors,
-    "processes": processes,
-    "users": users,
-    "interfaces": interfaces,
-    "dns": dns,
-    "mounts": mounts,
-    "modules": modules,
-}
-assert tuple(SECTIONS) == VOLATILE_SECTIONS  # the artifact schema and the code list the same order
+Section = Callable[[], dict[str, Any]]  # a section: its data as a JSON-ready dict, or it raises
+
+
+class Sections(dict[str, Section]):
+    """The volatile sections by name, in the order they are taken: most volatile first. Each is
+    registered once, here; artifact definitions may name only these (`names()`)."""
+
+    def __init__(self, sections: list[tuple[str, Section]]) -> None:
+        super().__init__()
+        for name, capture in sections:
+            if name in self:
+                raise ValueError(f"volatile section {name!r} registered twice")
+            self[name] = capture
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self)
+
+
+# To add a section: write its function (here or in a module of its own, see
+# collectors/kinds/example.py) and add one line below, at its place in the order of volatility.
+SECTIONS = Sections(
+    [
+        ("system", system),
+        ("connections", connections),
+        ("listening", listening),
+        ("routes", routes),
+        ("neighbors", neighbors),
+        ("processes", processes),
+        ("users", users),
+        ("interfaces", interfaces),
+        ("dns", dns),
+        ("mounts", mounts),
+        ("modules", modules),
+    ]
+)
 
 
 def _clean(value: Any) -> Any:
@@ -479,10 +500,9 @@ def capture_section(name: str) -> dict[str, Any]:
     return doc
 
 
-def capture(
-    sections: tuple[str, ...] | list[str] = VOLATILE_SECTIONS,
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each requested section in order of volatility, yielded as soon as it is taken."""
-    for name in VOLATILE_SECTIONS:
-        if name in sections:
+def capture(sections: tuple[str, ...] | list[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each requested section (all by default) in order of volatility, yielded as soon as it is
+    taken."""
+    for name in SECTIONS.names():
+        if sections is None or name in sections:
             yield name, capture_section(name)

@@ -65,21 +65,17 @@ def show_artifact(name: str, artifacts_dirs: tuple[Path, ...], as_json: bool) ->
     if as_json:
         print_json(art.as_dict())
         return
-    d = art.as_dict()
     click.echo(f"name:        {art.name}\ndescription: {art.description}\nkind:        {art.kind}")
     click.echo(f"os:          {', '.join(art.os)}\ntags:        {', '.join(art.tags)}")
     click.echo(f"collector:   {art.collector}\ndefined in:  {art.origin}")
-    if art.kind == "volatile":
-        click.echo(f"sections:    {', '.join(art.sections)}")
-        return
-    click.echo("paths:")
-    for p in art.paths:
-        click.echo(f"  {p}")
-    if art.excludes:
-        click.echo(f"excludes:    {', '.join(art.excludes)}")
-    for key in ("max_file_size", "max_depth"):
-        if d[key] is not None:
-            click.echo(f"{key + ':':13}{d[key]}")
+    for key, value in art.kind_of.describe(art).items():  # the fields its kind takes
+        if key == "paths":
+            click.echo("paths:" + "".join(f"\n  {p}" for p in value))
+        elif isinstance(value, list):
+            if value:
+                click.echo(f"{key + ':':13}{', '.join(value)}")
+        elif value is not None:
+            click.echo(f"{key + ':':13}{value}")
 
 
 @click.group()

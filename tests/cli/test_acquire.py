@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-import collectors.acquire
+import collectors.acquire.worker
 from agent.commands.collect import cli_sources
-from collectors.acquire import Acquirer, ProgressSink, Source, WorkerConfig, batches, handed_back, walk
+from collectors.acquire import Acquirer, ProgressSink, Source, Task, WorkerConfig, batches, handed_back, walk
 from collectors.collection import CollectionRequest, CollectionResult, run_collection
 from manifest.format.pathenc import stored_path
 from manifest.osio.mountns import enter_noatime_namespace
@@ -133,7 +133,7 @@ def test_limits_record_skipped_items_with_the_reason(cli, tmp_path, out_dir):
 
 
 def test_a_big_file_is_handed_back_to_be_copied_in_a_batch_of_its_own(tmp_path, monkeypatch):
-    monkeypatch.setattr(collectors.acquire, "BIG_FILE", 1000)
+    monkeypatch.setattr(collectors.acquire.worker, "BIG_FILE", 1000)
     src = tmp_path / "src"
     src.mkdir()
     for name, size in [("a", 10), ("b", 2000), ("c", 10), ("d", 3000)]:
@@ -142,25 +142,25 @@ def test_a_big_file_is_handed_back_to_be_copied_in_a_batch_of_its_own(tmp_path, 
     (batch,) = batches(walk([source(src)]), lambda: next(ids), ProgressSink())
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    acquirer = Acquirer(WorkerConfig(os.fsencode(bundle), [source(src)], False, True))
+    acquirer = Acquirer(WorkerConfig(bundle=os.fsencode(bundle), sources=[source(src)]))
     first = acquirer.run(batch)
     paths = [json.loads(line)["source_path"] for line in first.lines.splitlines()]
     assert paths == [str(src), str(src / "a")]
-    assert first.alone and [task[0] for task in first.leftover] == [3, 4, 5]
+    assert first.alone and [task.id for task in first.leftover] == [3, 4, 5]
     assert not (bundle / stored_path(os.fsencode(src / "b"))).exists()  # not copied yet
     alone, rest = handed_back(first, workers=1)
-    assert [task[0] for task in alone] == [3] and [task[0] for task in rest] == [4, 5]
+    assert [task.id for task in alone] == [3] and [task.id for task in rest] == [4, 5]
     assert json.loads(acquirer.run(alone).lines)["sha256"] is not None  # alone, it is copied
     again = acquirer.run(rest)  # "c" copied, then "d" handed back in its turn
     assert [json.loads(line)["id"] for line in again.lines.splitlines()] == ["00000004"]
-    assert again.alone and [task[0] for task in again.leftover] == [5]
+    assert again.alone and [task.id for task in again.leftover] == [5]
 
 
 def test_batches_handed_back_keep_the_items_in_walk_order(signer, tmp_path, out_dir, monkeypatch):
     # Forked workers see the patched limits: many files count as big, and batches hand back
     # their rest early, so work is handed back at several depths while others run.
-    monkeypatch.setattr(collectors.acquire, "BIG_FILE", 4096)
-    monkeypatch.setattr(collectors.acquire, "BATCH_BYTES", 8192)
+    monkeypatch.setattr(collectors.acquire.worker, "BIG_FILE", 4096)
+    monkeypatch.setattr(collectors.acquire.worker, "BATCH_BYTES", 8192)
     src = tmp_path / "src"
     expected = {}
     for d in range(3):
@@ -492,7 +492,7 @@ def test_names_alike_where_case_or_accents_are_folded_are_set_apart(tmp_path):
     (src / "dir").mkdir()
     for name in ("Dir/x", "dir/x", "café.txt", "cafe\u0301.txt", "readme", "README", "other"):
         (src / name).write_text(name)
-    found = {path: apart for path, _orig, _index, _size, _listed, apart in walk([source(src)])}
+    found = {f.path: f.apart for f in walk([source(src)])}
     apart = sorted(os.fsdecode(p)[len(str(src)) + 1 :] for p, flag in found.items() if flag)
     # Sorted order decides which of a pair keeps its place: the first.
     assert apart == sorted(["dir", "dir/x", "readme", "café.txt"])
@@ -583,7 +583,7 @@ def test_a_directory_swapped_after_listing_is_not_followed(tmp_path, swap):
         decoy.rename(src / "logs")
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    acquirer = Acquirer(WorkerConfig(os.fsencode(bundle), [source(src)], False, True))
+    acquirer = Acquirer(WorkerConfig(bundle=os.fsencode(bundle), sources=[source(src)]))
     lines = acquirer.run(batch).lines.splitlines()
     found = {i["source_path"]: i for i in map(json.loads, lines)}
     log = found[str(src / "logs/auth.log")]
@@ -605,10 +605,10 @@ def test_the_walk_does_not_descend_through_a_directory_swapped_after_listing(tmp
     found = walk([source(src)], lambda path, why: errors.append((path, why)))
     seen = []
     tasks = []
-    for number, (path, orig, index, _size, listed_from, apart) in enumerate(found, start=1):
-        seen.append(path)
-        tasks.append((number, path, orig, index, listed_from, apart))
-        if path == os.fsencode(src / "a/b"):  # a is listed, b not yet: swap a for a symlink
+    for number, f in enumerate(found, start=1):
+        seen.append(f.path)
+        tasks.append(Task(number, f.path, f.original, f.source, f.listed_from, f.apart))
+        if f.path == os.fsencode(src / "a/b"):  # a is listed, b not yet: swap a for a symlink
             (src / "a").rename(tmp_path / "moved-away")
             (src / "a").symlink_to(tmp_path / "decoy")
     assert os.fsencode(src / "a/b/planted.txt") not in seen
@@ -618,7 +618,7 @@ def test_the_walk_does_not_descend_through_a_directory_swapped_after_listing(tmp
     assert os.fsencode(src / "a/b/real.txt") in seen and errors == []
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    acquirer = Acquirer(WorkerConfig(os.fsencode(bundle), [source(src)], False, True))
+    acquirer = Acquirer(WorkerConfig(bundle=os.fsencode(bundle), sources=[source(src)]))
     items = {i["source_path"]: i for i in map(json.loads, acquirer.run(tasks).lines.splitlines())}
     real = items[str(src / "a/b/real.txt")]
     assert real["status"] == "error" and "replaced" in real["error"] and real["stored_as"] is None

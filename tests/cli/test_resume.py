@@ -128,7 +128,7 @@ def items_lines(bundle: Path) -> list[dict]:
 
 def test_respond_resumes_on_a_fixture_root(cli, tmp_path, monkeypatch):
     """`respond --resume`: the interrupted plan is finished; the items are exactly a fresh run's."""
-    import collectors.acquire
+    import collectors.acquire.plan
     from collectors.artifacts import Catalog
     from collectors.respond import build_request
     from tests.support.layouts import build_linux_root
@@ -137,7 +137,7 @@ def test_respond_resumes_on_a_fixture_root(cli, tmp_path, monkeypatch):
     root, expected = build_linux_root(tmp_path / "fixture")
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(collectors.acquire, "BATCH_FILES", 4)  # small batches: stop part way
+    monkeypatch.setattr(collectors.acquire.plan, "BATCH_FILES", 4)  # small batches: stop part way
     prepared = build_request(
         Catalog.load(), case=CASE, out_dir=out, signer=KeyStore(cli.home).load_signer(None), root=root
     )

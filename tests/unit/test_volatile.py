@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from collectors import volatile
-from collectors.artifacts import VOLATILE_SECTIONS
 from tests.support.env import require_tool
 
 
@@ -42,14 +41,29 @@ def snapshot(listener: socket.socket) -> dict[str, dict[str, Any]]:
     return dict(volatile.capture())
 
 
-def test_every_section_in_order_of_volatility(snapshot: dict[str, dict[str, Any]]) -> None:
-    assert list(snapshot) == list(VOLATILE_SECTIONS)
-    assert list(VOLATILE_SECTIONS[:3]) == ["system", "connections", "listening"]
-    for name, doc in snapshot.items():
-        assert doc["section"] == name
-        assert doc["ok"] is True or doc["error"], name
-        json.dumps(doc)  # every section is plain JSON
-        _no_floats(doc, name)
+def test_sections_are_taken_in_order_of_volatility(snapshot: dict[str, dict[str, Any]]) -> None:
+    assert list(snapshot) == list(volatile.SECTIONS.names())
+    assert list(volatile.SECTIONS.names()[:3]) == ["system", "connections", "listening"]
+
+
+@pytest.mark.parametrize("name", volatile.SECTIONS.names())
+def test_every_registered_section_is_captured_as_plain_json(
+    name: str, snapshot: dict[str, dict[str, Any]]
+) -> None:
+    capture = volatile.SECTIONS[name]
+    assert capture.__doc__ is None or capture.__doc__.strip(), name
+    doc = snapshot[name]
+    assert doc["section"] == name and doc["captured_at"].endswith("Z")
+    assert doc["ok"] is True or doc["error"], name
+    if doc["ok"]:
+        assert isinstance(doc["data"], dict) and doc["duration_ns"] >= 0
+    json.dumps(doc, allow_nan=False)  # every section is plain JSON
+    _no_floats(doc, name)
+
+
+def test_a_section_registered_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="registered twice"):
+        volatile.Sections([("system", volatile.system), ("system", volatile.users)])
 
 
 def test_system_section_has_both_clocks_and_boot_time(snapshot: dict[str, dict[str, Any]]) -> None:
