@@ -382,9 +382,7 @@ def transfer(
     if not reason.strip():
         raise UsageError("--reason must not be empty", "say why the evidence changes hands")
     authority = _authority(kw)
-    details = _clean(
-        {"to": to, "to_key": full_fingerprint(to_key, "--to-key"), **kw, "authority": authority}
-    )
+    details = _clean({"to": to, "to_key": full_fingerprint(to_key, "--to-key"), **kw, "authority": authority})
     ev = _append(bundle, key_ref, passphrase_file, "transferred", details, reason)
     click.echo(
         f"transfer {ev['seq']} is open until the receiver runs "

@@ -94,9 +94,10 @@ def test_it_investigator_police_round_trip_with_every_court_field(tmp_path: Path
             "--remember-trust", "--json", check=True,
         )  # fmt: skip
         copy = Path(json.loads(received.stdout)["bundle"])
-        assert "open transfers (not yet accepted by the receiver): seq " + str(second) in police.cli(
-            "verify", copy, check=True
-        ).stdout
+        assert (
+            "open transfers (not yet accepted by the receiver): seq " + str(second)
+            in police.cli("verify", copy, check=True).stdout
+        )
         police.cli("custody", "accept", copy, "--transfer", str(second), "--seal", "SEAL-3", "--seal-intact",
                    "--storage-location", "PD evidence room, shelf 12", check=True)  # fmt: skip
         police.cli("custody", "add", copy, "--event", "labelled", "--exhibit", "PD-77-001",

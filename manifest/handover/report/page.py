@@ -7,7 +7,6 @@ offline, years later, in any browser. Everything shown is read from the bundle i
 
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -235,11 +234,14 @@ def steps_section(bundle_dir: Path, case: str, incident: Incident, verified: boo
     device = details.get("device") if isinstance(details.get("device"), dict) else {}
     live = not details.get("root") and (device or {}).get("source") != "image"
     sealed = chain.first("sealed")
-    wanted: dict[str, Any] = {"live": live, "key": sealed.key if sealed else None}
-    # A guide that does not take these yet (before the dead-box steps) is called without them.
-    accepted = inspect.signature(next_steps).parameters
-    extra = {k: v for k, v in wanted.items() if k in accepted}
-    steps = next_steps(bundle_dir, case, as_next_steps_input(incident), verified, **extra)
+    steps = next_steps(
+        bundle_dir,
+        case,
+        as_next_steps_input(incident),
+        verified,
+        key=sealed.key if sealed else None,
+        live=bool(live),
+    )
     done = ' <span class="ok">(done)</span>'
     items = "".join(
         f"<li><b>{e(s.title)}</b>{done if s.done else ''}<br>{_commands(s.detail)}</li>" for s in steps
