@@ -4,6 +4,7 @@ messages by date."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from manifest.handover.report.email import email_summary
 from manifest.handover.report.incident import read_incident
 from manifest.handover.report.sentences import describe
 from manifest.handover.report.timeline import CHAR_W, custody_svg, ticks
+from manifest.signing.custody import ChainLine
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,15 +39,26 @@ IDA_SAYS = "Ida Responder (IT responder, City IT) "
 def entry(
     seq: int, kind: str, details: dict[str, Any], actor: dict[str, str] = IDA, reason: str = ""
 ) -> Entry:
+    event = {
+        "seq": seq,
+        "time": f"2026-12-01T10:{seq:02d}:00Z",
+        "event": kind,
+        "actor": actor,
+        "details": details,
+        "reason": reason,
+    }
+    raw = json.dumps(event).encode()
+    line = ChainLine("custody/continuation.jsonl", seq, raw, event)
     return Entry(
         seq,
-        f"2026-12-01T10:{seq:02d}:00Z",
+        event["time"],
         kind,
-        f"custody/continuation.jsonl:{seq}",
+        line.where,
         actor,
         details,
         reason,
-        line_sha256=f"{seq:064x}",
+        line_sha256=hashlib.sha256(raw).hexdigest(),
+        line=line,
     )
 
 

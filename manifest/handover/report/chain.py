@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from manifest.signing.custody import CONTINUATION, ChainLine, verify_chain
+from manifest.signing.custody import CONTINUATION, ChainLine, current_exhibit, transfers, verify_chain
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,6 +31,7 @@ class Entry:
     problems: tuple[str, ...] = ()
     trusted: bool | None = None  # None: no verifier looked at the key
     staged: bool = False  # shown, but not yet in the log (export's own event)
+    line: ChainLine | None = None  # the line as read, for the custody module's own checks
 
     @property
     def holds(self) -> bool:
@@ -59,40 +60,21 @@ class Chain:
         return next((e for e in self.entries if e.seq == seq and isinstance(seq, int)), None)
 
     def transfers(self) -> list[Transfer]:
-        """Every `transferred` event with the accept that completes it, per §4.2: a later `accepted`
-        naming its seq and line hash, signed by `to_key` (or, for a transfer without `to_key`, by
-        any key but the giver's), whose own line holds."""
+        """Every `transferred` event with the accept that completes it: matched by the custody
+        module's one rule (§4.2), and only while the accept's own line holds."""
+        at = {e.where: e for e in self.entries}
         out = []
-        for given in self.entries:
-            if given.kind != "transferred":
-                continue
-            to_key = given.details.get("to_key")
-            match = None
-            for e in self.entries:
-                if e.kind != "accepted" or not e.holds or (e.seq or 0) <= (given.seq or 0):
-                    continue
-                if e.details.get("transfer_seq") != given.seq:
-                    continue
-                if e.details.get("transfer_sha256") != given.line_sha256:
-                    continue
-                if (to_key and e.key != to_key) or (not to_key and e.key == given.key):
-                    continue
-                match = e
-                break
-            out.append(Transfer(given, match))
+        for t in transfers([e.line for e in self.entries if e.line is not None]):
+            accepted = at.get(t.accepted.where) if t.accepted else None
+            out.append(Transfer(at[t.line.where], accepted if accepted and accepted.holds else None))
         return out
 
     def open_transfers(self) -> list[Transfer]:
         return [t for t in self.transfers() if t.accepted is None]
 
     def exhibit(self) -> dict[str, Any]:
-        """The last `labelled` event's exhibit, else that of `collection-started` (§4.2)."""
-        found: dict[str, Any] = {}
-        for e in self.entries:
-            value = e.details.get("exhibit")
-            if e.kind in ("collection-started", "labelled") and isinstance(value, dict):
-                found = value
-        return found
+        """The bundle's exhibit as the custody module reads it (§4.2), or {}."""
+        return dict(current_exhibit([e.line for e in self.entries if e.line is not None]) or {})
 
     def first(self, kind: str) -> Entry | None:
         return next((e for e in self.entries if e.kind == kind), None)
@@ -120,6 +102,7 @@ def _entry(line: ChainLine, problems: list[str], trusted: dict[str, bool], stage
         problems=tuple(problems),
         trusted=trusted.get(key),
         staged=staged,
+        line=line,
     )
 
 
