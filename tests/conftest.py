@@ -13,6 +13,10 @@ import pytest
 
 from tests.support.env import Cli, clear_flags, excluded_by, kind_of
 
+# One embedded vault per session for every vault test module (each module importing the
+# session fixture itself had started a server of its own, seven per run).
+from tests.support.vault_server import vault_fixture  # noqa: F401
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path

@@ -11,6 +11,12 @@ exists); `/etc/sealbox/isolation.toml`; `$SEALBOX_HOME/isolation.toml` (the key 
     check = "203.0.113.10:8443"          # the default --check target
     max_union_v4 = 8                     # widest allow-list in total: one /8 of IPv4 ...
     max_union_v6 = 32                    # ... and one /32 of IPv6
+    vault = "auto"                       # the evidence vault's S3 endpoint stays reachable
+
+`vault` is the endpoint's URL (`"https://vault.city.example"`, `"http://203.0.113.20:8333"`) or
+`"auto"`: the endpoint boto3's standard configuration names for the isolating process
+(AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, the AWS profile's endpoint_url; AWS S3 itself when none),
+resolved once when the isolation is applied. It joins `allow` as `HOST:PORT/tcp`.
 
 An unknown key is refused (a typo must not silently open or close the channel).
 """
@@ -41,6 +47,7 @@ class IsolationConfig:
     check: str | None = None
     max_union_v4: int = 8
     max_union_v6: int = 32
+    vault: str | None = None  # as written; its endpoint is in `allow`
 
     @property
     def keeps_it_reachable(self) -> bool:
@@ -77,6 +84,20 @@ def _prefix(path: Path, key: str, value: Any, bits: int) -> int:
     return value
 
 
+def vault_allow(path: Path, value: Any) -> str:
+    """The `vault` key as an allow entry: the endpoint's `HOST:PORT/tcp`."""
+    from manifest.vault.client import endpoint_host_port, host_port
+
+    if not isinstance(value, str) or not value:
+        raise UsageError(f'{path}: vault must be the S3 endpoint URL or "auto"')
+    try:
+        return f"{endpoint_host_port() if value == 'auto' else host_port(value)}/tcp"
+    except ImportError as exc:
+        raise UsageError(f'{path}: vault = "auto" needs boto3', "pip install boto3") from exc
+    except ValueError as exc:
+        raise UsageError(f"{path}: vault: {exc}", 'e.g. vault = "https://vault.city.example"') from exc
+
+
 def load_config(path: Path | None = None) -> IsolationConfig:
     """Read `path` (or the one `find_config` names); an empty config when there is none."""
     path = path or find_config()
@@ -88,13 +109,16 @@ def load_config(path: Path | None = None) -> IsolationConfig:
         raise UsageError(f"{path}: cannot read the isolation config ({exc.strerror})") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from exc
-    known = {*_LISTS, "allow_dns", "check", "max_union_v4", "max_union_v6"}
+    known = {*_LISTS, "allow_dns", "check", "max_union_v4", "max_union_v6", "vault"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(
             f"{path}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(known))}"
         )
     lists = {k: _strings(path, k, data[k]) for k in _LISTS if k in data}
+    vault = data.get("vault")
+    if vault is not None:
+        lists["allow"] = (*lists.get("allow", ()), vault_allow(path, vault))
     check = data.get("check")
     if check is not None and not isinstance(check, str):
         raise UsageError(f"{path}: check must be a string HOST:PORT")
@@ -107,6 +131,7 @@ def load_config(path: Path | None = None) -> IsolationConfig:
         allow_dns=allow_dns,
         max_union_v4=_prefix(path, "max_union_v4", data.get("max_union_v4", 8), 32),
         max_union_v6=_prefix(path, "max_union_v6", data.get("max_union_v6", 32), 128),
+        vault=vault,
         **lists,
     )
 

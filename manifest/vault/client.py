@@ -65,15 +65,27 @@ def endpoint_url(client: Any) -> str:
 
 def endpoint_host_port(client: Any | None = None) -> str:
     """The vault's endpoint as `host:port`, for the isolation standing channel: the host a
-    contained machine must still reach to push evidence."""
+    contained machine must still reach to push evidence. Without a client, the endpoint boto3's
+    standard configuration names (AWS_ENDPOINT_URL, the profile's endpoint_url, else AWS S3)."""
     if client is None:
         import boto3
 
         session = boto3.session.Session()
         client = session.client("s3", region_name=session.region_name or "us-east-1")
-    parts = urlsplit(endpoint_url(client))
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return host_port(endpoint_url(client))
+
+
+def host_port(url: str) -> str:
+    """`http(s)://HOST[:PORT][/...]` or `HOST:PORT` as `host:port` (`[v6]:port`); the scheme's
+    port when none is given. ValueError when there is no host."""
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    try:
+        port = parts.port or (443 if parts.scheme in ("https", "") else 80)
+    except ValueError as exc:
+        raise ValueError(f"{url!r} has no valid port") from exc
     host = parts.hostname or ""
+    if not host or parts.scheme not in ("http", "https", ""):
+        raise ValueError(f"{url!r} is not an http(s) endpoint URL or HOST:PORT")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 

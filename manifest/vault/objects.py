@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from pathlib import Path
 
     from manifest.vault.location import VaultLocation
 
@@ -46,6 +47,22 @@ def put_bytes(client: Any, location: VaultLocation, key: str, data: bytes, sha_h
     response = client.put_object(
         Bucket=location.bucket, Key=key, Body=data, ChecksumSHA256=b64(sha_hex), **lock.put_args()
     )
+    return str(response["VersionId"])
+
+
+def put_file(
+    client: Any, location: VaultLocation, key: str, path: Path, size: int, sha_hex: str, lock: Lock
+) -> str:
+    """put_bytes for a file streamed from disk (never held whole in memory)."""
+    with open(path, "rb") as body:
+        response = client.put_object(
+            Bucket=location.bucket,
+            Key=key,
+            Body=body,
+            ContentLength=size,
+            ChecksumSHA256=b64(sha_hex),
+            **lock.put_args(),
+        )
     return str(response["VersionId"])
 
 

@@ -13,7 +13,6 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from manifest.errors import BundleError, NotABundleError, SealboxError
@@ -25,12 +24,13 @@ from manifest.vault.bucket import Retention, check_bucket
 from manifest.vault.client import endpoint_url, http_status, make_client, raise_for
 from manifest.vault.errors import BundleNotVerified, VaultError, VaultUnreachable
 from manifest.vault.location import BAG, VaultLocation
-from manifest.vault.objects import Lock, b64, composite, put_bytes
+from manifest.vault.objects import Lock, b64, composite, put_bytes, put_file
 from manifest.vault.pool import ordered_map
 from manifest.vault.witness import sync_witness
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
     from pathlib import Path
 
     from manifest.signing.keys import KeyStore, Signer
@@ -38,9 +38,12 @@ if TYPE_CHECKING:
 WORKERS = 8
 MULTIPART_OVER = 64 << 20
 PART = 8 << 20  # WORKERS x PART bytes in memory at most
+# Files up to this size go up as bytes; larger ones stream from disk (a 50,000-file bundle's
+# metadata is over 100 MB, and eight of them read whole at once made most of push's peak).
+IN_MEMORY = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One file of the sealed bundle as it goes to the vault."""
 
@@ -49,34 +52,44 @@ class Entry:
     sha256: str | None  # from the manifests when listed there
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stored:
+    """One object version in the vault; short-lived (its index line is what a push keeps)."""
+
     rel: str
     version: str
     sha256: str
     size: int
     checksum: str
     uploaded: bool
-    retain_until: str
+    retain_until: datetime
 
 
 @dataclass
 class PushResult:
+    """What a push stored, kept as counts and the index's bytes (not one record per object:
+    50,000 files must not mean 50,000 Python objects held to the end)."""
+
     location: VaultLocation
     case: str
     bundle: str
     prefix: str
-    objects: list[Stored] = field(default_factory=list)
+    objects: int = 0
+    uploaded: int = 0
+    nbytes: int = 0
+    retain_until: datetime | None = None
+    index: bytearray = field(default_factory=bytearray)
     event: dict[str, Any] | None = None
     already_stored: bool = False
 
-    @property
-    def uploaded(self) -> int:
-        return sum(1 for o in self.objects if o.uploaded)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(o.size for o in self.objects)
+    def add(self, stored: Stored) -> None:
+        """Count one stored object and append its index line (objects arrive in path order)."""
+        self.objects += 1
+        self.uploaded += stored.uploaded
+        self.nbytes += stored.size
+        if self.retain_until is None or stored.retain_until < self.retain_until:
+            self.retain_until = stored.retain_until
+        self.index += index_line(stored)
 
 
 def sealed_entries(bundle_dir: Path) -> list[Entry]:
@@ -89,7 +102,7 @@ def sealed_entries(bundle_dir: Path) -> list[Entry]:
                 if digest:
                     digests[rel] = digest
     if (bundle_dir / bagit.TAGMANIFEST).is_file():
-        digests[bagit.TAGMANIFEST] = hashlib.sha256((bundle_dir / bagit.TAGMANIFEST).read_bytes()).hexdigest()
+        digests[bagit.TAGMANIFEST] = file_sha256(bundle_dir / bagit.TAGMANIFEST)
     out = []
     stack = [""]
     while stack:
@@ -123,6 +136,11 @@ def _existing(client: Any, location: VaultLocation, prefix: str) -> dict[str, di
             if v.get("IsLatest"):
                 out[v["Key"]] = {"version": v["VersionId"], "size": v["Size"]}
     return out
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _part_hashes(path: Path, size: int) -> tuple[list[str], str]:
@@ -172,12 +190,16 @@ class _Pusher:
                     return kept
             if entry.size > MULTIPART_OVER:
                 return self._multipart(key, entry, path)
-            data = path.read_bytes()
-            digest = entry.sha256 or hashlib.sha256(data).hexdigest()
-            version = put_bytes(self.client, self.location, key, data, digest, self.lock)
-            return Stored(
-                entry.rel, version, digest, len(data), b64(digest), True, self.lock.retain_until.isoformat()
-            )
+            if entry.size > IN_MEMORY:
+                digest = entry.sha256 or file_sha256(path)
+                version = put_file(self.client, self.location, key, path, entry.size, digest, self.lock)
+                size = entry.size
+            else:
+                data = path.read_bytes()
+                digest = entry.sha256 or hashlib.sha256(data).hexdigest()
+                version = put_bytes(self.client, self.location, key, data, digest, self.lock)
+                size = len(data)
+            return Stored(entry.rel, version, digest, size, b64(digest), True, self.lock.retain_until)
         except (VaultError, BundleError):
             raise
         except Exception as exc:
@@ -199,7 +221,7 @@ class _Pusher:
                 raise BundleError(f"{entry.rel} no longer matches its manifest hash", "run `sealbox verify`")
             want = composite(parts)
         else:
-            digest = entry.sha256 or hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = entry.sha256 or file_sha256(path)
             want = b64(digest)
         if checksum != want or head.get("ObjectLockMode") != self.lock.mode:
             return None
@@ -213,7 +235,7 @@ class _Pusher:
                 Retention={"Mode": self.lock.mode, "RetainUntilDate": self.lock.retain_until},
             )
             until = self.lock.retain_until
-        return Stored(entry.rel, version, digest, entry.size, checksum, False, until.isoformat())
+        return Stored(entry.rel, version, digest, entry.size, checksum, False, until)
 
     def _multipart(self, key: str, entry: Entry, path: Path) -> Stored:
         bucket = self.location.bucket
@@ -270,7 +292,7 @@ class _Pusher:
             entry.size,
             composite(hexes),
             True,
-            self.lock.retain_until.isoformat(),
+            self.lock.retain_until,
         )
 
 
@@ -279,14 +301,13 @@ def _code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def index_bytes(objects: list[Stored]) -> bytes:
-    """The vault index: one canonical JSON line per object (path, version, SHA-256, size)."""
-    return b"".join(
+def index_line(o: Stored) -> bytes:
+    """One line of the vault index: canonical JSON of path, version, SHA-256, size, checksum."""
+    return (
         canonical_bytes(
             {"path": o.rel, "version": o.version, "sha256": o.sha256, "size": o.size, "checksum": o.checksum}
         )
         + b"\n"
-        for o in sorted(objects, key=lambda o: o.rel)
     )
 
 
@@ -340,12 +361,13 @@ def push(
         raise
     except Exception as exc:
         raise_for(exc, location, "listing what the vault holds", client)
-    entries = sealed_entries(bundle_dir)
+    entries = sealed_entries(bundle_dir)  # sorted by path: the index is written in that order
     for n, stored in enumerate(ordered_map(pusher.one, entries, WORKERS), start=1):
-        result.objects.append(stored)
+        result.add(stored)
         if progress:
             progress(n, len(entries))
-    index = index_bytes(result.objects)
+    del entries, pusher
+    index = bytes(result.index)
     index_sha = hashlib.sha256(index).hexdigest()
     index_key = f"{prefix}index/{index_sha}.jsonl"
     try:
@@ -354,7 +376,7 @@ def push(
         )
     except Exception as exc:
         raise_for(exc, location, "storing the vault index", client)
-    retain_until = min(datetime.fromisoformat(o.retain_until) for o in result.objects)
+    retain_until = result.retain_until or lock.retain_until
     info = parse_bag_info((bundle_dir / "bag-info.txt").read_bytes())
     details = {
         "vault": location.url,
@@ -363,7 +385,7 @@ def push(
         "index_key": index_key,
         "index_version": index_version,
         "index_sha256": index_sha,
-        "objects": len(result.objects),
+        "objects": result.objects,
         "bytes": result.nbytes,
         "uploaded": result.uploaded,
         "host": info.get("Sealbox-Host", ""),
@@ -404,9 +426,9 @@ def push_with_retries(
 def summary(result: PushResult) -> str:
     details = (result.event or {}).get("details", {})
     return (
-        f"STORED {result.bundle} in {result.location.bucket}/{result.prefix}: {len(result.objects)} objects, "
+        f"STORED {result.bundle} in {result.location.bucket}/{result.prefix}: {result.objects} objects, "
         f"{result.nbytes} bytes ({result.uploaded} uploaded, "
-        f"{len(result.objects) - result.uploaded} already there), "
+        f"{result.objects - result.uploaded} already there), "
         f"{details.get('mode')} until {details.get('retain_until')}"
         + (", legal hold on" if details.get("legal_hold") else "")
         + f"; custody event {(result.event or {}).get('seq')} 'stored'"

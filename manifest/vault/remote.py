@@ -33,7 +33,7 @@ WORKERS = 8
 _REPLACED = {"payload-missing", "payload-oxum", "payload-unreadable"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexEntry:
     path: str
     version: str
@@ -145,12 +145,11 @@ def _later_versions(
 ) -> None:
     """Any other version of a stored key (an overwrite) or a delete marker is reported; the
     stored version is the one checked."""
-    stored = {prefix + BAG + e.path: e.version for e in index}
-    for page in client.get_paginator("list_object_versions").paginate(
-        Bucket=location.bucket, Prefix=prefix + BAG
-    ):
+    stored = {e.path: e.version for e in index}  # the index's own strings: no second copy of 50,000 keys
+    bag = prefix + BAG
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=location.bucket, Prefix=bag):
         for v in page.get("Versions", []):
-            want = stored.get(v["Key"])
+            want = stored.get(v["Key"][len(bag) :])
             if want is not None and v["VersionId"] != want:
                 report.add(
                     "vault-object-overwritten",

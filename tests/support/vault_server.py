@@ -76,10 +76,13 @@ class VaultServer:
         return "sbx-" + uuid.uuid4().hex[:12]
 
 
-def start_server(data: Path, timeout: float = 90) -> VaultServer:
-    """Start `sealbox vault serve` and wait for its endpoint line; raise with its output if it fails."""
+def start_server(
+    data: Path, timeout: float = 90, *, listen: str = "127.0.0.1:0", prefix: tuple[str, ...] = ()
+) -> VaultServer:
+    """Start `sealbox vault serve` and wait for its endpoint line; raise with its output if it fails.
+    `prefix` runs it through another command (`ip netns exec NS`)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "vault", "serve", "--data", str(data), "--listen", "127.0.0.1:0"],
+        [*prefix, sys.executable, "-m", "agent", "vault", "serve", "--data", str(data), "--listen", listen],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from tests.support.builders import writable_copy
 from tests.support.vault import it_person, new_bucket, sealed_bundle, vault_cli, versions_by_key
-from tests.support.vault_server import vault_fixture  # noqa: F401
 
 if TYPE_CHECKING:
     import subprocess

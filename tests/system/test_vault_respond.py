@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from tests.support.env import Cli
 from tests.support.layouts import build_linux_root
 from tests.support.vault import versions_by_key
-from tests.support.vault_server import vault_fixture  # noqa: F401
 
 if TYPE_CHECKING:
     from tests.support.vault_server import VaultServer

@@ -17,7 +17,6 @@ import pytest
 
 from tests.support.env import REPO
 from tests.support.vault import collect, it_person, make_tree, new_bucket, vault_cli, versions_by_key
-from tests.support.vault_server import vault_fixture  # noqa: F401
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,12 +27,15 @@ if TYPE_CHECKING:
 def _progress(vault: VaultServer, bucket: str, prefix: str) -> tuple[int, int]:
     """Objects stored so far, and parts of unfinished multipart uploads (not objects yet)."""
     admin = vault.client("admin")
-    page = admin.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+    objects = sum(
+        int(page.get("KeyCount", 0))
+        for page in admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    )
     parts = 0
     for upload in admin.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", []):
         listed = admin.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
         parts += len(listed.get("Parts", []))
-    return int(page.get("KeyCount", 0)) + (1000 if page.get("IsTruncated") else 0), parts
+    return objects, parts
 
 
 def test_push_killed_at_random_points_resumes(vault: VaultServer, tmp_path: Path, out_dir: Path) -> None:
@@ -47,9 +49,8 @@ def test_push_killed_at_random_points_resumes(vault: VaultServer, tmp_path: Path
     prefix = f"OKC-2026-0042/{bundle.name}/bag/"
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    low, high = 2.0, 10.0
     cuts = []
-    for _ in range(8):
+    for _ in range(6):
         if len(cuts) >= 2:
             break
         before = _progress(vault, bucket, prefix)
@@ -71,16 +72,21 @@ def test_push_killed_at_random_points_resumes(vault: VaultServer, tmp_path: Path
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        delay = rng.uniform(low, high)
+        # Cut at a random point of the upload itself: wait until it has stored something (the
+        # local verify before it takes long on a loaded machine), then a random while longer.
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _progress(vault, bucket, prefix) != before:
+                break
+            time.sleep(0.3)
+        delay = rng.uniform(0.0, 4.0)
         time.sleep(delay)
         if proc.poll() is not None:
             break  # this run finished what the cuts left: the pushes after a cut resumed
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         after = _progress(vault, bucket, prefix)
-        if after == before:
-            low, high = low + 2, high + 3  # still verifying locally: cut a little later next time
-        else:
+        if after != before:
             cuts.append((round(delay, 1), before, after))
     assert cuts, f"no cut landed during the upload (seed {seed})"
     proc = up("vault", "push", bundle, "--vault", where, "--retention", "1d", timeout=900)

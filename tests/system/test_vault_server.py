@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import psutil
 
 from tests.support.env import REPO, require
-from tests.support.vault_server import vault_fixture  # noqa: F401
 
 if TYPE_CHECKING:
     from tests.support.vault_server import VaultServer

@@ -11,7 +11,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.vault import it_person, new_bucket, sealed_bundle, vault_cli
-from tests.support.vault_server import vault_fixture  # noqa: F401
 
 if TYPE_CHECKING:
     from collections.abc import Callable
