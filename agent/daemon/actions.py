@@ -244,7 +244,7 @@ def _push(bundle: Path, ctx: Context, reason: str) -> dict[str, Any]:
         "stored": True,
         "vault": ctx.vault.url,
         "key_prefix": result.prefix,
-        "objects": len(result.objects),
+        "objects": result.objects,
     }
 
 
