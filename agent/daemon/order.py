@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from manifest.bundle import CASE_ID
 from manifest.errors import SealboxError, UsageError
-from manifest.format.canonical import canonical_bytes
+from manifest.format.canonical import canonical_bytes, strict_loads
 from manifest.format.timefmt import now_ns, parse_rfc3339_ns, rfc3339_ns
-from manifest.signing.custody import MAX_DEPTH
 from manifest.signing.keys import fingerprint, public_from_raw, verify_signature
 
 if TYPE_CHECKING:
@@ -212,32 +211,6 @@ def serialize(doc: Mapping[str, Any]) -> bytes:
     return canonical_bytes(dict(doc)) + b"\n"
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("a key appears twice in one object")
-    return out
-
-
-def _no_float(text: str) -> Any:
-    raise ValueError(f"a float ({text}) is not allowed in an order")
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _depth_ok(value: Any) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            if depth > MAX_DEPTH:
-                return False
-            stack.extend((c, depth + 1) for c in (node.values() if isinstance(node, dict) else node))
-    return True
-
-
 def peek_id(data: bytes) -> str | None:
     """The order id of a document that may be refused, to name it in the refusal (or None)."""
     try:
@@ -260,18 +233,11 @@ def parse(data: bytes) -> Order:
     if len(data) > MAX_BYTES:
         raise OrderRefused(OVERSIZED, f"{len(data)} bytes, an order is at most {MAX_BYTES}")
     try:
-        doc = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_float=_no_float,
-            parse_constant=_no_constant,
-        )
+        doc = strict_loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise OrderRefused(MALFORMED, f"not an order: {str(exc)[:120]}") from exc
     if not isinstance(doc, dict):
         raise OrderRefused(MALFORMED, "not a JSON object")
-    if not _depth_ok(doc):
-        raise OrderRefused(MALFORMED, f"nested deeper than {MAX_DEPTH}")
     _check_form(doc)
     return Order(doc)
 

@@ -6,7 +6,6 @@ import base64
 import binascii
 import fcntl
 import hashlib
-import json
 import os
 import shlex
 import socket
@@ -19,7 +18,7 @@ from manifest import TOOL_NAME, __version__
 from manifest.errors import BundleError, UsageError
 from manifest.findings import Finding
 from manifest.format.bagit import CONTINUATION, INCOMPLETE, TAGMANIFEST
-from manifest.format.canonical import canonical_bytes
+from manifest.format.canonical import canonical_bytes, strict_loads
 from manifest.format.timefmt import now_rfc3339
 from manifest.osio.readfd import read_at_most
 from manifest.signing.keys import fingerprint, public_from_raw, verify_signature
@@ -180,7 +179,6 @@ class ChainLine:
 # A custody log grows by a few hundred bytes per event; anything near this is not a custody log.
 CUSTODY_MAX_BYTES = 64 << 20
 # Events are shallow (details holds small objects); deeper JSON is refused before any walk.
-MAX_DEPTH = 16
 _HEX64 = frozenset("0123456789abcdef")
 # Field -> type every event must carry (SPEC §4); `details` content is the event's own.
 _EVENT_FIELDS: dict[str, type] = {
@@ -208,34 +206,6 @@ class CustodyFile:
     present: bool
     lines: list[ChainLine]
     problem: Finding | None = None
-
-
-def _depth_ok(value: Any) -> bool:
-    """Whether `value` nests at most MAX_DEPTH containers deep (no recursion: a stack)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            if depth > MAX_DEPTH:
-                return False
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children)
-    return True
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("a key appears twice in one object")
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _no_float(text: str) -> Any:
-    raise ValueError(f"a float ({text}) cannot be canonical")
 
 
 def event_problem(ev: Any) -> str | None:
@@ -272,15 +242,11 @@ def parse_line(rel: str, number: int, raw: bytes) -> ChainLine:
     except UnicodeDecodeError as exc:
         return bad("custody-not-utf8", f"byte {exc.start} is not UTF-8")
     try:
-        ev = json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_no_float
-        )
+        ev = strict_loads(text)
     except RecursionError:
         return bad("custody-unreadable", "line is not valid JSON (nested too deeply)")
-    except ValueError as exc:
+    except ValueError as exc:  # json's own errors and NotCanonical alike
         return bad("custody-unreadable", f"line is not valid JSON ({exc})")
-    if not _depth_ok(ev):
-        return bad("custody-unreadable", f"JSON nested deeper than {MAX_DEPTH} levels")
     problem = event_problem(ev)
     if problem:
         return bad("custody-field-invalid", problem)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import os
 import re
 import socket
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from manifest.errors import BundleError
 from manifest.findings import Finding
-from manifest.format.canonical import canonical_bytes
+from manifest.format.canonical import canonical_bytes, strict_loads
 from manifest.format.timefmt import now_rfc3339
 from manifest.signing.custody import CONTINUATION, ChainLine, sha256_hex
 from manifest.signing.keys import fingerprint, public_from_raw, verify_signature
@@ -144,28 +143,12 @@ def receipt_file_bytes(receipt: dict[str, Any]) -> bytes:
     return canonical_bytes(receipt) + b"\n"
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("a key appears twice")
-    return out
-
-
-def _reject(text: str) -> Any:
-    raise ValueError(f"{text} is not allowed")
-
-
 def parse_receipt(data: bytes, source: str) -> tuple[Receipt | None, str | None]:
     """(receipt, None) when `data` is a receipt with every field typed right, else (None, why)."""
     if len(data) > RECEIPT_MAX_BYTES:
         return None, f"larger than {RECEIPT_MAX_BYTES} bytes"
     try:
-        body = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_reject,
-            parse_float=_reject,
-        )
+        body = strict_loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return None, f"not canonical JSON ({type(exc).__name__})"
     if not isinstance(body, dict) or body.get("type") != RECEIPT_TYPE:
