@@ -25,7 +25,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent.parent
@@ -349,6 +352,22 @@ class Lab:
         proc = self.run(ns or self.host, sys.executable, str(HERE), "probe", str(timeout), *targets)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
+
+
+def shared_lab(*tools: str) -> Iterator[SharedLab]:
+    """A module's lab after its prerequisites (root, namespaces, ip/nft/ss and `tools`) are
+    checked; a module-scoped fixture yields from it."""
+    from tests.support.env import require, require_root, require_tool
+
+    require_root()
+    for tool in ("ip", "nft", "ss", *tools):
+        require_tool(tool)
+    require(can_make_namespaces(), "cannot create network namespaces here")
+    shared = SharedLab()
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 class SharedLab:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from manifest.signing.custody import verify_chain
-from tests.support.env import require, require_root, require_tool
+from tests.support.env import require_tool
 from tests.support.netns import (
     IT4,
     IT_PORT,
@@ -29,8 +29,8 @@ from tests.support.netns import (
     OUT_PORT,
     Lab,
     SharedLab,
-    can_make_namespaces,
     ok,
+    shared_lab,
 )
 
 if TYPE_CHECKING:
@@ -41,13 +41,7 @@ BACKENDS = ["nft", "iptables"]
 
 @pytest.fixture(scope="module")
 def labs():
-    require_root()
-    for tool in ("ip", "nft", "ss"):
-        require_tool(tool)
-    require(can_make_namespaces(), "cannot create network namespaces here")
-    shared = SharedLab()
-    yield shared
-    shared.close()
+    yield from shared_lab()
 
 
 @pytest.fixture

@@ -31,11 +31,11 @@ from tests.support.netns import (
     UDP_PORT,
     Lab,
     SharedLab,
-    can_make_namespaces,
     need_backend,
     ok,
     sealed_bundle_for,
     sh,
+    shared_lab,
 )
 
 FOREIGN_TABLE = """table ip foreign {
@@ -49,13 +49,7 @@ REQUIRED_BACKENDS = ["nft", "iptables"]  # legacy x_tables is exercised by the m
 
 @pytest.fixture(scope="module")
 def labs():
-    require_root()
-    for tool in ("ip", "nft", "ss", "setpriv"):
-        require_tool(tool)
-    require(can_make_namespaces(), "cannot create network namespaces here")
-    shared = SharedLab()
-    yield shared
-    shared.close()
+    yield from shared_lab("setpriv")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.env import require, require_root, require_tool
+from tests.support.env import require_tool
 from tests.support.netns import (
     IT4,
     IT_PORT,
@@ -27,9 +27,9 @@ from tests.support.netns import (
     OUT_PORT,
     Lab,
     SharedLab,
-    can_make_namespaces,
     ok,
     sh,
+    shared_lab,
 )
 
 if TYPE_CHECKING:
@@ -127,13 +127,7 @@ _COUNTERS = re.compile(r"packets \d+ bytes \d+|\[\d+:\d+\]")
 
 @pytest.fixture(scope="module")
 def labs():
-    require_root()
-    for tool in ("ip", "nft", "ss", "iptables-nft", "ip6tables-nft"):
-        require_tool(tool)
-    require(can_make_namespaces(), "cannot create network namespaces here")
-    shared = SharedLab()
-    yield shared
-    shared.close()
+    yield from shared_lab("iptables-nft", "ip6tables-nft")
 
 
 @pytest.fixture
