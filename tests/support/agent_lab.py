@@ -23,7 +23,7 @@ from typing import Any
 
 from tests.support.env import REPO
 from tests.support.netns import HERE as NETNS_PY
-from tests.support.netns import sh
+from tests.support.netns import Built, sh
 
 IT_ADDR, IT6 = "203.0.113.1", "2001:db8:1::1"
 VAULT_PORT, ECHO_PORT = 8333, 8080
@@ -64,7 +64,7 @@ class Station:
         return self.root / "spool"
 
 
-class AgentLab:
+class AgentLab(Built):
     """The namespaces, the vault in `it`, and the agents. Use as a context manager."""
 
     def __init__(self, base: Path, stations: int = 3) -> None:
@@ -79,17 +79,6 @@ class AgentLab:
         self.vault_url = ""
         self.vault_data = base / "vault-data"
         self.bucket = "sbx-fleet-" + tag.replace("-", "")[:10]
-
-    def __enter__(self) -> AgentLab:
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- building ---------------------------------------------------------------------
     def _build(self) -> None:

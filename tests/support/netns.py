@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -64,7 +64,29 @@ def can_make_namespaces() -> bool:
     return True
 
 
-class Lab:
+class Built:
+    """A lab as a context manager: `_build()` on entry, `close()` on exit and after a failed build
+    (a half-built lab leaves no namespace behind)."""
+
+    def __enter__(self) -> Self:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class Lab(Built):
     """The three namespaces, their servers, and helpers to run things inside `host`."""
 
     def __init__(self, state_dir: Path) -> None:
@@ -87,17 +109,6 @@ class Lab:
         self.leases_dir = state_dir.parent / "leases"
 
     # -- building and tearing down -------------------------------------------------------
-    def __enter__(self) -> Lab:
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def _build(self) -> None:
         for ns in (self.host, self.itsrv, self.outside):
             sh("ip", "netns", "add", ns)
