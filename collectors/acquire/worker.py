@@ -34,7 +34,7 @@ from collectors.acquire.walk import REPLACED, check_identity, open_listed_dir, s
 from collectors.fsmeta import Meta, StatReader
 from manifest.errors import BundleError
 from manifest.format.bagit import manifest_line
-from manifest.format.items import empty_item, item_line
+from manifest.format.items import ALWAYS, empty_item, item_line
 from manifest.format.pathenc import long_stored_path, stored_path
 from manifest.format.timefmt import rfc3339_ns
 from manifest.hashing import hash_zeros, hole_at
@@ -50,6 +50,7 @@ CASE_APART = (
     "is ignored (exFAT, FAT, Windows, macOS)"
 )
 _ZEROS = bytes(BUFFER)
+_FIELDS = len(ALWAYS)
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -123,7 +124,7 @@ class Acquirer:
                 result.nbytes += item["size"] or 0
             key = (item["status"], item["kind"], item["collector"])
             counts[key] = counts.get(key, 0) + 1
-            lines.append(item_line(item))
+            lines.append(item_line(item, len(item) == _FIELDS))  # no field added: in order
         result.counts = {CountKey(*key): n for key, n in counts.items()}
         result.dirs, self.new_dirs = self.new_dirs, []
         if self.views is not None:  # rendered here, in parallel, from the items in hand

@@ -61,14 +61,20 @@ def empty_item() -> dict[str, Any]:
     return dict.fromkeys(ALWAYS)
 
 
-def item_line(item: dict[str, Any]) -> bytes:
+def item_line(item: dict[str, Any], in_order: bool = False) -> bytes:
     """Compact UTF-8 JSON, keys sorted, one line. orjson writes the same bytes as
     `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`, several times faster
-    (this runs once per acquired file)."""
+    (this runs once per acquired file). `in_order`: the caller knows the keys were inserted in
+    sorted order (an `empty_item` given no other field), so the sort is skipped (a quarter of the
+    cost)."""
     try:
-        return orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(item, option=_IN_ORDER if in_order else _SORTED)
     except orjson.JSONEncodeError:  # an integer beyond 64 bits: the standard library takes it
         return json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+_IN_ORDER = orjson.OPT_APPEND_NEWLINE
 
 
 def parse_item(line: bytes) -> Any:

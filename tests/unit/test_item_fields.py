@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,11 @@ def test_every_key_a_collection_writes_is_in_fields(tmp_path: Path) -> None:
     bundle = writer.seal({})
 
     seen: set[str] = set()
+    # Written unsorted where the worker knows the keys are in order: the bytes must still be the
+    # sorted, compact form (FORMAT.md §3), line for line.
+    for line in (bundle / "metadata/items.jsonl").read_bytes().splitlines():
+        record = json.loads(line)
+        assert line == json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     for item in iter_items(bundle / "metadata/items.jsonl"):
         assert set(ALWAYS) <= item.keys(), item["id"]
         assert item.keys() <= set(FIELDS), (item["id"], sorted(item.keys() - set(FIELDS)))
