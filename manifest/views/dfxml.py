@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 from typing import IO, TYPE_CHECKING, Any
-from xml.sax.saxutils import escape
 
 from manifest.views.base import FragmentView, text_for_view
 
@@ -18,8 +17,14 @@ DC = "http://purl.org/dc/elements/1.1/"
 _NAME_TYPE = {"file": "r", "directory": "d", "symlink": "l"}
 
 
+def _escape(text: str) -> str:
+    """`&`, `<` and `>` as entities (what xml.sax.saxutils.escape does, without importing
+    urllib and http with it: 40 ms of every collection's start)."""
+    return text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+
+
 def _el(name: str, value: Any, attrs: str = "") -> str:
-    return f"<{name}{attrs}>{escape(text_for_view(str(value)))}</{name}>"
+    return f"<{name}{attrs}>{_escape(text_for_view(str(value)))}</{name}>"
 
 
 def _name_type(item: dict[str, Any]) -> str:
@@ -42,7 +47,7 @@ _TIMES = (("mtime", "mtime"), ("ctime", "ctime"), ("atime", "atime"), ("birthtim
 
 
 def _x(value: Any) -> str:
-    return escape(text_for_view(str(value)))
+    return _escape(text_for_view(str(value)))
 
 
 def fileobject(item: dict[str, Any]) -> str:
