@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from manifest.osio.crashpoint import crash_point
 from manifest.previous import PreviousBundle, load_previous
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from manifest.resume import ResumePoint
@@ -127,6 +128,32 @@ def _recount(writer: BundleWriter, stats: AcquireStats) -> None:
             table[value] = table.get(value, 0) + 1
 
 
+@contextlib.contextmanager
+def _abort_on_failure(writer: BundleWriter, doing: str) -> Iterator[None]:
+    """Whatever stops `doing` (Ctrl-C, a refusal, a disk error) aborts the writer with a custody
+    note and one line saying where the partial bundle is and how to finish it."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        writer.abort("interrupted")
+        raise CollectionInterrupted(
+            f"interrupted: nothing was sealed; the partial bundle is {writer.path}",
+            "a name ending in .incomplete was never sealed; to finish it, run the same command "
+            f"again with --resume '{writer.path}'",
+        ) from exc
+    except SealboxError as exc:
+        writer.abort(exc.message)
+        raise BundleError(
+            f"{exc.message}; nothing was sealed, partial bundle left at {writer.path}", exc.hint
+        ) from exc
+    except OSError as exc:
+        writer.abort(str(exc))
+        raise BundleError(
+            f"{doing} failed: {exc.strerror or exc} ({exc.filename or ''}); "
+            f"partial bundle left at {writer.path}"
+        ) from exc
+
+
 def _finish_seal(request: CollectionRequest, point: ResumePoint) -> CollectionResult:
     """A run killed after its `sealed` event: the seal's own files are written, nothing else."""
     writer, sealed = point.writer, point.sealed
@@ -138,22 +165,10 @@ def _finish_seal(request: CollectionRequest, point: ResumePoint) -> CollectionRe
     stats.files, stats.bytes = int(counts.get("payload_files") or 0), int(counts.get("payload_bytes") or 0)
     stats.by_status.update(counts.get("by_status") or {})
     stats.by_kind.update(counts.get("by_kind") or {})
-    try:
+    with _abort_on_failure(writer, "sealing"):
         bundle = writer.finish_seal(
             str(sealed.get("payload_oxum")), str(sealed.get("manifest_sha256")), tsa_url=request.tsa_url
         )
-    except KeyboardInterrupt as exc:
-        writer.abort("interrupted")
-        raise CollectionInterrupted(
-            f"interrupted: nothing was sealed; the partial bundle is {writer.path}",
-            f"run the same command again with --resume '{writer.path}'",
-        ) from exc
-    except OSError as exc:
-        writer.abort(str(exc))
-        raise BundleError(
-            f"sealing failed: {exc.strerror or exc} ({exc.filename or ''}); "
-            f"partial bundle left at {writer.path}"
-        ) from exc
     return CollectionResult(bundle, writer.bundle_id, stats, [], writer.timestamp_error)
 
 
@@ -180,7 +195,7 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
                 previous=previous.tagmanifest_sha256 if previous is not None else None,
             )
         )
-    try:
+    with _abort_on_failure(writer, "collection"):
         sources = [_source_text(s) for s in request.sources]
         if point is not None:
             writer.custody.add("note", point.details(), point.reason)
@@ -259,22 +274,4 @@ def run_collection(request: CollectionRequest, progress: ProgressSink | None = N
             writer.log.info("collection-completed", **counts)
             writer.custody.add("collection-completed", counts)
         bundle = writer.seal(counts, tsa_url=request.tsa_url)
-    except KeyboardInterrupt as exc:
-        writer.abort("interrupted")
-        raise CollectionInterrupted(
-            f"interrupted: nothing was sealed; the partial bundle is {writer.path}",
-            "a name ending in .incomplete was never sealed; to finish it, run the same command "
-            f"again with --resume '{writer.path}'",
-        ) from exc
-    except SealboxError as exc:
-        writer.abort(exc.message)
-        raise BundleError(
-            f"{exc.message}; nothing was sealed, partial bundle left at {writer.path}", exc.hint
-        ) from exc
-    except OSError as exc:
-        writer.abort(str(exc))
-        raise BundleError(
-            f"collection failed: {exc.strerror or exc} ({exc.filename or ''}); "
-            f"partial bundle left at {writer.path}"
-        ) from exc
     return CollectionResult(bundle, writer.bundle_id, stats, sections, writer.timestamp_error, shared)
