@@ -2,14 +2,20 @@
 
 sealbox writes manifest-sha256.txt in the order of items.jsonl, so in a bundle as sealed the n-th
 manifest line and the n-th item with a stored copy name the same file with the same digest. The
-main process only cuts both files into matching chunks (bytes, never parsed there); each worker
-parses its chunk's manifest lines and items, proves they agree, and hashes the files (checking the
-recorded size before it reads). It proves data/ holds exactly the listed files by
-counting: no link or other non-file is in data/ (so no path can lead out of it), every listed file
-opened as a distinct regular file (distinct inode numbers, on one device), and as many were opened
-as data/ holds. Whenever any of that does not hold — a malformed or out-of-step line, a missing or
-unreadable file, a count that differs — it gives up and the exact, indexed check runs instead;
-what it reports is only what it proved: payload-changed, payload-size-mismatch and payload-oxum.
+main process only cuts both files into matching chunks (byte ranges, never parsed there); each
+worker reads its ranges, parses the manifest lines and items, proves they agree, and hashes the
+files (checking the recorded size before it reads). It proves data/ holds exactly the listed files
+by counting: no link or other non-file is in data/ (so no path can lead out of it), every listed
+file opened as a distinct regular file (distinct inode numbers, on one device), and as many were
+opened as data/ holds. Whenever any of that does not hold — a malformed or out-of-step line, a
+missing or unreadable file, a count that differs — it gives up and the exact, indexed check runs
+instead; what it reports is only what it proved: payload-changed, payload-size-mismatch and
+payload-oxum.
+
+It can start before the rest of verify has read the bundle (`start_stream`): the workers hash
+while the main process lists the bundle and checks tag files, signatures and custody; the
+payload rule then takes the result, or throws it away when the bundle is not in the shape the
+streamed check may answer for (the same conditions as when it runs there and then).
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ import bisect
 import heapq
 import os
 import re
+import stat
+import threading
 from array import array
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
@@ -27,18 +36,26 @@ import orjson
 from manifest.findings import Finding, FindingKind
 from manifest.format import bagit
 from manifest.format.items import KINDS, STATUSES
-from manifest.hashing import BatchCheck, Expected, check_sized_batch
-from manifest.osio.parallel import few_collections, give_back_freed_memory, ordered_map
-from manifest.verify.index import LINE_CAP, fast_pairs, line_blocks
-from manifest.verify.model import ITEMS
+from manifest.hashing import Expected, Problem, check_sized_batch
+from manifest.osio.parallel import Workers, few_collections, give_back_freed_memory, ordered_map
+from manifest.osio.readonly import open_noatime
+from manifest.verify.model import GROWING_BASE, ITEMS, LINE_CAP
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from manifest.verify.model import BundleModel
 
 K = FindingKind
-_BATCH = 512
+_BATCH = 512  # payload files a chunk at most
+_BLOCK = 4 << 20  # bytes the main process reads at a time to cut the files
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# A manifest smaller than this (a few hundred files) is checked when the payload rule gets to it:
+# starting workers ahead would cost more than it overlaps.
+EARLY_FROM = 32 << 10
+_LINE_GUESS = 110  # bytes of a manifest line, to size chunks before the lines are counted
+_MERGE_IN_MEMORY = 1 << 16  # inode numbers compared in a set at once; more: merged lazily
 
 
 class GiveUp(Exception):
@@ -54,119 +71,60 @@ class Streamed:
     opened: int = 0  # regular files opened, read or not
 
 
-def stream_check(bundle: BundleModel) -> Streamed | None:
-    """The payload and item checks of a bundle whose manifest and items.jsonl are in step; None
-    when the exact, indexed check must run instead (nothing is reported then)."""
-    listing = bundle.payload.listing
-    if listing.specials or listing.more_specials:
-        return None
-    if not (bundle.within_cap(bagit.MANIFEST) and bundle.within_cap(ITEMS)):
-        return None
-    from manifest.verify.rules import parse_oxum
+class Source(NamedTuple):
+    """A file the chunks are cut from, as the main process opened it: a worker reads its range
+    only from that same file (device and inode), never through a link."""
 
-    oxum = parse_oxum(bundle.info.get("Payload-Oxum", ""))
-    if oxum is None:
-        return None
-    workers = max(1, bundle.workers or os.cpu_count() or 1)
-    # Many batches for every worker, so that a few big files still spread over all of them.
-    size = min(_BATCH, max(1, -(-listing.files // (workers * 16))))
-    if listing.files <= size:
-        workers = 1  # one batch: starting workers would cost more than it saves
-    counts = Streamed()
-    base = str(bundle.path) + "/"
-    results: list[BatchCheck] = []
-    inodes: list[array[int]] = []
-    devices: set[int] = set()
-    last_id = ""
-    try:
-        with few_collections():
-            for chunk in ordered_map(_check_chunk, _chunks(bundle, base, size), workers):
-                if chunk.items and chunk.first_id <= last_id:
-                    return None  # out of order across chunks: the exact check says where
-                last_id = chunk.last_id or last_id
-                counts.items += chunk.items
-                result = chunk.check
-                if result.missing or any(p.kind == "unreadable" for p in result.problems):
-                    return None
-                inodes.append(array("Q", result.inodes))
-                devices |= result.devices
-                counts.files += result.files
-                counts.nbytes += result.nbytes
-                result.inodes = []
-                counts.opened += result.opened
-                if result.problems:
-                    results.append(result)
-                if len(inodes) % 64 == 0:
-                    give_back_freed_memory()
-    except GiveUp:
-        return None
-    except OSError:
-        return None  # the exact check says which file could not be read
-    if counts.opened != listing.files or len(devices) > 1 or not _distinct(inodes):
-        return None
-    disk_bytes = counts.nbytes
-    for result in results:
-        for problem in result.problems:
-            disk_bytes += problem.size
-            if problem.kind == "size":
-                counts.findings.append(
-                    Finding(
-                        K.PAYLOAD_SIZE_MISMATCH,
-                        problem.rel,
-                        f"size on disk is not the size recorded in {ITEMS}: not read",
-                        problem.detail,
-                        problem.found,
-                    )
-                )
-            else:
-                counts.findings.append(
-                    Finding(
-                        K.PAYLOAD_CHANGED,
-                        problem.rel,
-                        f"content differs from {bagit.MANIFEST}",
-                        problem.detail,
-                        problem.found,
-                    )
-                )
-    if oxum != (disk_bytes, listing.files):
-        counts.findings.append(
-            Finding(
-                K.PAYLOAD_OXUM,
-                "bag-info.txt",
-                "Payload-Oxum (bytes.files) does not match data/",
-                bundle.info.get("Payload-Oxum"),
-                f"{disk_bytes}.{listing.files}",
-            )
-        )
-    return counts
+    path: str
+    dev: int
+    ino: int
 
-
-def _distinct(runs: list[array[int]]) -> bool:
-    """No inode number twice across the sorted runs (merged lazily: memory stays 8 bytes a file)."""
-    last = -1
-    for ino in heapq.merge(*runs):
-        if ino == last:
-            return False
-        last = ino
-    return True
+    def read(self, start: int, end: int) -> bytes:
+        fd = open_noatime(self.path, _NOFOLLOW)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (self.dev, self.ino):
+                raise GiveUp  # replaced meanwhile
+            data = os.pread(fd, end - start, start)
+        finally:
+            os.close(fd)
+        if len(data) != end - start:
+            raise GiveUp  # shortened meanwhile
+        return data
 
 
 class Chunk(NamedTuple):
     """One worker's share: whole manifest lines and the whole items.jsonl lines that should hold
-    exactly their items with a stored copy (the main process only cuts the files, it parses
-    nothing: the worker proves the two agree)."""
+    exactly their items with a stored copy, as byte ranges (the main process only cuts the files,
+    it parses nothing: the worker proves the two agree)."""
 
     base: str  # the bundle's path with a trailing slash
-    manifest: bytes
-    items: bytes
+    manifest: Source
+    manifest_start: int
+    manifest_end: int
+    items: Source
+    items_start: int
+    items_end: int
+
+    def read(self) -> tuple[bytes, bytes]:
+        """The chunk's manifest lines and items lines."""
+        return (
+            self.manifest.read(self.manifest_start, self.manifest_end),
+            self.items.read(self.items_start, self.items_end),
+        )
 
 
-@dataclass
-class ChunkCheck:
-    check: BatchCheck
-    items: int = 0
-    first_id: str = ""
-    last_id: str = ""
+class ChunkCheck(NamedTuple):
+    """What a worker found in one chunk (small: it crosses a pipe)."""
+
+    items: int
+    first_id: str
+    last_id: str
+    files: int  # read whole
+    nbytes: int
+    problems: list[Problem]  # `changed` or `size` only: anything else gave up
+    inodes: bytes  # of the files opened, sorted and distinct (array "Q")
+    devices: tuple[int, ...]
 
 
 # How sealbox writes an item with a stored copy (compact JSON). Only used to cut the files into
@@ -176,6 +134,7 @@ _STORED_MARK = re.compile(rb'"stored_as":"')
 _KINDS = frozenset(KINDS)
 _STATUSES = frozenset(STATUSES)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_PAIR = re.compile(r"^([0-9a-f]{64})  (data/[^\n]+)$", re.MULTILINE)
 
 
 def _lines(block: bytes) -> list[bytes]:
@@ -185,20 +144,52 @@ def _lines(block: bytes) -> list[bytes]:
     return lines
 
 
-def _check_chunk(chunk: Chunk) -> ChunkCheck:
-    """Worker side: parse the chunk's manifest lines and items, check them as the exact check
-    would (GiveUp at the first it would report), then hash the files."""
-    pairs = fast_pairs(chunk.manifest, len(_lines(chunk.manifest))) if chunk.manifest else []
-    if pairs is None:
+def _line_count(text: str) -> int:
+    return text.count("\n") + (not text.endswith("\n")) if text else 0
+
+
+def _pairs(block: bytes) -> list[tuple[str, str]]:
+    """(digest, path) of every manifest line of the block, each well formed and naming a path
+    under data/ that cannot lead out of it (no `..`, no empty or `.` component); GiveUp if any
+    line needs a closer look."""
+    if not block:
+        return []
+    try:
+        text = block.decode()
+    except UnicodeDecodeError:
+        raise GiveUp from None
+    if (
+        "\r" in text
+        or "\\" in text
+        or "\x00" in text
+        or ".." in text
+        or "//" in text
+        or "/./" in text
+        or "/.\n" in text
+        or text.endswith("/.")
+    ):
+        raise GiveUp  # digests are hex: any of these is in a path
+    pairs: list[tuple[str, str]] = _PAIR.findall(text)
+    if len(pairs) != _line_count(text) or max(map(len, _lines(block))) > LINE_CAP:
         raise GiveUp
-    for _digest, rel in pairs:
-        if "//" in rel or "/./" in rel or rel.endswith("/.") or len(rel) > LINE_CAP - 66:
-            raise GiveUp
+    return pairs
+
+
+class _Parsed(NamedTuple):
+    expected: list[Expected]
+    items: int
+    first_id: str
+    last_id: str
+
+
+def _items(block: bytes, pairs: list[tuple[str, str]]) -> _Parsed:
+    """The items of a chunk read one by one with orjson: GiveUp at the first line, field or
+    pairing the exact check would report (or might: anything unusual)."""
     expected: list[Expected] = []
-    out = ChunkCheck(BatchCheck())
-    last = ""
+    first = last = ""
     loads = orjson.loads
-    for raw in _lines(chunk.items):
+    lines = _lines(block)
+    for raw in lines:
         if len(raw) > LINE_CAP:
             raise GiveUp
         try:
@@ -212,7 +203,7 @@ def _check_chunk(chunk: Chunk) -> ChunkCheck:
         if type(item_id) is not str or not item_id or item_id <= last:
             raise GiveUp
         if not last:
-            out.first_id = item_id
+            first = item_id
         last = item_id
         stored, sha, size = item.get("stored_as"), item.get("sha256"), item.get("size")
         if (
@@ -225,69 +216,351 @@ def _check_chunk(chunk: Chunk) -> ChunkCheck:
             if sha is not None and (type(sha) is not str or _DIGEST.fullmatch(sha) is None):
                 raise GiveUp
             continue
-        # A stored copy: its manifest line is next, with the same digest (which fast_pairs
-        # already found well-formed) and path.
+        # A stored copy: its manifest line is next, with the same digest (which _pairs already
+        # found well-formed) and path.
         n = len(expected)
         if type(stored) is not str or size is None or n == len(pairs) or pairs[n] != (sha, stored):
             raise GiveUp
         expected.append(Expected(stored, pairs[n][0], size))
     if len(expected) != len(pairs):
         raise GiveUp
-    out.items = len(_lines(chunk.items))
-    out.last_id = last
-    out.check = check_sized_batch(chunk.base, expected)
-    return out
+    return _Parsed(expected, len(lines), first, last)
+
+
+def parse_chunk(manifest: bytes, items: bytes) -> _Parsed:
+    """A chunk's manifest lines and items, proven to agree (GiveUp where they do not, or where
+    the exact check would report anything)."""
+    return _items(items, _pairs(manifest))
+
+
+def _check_chunk(chunk: Chunk) -> ChunkCheck:
+    """Worker side: read and parse the chunk's manifest lines and items, check them as the exact
+    check would (GiveUp at the first it would report), then hash the files."""
+    parsed = parse_chunk(*chunk.read())
+    check = check_sized_batch(chunk.base, parsed.expected)
+    if check.missing or any(p.kind == "unreadable" for p in check.problems):
+        raise GiveUp  # the exact check names the file
+    inodes = check.inodes  # sorted
+    if len(set(inodes)) != len(inodes):
+        raise GiveUp  # one file listed twice, or a hard link: data/ is not what it seems
+    return ChunkCheck(
+        parsed.items,
+        parsed.first_id,
+        parsed.last_id,
+        check.files,
+        check.nbytes,
+        check.problems,
+        array("Q", inodes).tobytes(),
+        tuple(check.devices),
+    )
+
+
+@dataclass
+class _Tally:
+    """The chunks' results added up, before data/'s listing and Payload-Oxum are compared."""
+
+    items: int = 0
+    files: int = 0
+    nbytes: int = 0
+    opened: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _distinct(runs: list[tuple[int, int, bytes]]) -> bool:
+    """No inode number twice across the runs (lowest, highest, sorted distinct numbers as array
+    "Q" bytes). Runs whose ranges do not overlap need no comparing; overlapping ones are compared
+    in a set when small, else merged lazily (memory stays 8 bytes a file)."""
+    runs.sort()
+    group: list[tuple[int, int, bytes]] = []
+    high = -1
+    for run in runs:
+        if run[0] > high:
+            if not _group_distinct(group):
+                return False
+            group = []
+        group.append(run)
+        high = max(high, run[1])
+    return _group_distinct(group)
+
+
+def _group_distinct(group: list[tuple[int, int, bytes]]) -> bool:
+    if len(group) < 2:
+        return True
+    arrays = [array("Q", run[2]) for run in group]
+    total = sum(map(len, arrays))
+    if total <= _MERGE_IN_MEMORY:
+        return len(set(chain.from_iterable(arrays))) == total
+    last = -1
+    for ino in heapq.merge(*arrays):
+        if ino == last:
+            return False
+        last = ino
+    return True
+
+
+def _chunk_size(files: int, workers: int) -> int:
+    """Many chunks for every worker, so that a few big files still spread over all of them."""
+    return min(_BATCH, max(1, -(-files // (workers * 16))))
+
+
+def _stream(
+    path: Path, workers: int, size: int, pool: Workers | None = None, stop: threading.Event | None = None
+) -> _Tally | None:
+    """Run the chunks through the workers and add up what they found; None when the streamed check
+    cannot answer (or `stop` was set)."""
+    tally = _Tally()
+    runs: list[tuple[int, int, bytes]] = []
+    devices: set[int] = set()
+    last_id = ""
+    base = str(path) + "/"
+    try:
+        chunks = _chunks(path, base, size)
+        with few_collections():
+            for nth, chunk in enumerate(ordered_map(_check_chunk, chunks, workers, pool=pool)):
+                if stop is not None and stop.is_set():
+                    return None
+                if chunk.items and chunk.first_id <= last_id:
+                    return None  # out of order across chunks: the exact check says where
+                last_id = chunk.last_id or last_id
+                tally.items += chunk.items
+                tally.files += chunk.files
+                tally.nbytes += chunk.nbytes
+                tally.problems += chunk.problems
+                devices.update(chunk.devices)
+                if chunk.inodes:
+                    inodes = array("Q", chunk.inodes)
+                    tally.opened += len(inodes)
+                    runs.append((inodes[0], inodes[-1], chunk.inodes))
+                if nth % 64 == 63:
+                    give_back_freed_memory()
+    except GiveUp:
+        return None
+    except OSError:
+        return None  # the exact check says which file could not be read
+    finally:
+        if pool is not None:
+            pool.stop()  # ended already, unless the map never started
+    if len(devices) > 1 or not _distinct(runs):
+        return None
+    return tally
+
+
+class StreamRun:
+    """The streamed check started ahead: workers forked now (from this thread, before any other
+    runs), fed by a thread of this process while the main thread goes on with the other rules.
+    `result` waits for it; `cancel` stops it at once (idempotent)."""
+
+    def __init__(self, path: Path, workers: int, size: int) -> None:
+        self._stop = threading.Event()
+        self._pool = Workers(_check_chunk, workers)
+        self._tally: _Tally | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(path, size), name="sealbox-verify-payload", daemon=True
+        )
+        try:
+            self._thread.start()
+        except BaseException:
+            self._pool.stop()
+            raise
+
+    def _run(self, path: Path, size: int) -> None:
+        try:
+            self._tally = _stream(path, self._pool.count, size, self._pool, self._stop)
+        except BaseException as exc:  # handed to the main thread by `result`
+            self._error = exc
+
+    def result(self) -> _Tally | None:
+        self._thread.join()
+        if self._error is not None and not self._stop.is_set():
+            raise self._error
+        return None if self._stop.is_set() else self._tally
+
+    def cancel(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread.is_alive():
+            self._pool.terminate()
+            self._thread.join()
+
+
+def start_stream(path: Path, workers: int | None = None) -> StreamRun | None:
+    """Start the streamed check of the bundle at `path` ahead of the rest of verify, when it is
+    big enough to gain from it and its manifest and items.jsonl are regular files under the
+    smallest cap verify reads them to (so a bundle the model will refuse costs no more than that);
+    None otherwise (the payload rule then runs it itself)."""
+    count = max(1, workers or os.cpu_count() or 1)
+    if count < 2:
+        return None
+    try:
+        manifest = os.lstat(path / bagit.MANIFEST)
+        items = os.lstat(path / ITEMS)
+    except (OSError, ValueError):
+        return None
+    if not (stat.S_ISREG(manifest.st_mode) and stat.S_ISREG(items.st_mode)):
+        return None
+    if manifest.st_size < EARLY_FROM or max(manifest.st_size, items.st_size) > GROWING_BASE:
+        return None
+    return StreamRun(path, count, _chunk_size(manifest.st_size // _LINE_GUESS, count))
+
+
+def stream_check(bundle: BundleModel) -> Streamed | None:
+    """The payload and item checks of a bundle whose manifest and items.jsonl are in step; None
+    when the exact, indexed check must run instead (nothing is reported then). Takes the result
+    of the run started ahead (`bundle.stream`) when there is one."""
+    run = bundle.stream
+    listing = bundle.payload.listing
+    from manifest.verify.rules import parse_oxum
+
+    oxum = parse_oxum(bundle.info.get("Payload-Oxum", ""))
+    if (
+        listing.specials
+        or listing.more_specials
+        or not (bundle.within_cap(bagit.MANIFEST) and bundle.within_cap(ITEMS))
+        or oxum is None
+    ):
+        if run is not None:
+            run.cancel()
+        return None
+    if run is not None:
+        tally = run.result()
+    else:
+        workers = max(1, bundle.workers or os.cpu_count() or 1)
+        size = _chunk_size(listing.files, workers)
+        if listing.files <= size:
+            workers = 1  # one chunk: starting workers would cost more than it saves
+        tally = _stream(bundle.path, workers, size)
+    if tally is None or tally.opened != listing.files:
+        return None
+    counts = Streamed(files=tally.files, nbytes=tally.nbytes, items=tally.items, opened=tally.opened)
+    disk_bytes = tally.nbytes
+    for problem in tally.problems:
+        disk_bytes += problem.size
+        if problem.kind == "size":
+            counts.findings.append(
+                Finding(
+                    K.PAYLOAD_SIZE_MISMATCH,
+                    problem.rel,
+                    f"size on disk is not the size recorded in {ITEMS}: not read",
+                    problem.detail,
+                    problem.found,
+                )
+            )
+        else:
+            counts.findings.append(
+                Finding(
+                    K.PAYLOAD_CHANGED,
+                    problem.rel,
+                    f"content differs from {bagit.MANIFEST}",
+                    problem.detail,
+                    problem.found,
+                )
+            )
+    if oxum != (disk_bytes, listing.files):
+        counts.findings.append(
+            Finding(
+                K.PAYLOAD_OXUM,
+                "bag-info.txt",
+                "Payload-Oxum (bytes.files) does not match data/",
+                bundle.info.get("Payload-Oxum"),
+                f"{disk_bytes}.{listing.files}",
+            )
+        )
+    return counts
+
+
+def _source(path: str) -> tuple[int, Source]:
+    """A tag file opened for cutting (never through a link; GiveUp if it is not a regular file)."""
+    fd = open_noatime(path, _NOFOLLOW)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise GiveUp
+    return fd, Source(path, st.st_dev, st.st_ino)
+
+
+def _blocks(fd: int) -> Iterator[bytes]:
+    """Whole lines of the file, about _BLOCK bytes at a time (the last may end without a newline);
+    GiveUp at a line longer than a block holds (the workers give up at one over LINE_CAP)."""
+    rest = b""
+    while chunk := os.read(fd, _BLOCK):
+        data = rest + chunk if rest else chunk
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if len(rest) > max(LINE_CAP, _BLOCK):
+            raise GiveUp
+        if cut:
+            yield data[:cut]
+    if rest:
+        yield rest
 
 
 class _Manifest:
-    """The manifest's lines, taken a number at a time as bytes (never parsed here)."""
+    """The manifest's lines, taken a number at a time (never parsed here): `offset` is where the
+    next one starts."""
 
-    def __init__(self, blocks: Iterator[tuple[int, bytes | None]]) -> None:
+    def __init__(self, blocks: Iterator[bytes]) -> None:
         self.blocks = blocks
         self.buf = b""
         self.pos = 0
+        self.base = 0  # the offset of buf in the file
 
-    def take(self, count: int) -> bytes:
-        parts = []
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def take(self, count: int) -> None:
         while count:
             if self.pos >= len(self.buf):
                 nxt = next(self.blocks, None)
-                if nxt is None or nxt[1] is None:
-                    raise GiveUp  # fewer lines than items with a stored copy, or one too long
-                self.buf, self.pos = nxt[1], 0
+                if nxt is None:
+                    raise GiveUp  # fewer lines than items with a stored copy
+                self.base += len(self.buf)
+                self.buf, self.pos = nxt, 0
             buf, end = self.buf, self.pos
             while count and end < len(buf):
                 newline = buf.find(b"\n", end)
                 end = len(buf) if newline < 0 else newline + 1
                 count -= 1
-            parts.append(buf[self.pos : end])
             self.pos = end
-        return b"".join(parts)
 
     def ended(self) -> bool:
         return self.pos >= len(self.buf) and next(self.blocks, None) is None
 
 
-def _chunks(bundle: BundleModel, base: str, size: int) -> Iterator[Chunk]:
+def _chunks(path: Path, base: str, size: int) -> Iterator[Chunk]:
     """items.jsonl cut after every `size`-th item with a stored copy, each piece with as many
-    manifest lines; GiveUp when a file has a line too long or the manifest has lines left over."""
-    manifest = _Manifest(line_blocks(bundle.path / bagit.MANIFEST, LINE_CAP))
-    held, held_marks = b"", 0  # item lines not sent yet, and how many stored copies they hold
-    for _first, block in line_blocks(bundle.path / ITEMS, LINE_CAP):
-        if block is None:
+    manifest lines; GiveUp when the manifest has lines left over."""
+    m_fd, m_source = _source(str(path / bagit.MANIFEST))
+    try:
+        i_fd, i_source = _source(str(path / ITEMS))
+    except BaseException:
+        os.close(m_fd)
+        raise
+    try:
+        manifest = _Manifest(_blocks(m_fd))
+        start = offset = 0  # where the items not sent yet start; where the block starts
+        held_marks = 0  # stored copies in those
+        for block in _blocks(i_fd):
+            marks = [m.start() for m in _STORED_MARK.finditer(block)]
+            at = size - held_marks - 1  # the mark that completes the next chunk
+            while at < len(marks):
+                newline = block.find(b"\n", marks[at])
+                end = offset + (len(block) if newline < 0 else newline + 1)
+                m_start = manifest.offset
+                manifest.take(size)
+                yield Chunk(base, m_source, m_start, manifest.offset, i_source, start, end)
+                start, held_marks = end, 0
+                at = bisect.bisect_left(marks, end - offset) + size - 1
+            held_marks += len(marks) - bisect.bisect_left(marks, max(0, start - offset))
+            offset += len(block)
+        if start < offset or held_marks:
+            m_start = manifest.offset
+            manifest.take(held_marks)
+            yield Chunk(base, m_source, m_start, manifest.offset, i_source, start, offset)
+        if not manifest.ended():
             raise GiveUp
-        marks = [m.start() for m in _STORED_MARK.finditer(block)]
-        start = 0
-        at = size - held_marks - 1  # the mark that completes the next chunk
-        while at < len(marks):
-            newline = block.find(b"\n", marks[at])
-            end = len(block) if newline < 0 else newline + 1
-            yield Chunk(base, manifest.take(size), held + block[start:end])
-            held, held_marks, start = b"", 0, end
-            at = bisect.bisect_left(marks, end) + size - 1
-        held += block[start:]
-        held_marks += len(marks) - bisect.bisect_left(marks, start)
-    if held or held_marks:
-        yield Chunk(base, manifest.take(held_marks), held)
-    if not manifest.ended():
-        raise GiveUp
+    finally:
+        os.close(m_fd)
+        os.close(i_fd)
