@@ -20,7 +20,6 @@ streamed check may answer for (the same conditions as when it runs there and the
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import os
 import re
@@ -130,7 +129,7 @@ class ChunkCheck(NamedTuple):
 # How sealbox writes an item with a stored copy (compact JSON). Only used to cut the files into
 # chunks; the worker parses every line, so a line written otherwise makes a chunk that does not
 # agree with its manifest lines (GiveUp), never a wrong answer.
-_STORED_MARK = re.compile(rb'"stored_as":"')
+_STORED_MARK = b'"stored_as":"'
 _KINDS = frozenset(KINDS)
 _STATUSES = frozenset(STATUSES)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -480,58 +479,93 @@ def _source(path: str) -> tuple[int, Source]:
     return fd, Source(path, st.st_dev, st.st_ino)
 
 
-def _blocks(fd: int) -> Iterator[bytes]:
-    """Whole lines of the file, about _BLOCK bytes at a time (the last may end without a newline);
-    GiveUp at a line longer than a block holds (the workers give up at one over LINE_CAP)."""
-    rest = b""
-    while chunk := os.read(fd, _BLOCK):
-        data = rest + chunk if rest else chunk
-        cut = data.rfind(b"\n") + 1
-        rest = data[cut:]
-        if len(rest) > max(LINE_CAP, _BLOCK):
-            raise GiveUp
-        if cut:
-            yield data[:cut]
-    if rest:
-        yield rest
+class _Cursor:
+    """A file the main process cuts at line ends, never parsing it, read a block at a time into
+    one buffer (no new memory for each block): `offset` is where the part not cut yet starts."""
 
-
-class _Manifest:
-    """The manifest's lines, taken a number at a time (never parsed here): `offset` is where the
-    next one starts."""
-
-    def __init__(self, blocks: Iterator[bytes]) -> None:
-        self.blocks = blocks
-        self.buf = b""
-        self.pos = 0
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray(2 * _BLOCK)
+        self.n = 0  # bytes of buf read
+        self.pos = 0  # where the part not cut yet starts in buf
         self.base = 0  # the offset of buf in the file
+        self.cut = 0  # lines cut so far (by `lines`)
+        self.eof = False
 
     @property
     def offset(self) -> int:
         return self.base + self.pos
 
-    def take(self, count: int) -> None:
-        while count:
-            if self.pos >= len(self.buf):
-                nxt = next(self.blocks, None)
-                if nxt is None:
-                    raise GiveUp  # fewer lines than items with a stored copy
-                self.base += len(self.buf)
-                self.buf, self.pos = nxt, 0
-            buf, end = self.buf, self.pos
-            while count and end < len(buf):
-                newline = buf.find(b"\n", end)
-                end = len(buf) if newline < 0 else newline + 1
-                count -= 1
-            self.pos = end
+    def _fill(self) -> bool:
+        """Read the next block after what is not cut yet (moved to the front); False at the end."""
+        if self.eof:
+            return False
+        rest = self.n - self.pos
+        if self.pos:
+            self.buf[:rest] = self.buf[self.pos : self.n]
+            self.base += self.pos
+            self.pos, self.n = 0, rest
+        if len(self.buf) - self.n < _BLOCK:
+            self.buf.extend(bytes(_BLOCK))  # a piece bigger than a block: rare
+        got = os.readv(self.fd, [memoryview(self.buf)[self.n :]])
+        self.n += got
+        self.eof = not got
+        return bool(got)
 
     def ended(self) -> bool:
-        return self.pos >= len(self.buf) and next(self.blocks, None) is None
+        return self.pos >= self.n and not self._fill()
+
+    def piece(self, span: int) -> tuple[int, int]:
+        """Cut the lines up to the end of the one `span` bytes on (or to the end of the file):
+        their start and end offsets. GiveUp at a line longer than verify reads."""
+        first = self.offset  # (a refill moves the buffer, not the offset)
+        while True:
+            start = self.pos
+            if start + span < self.n:
+                newline = self.buf.find(b"\n", start + span - 1, self.n)
+                if newline >= 0:
+                    self.pos = newline + 1
+                    break
+                if self.n - start - span > LINE_CAP:
+                    raise GiveUp
+            if not self._fill():
+                self.pos = self.n
+                break
+        return first, self.base + self.pos
+
+    def lines(self, count: int) -> None:
+        """Cut `count` whole lines (the last line of the file may lack its newline), found by
+        counting in C from a guess made of the lines cut so far; GiveUp when the file has fewer
+        or a line is longer than verify reads."""
+        while count:
+            if self.pos >= self.n and not self._fill():
+                raise GiveUp  # fewer lines than items with a stored copy
+            buf, pos, n = self.buf, self.pos, self.n
+            end = min(n, pos + count * max(1, self.offset // max(1, self.cut)))
+            seen = buf.count(b"\n", pos, end)
+            while seen < count and (newline := buf.find(b"\n", end, n)) >= 0:
+                end = newline + 1
+                seen += 1
+            if seen < count:  # not enough in the buffer: its whole lines, then the next block
+                self.pos = buf.rfind(b"\n", pos, n) + 1 or pos
+                if self.n - self.pos > LINE_CAP:
+                    raise GiveUp
+                if not self._fill() and self.pos < self.n:
+                    self.pos = self.n  # the last line of the file, without its newline
+                    seen += 1
+            else:
+                while seen > count:
+                    end = buf.rfind(b"\n", pos, end)
+                    seen -= 1
+                self.pos = buf.rfind(b"\n", pos, end) + 1  # just past the count-th
+            self.cut += seen
+            count -= seen
 
 
 def _chunks(path: Path, base: str, size: int) -> Iterator[Chunk]:
-    """items.jsonl cut after every `size`-th item with a stored copy, each piece with as many
-    manifest lines; GiveUp when the manifest has lines left over."""
+    """items.jsonl cut at line ends into pieces of about `size` items with a stored copy (by
+    bytes: the first block tells how many bytes an item takes), each with as many manifest lines
+    as it has stored copies; GiveUp when the manifest has lines left over or too few."""
     m_fd, m_source = _source(str(path / bagit.MANIFEST))
     try:
         i_fd, i_source = _source(str(path / ITEMS))
@@ -539,26 +573,18 @@ def _chunks(path: Path, base: str, size: int) -> Iterator[Chunk]:
         os.close(m_fd)
         raise
     try:
-        manifest = _Manifest(_blocks(m_fd))
-        start = offset = 0  # where the items not sent yet start; where the block starts
-        held_marks = 0  # stored copies in those
-        for block in _blocks(i_fd):
-            marks = [m.start() for m in _STORED_MARK.finditer(block)]
-            at = size - held_marks - 1  # the mark that completes the next chunk
-            while at < len(marks):
-                newline = block.find(b"\n", marks[at])
-                end = offset + (len(block) if newline < 0 else newline + 1)
-                m_start = manifest.offset
-                manifest.take(size)
-                yield Chunk(base, m_source, m_start, manifest.offset, i_source, start, end)
-                start, held_marks = end, 0
-                at = bisect.bisect_left(marks, end - offset) + size - 1
-            held_marks += len(marks) - bisect.bisect_left(marks, max(0, start - offset))
-            offset += len(block)
-        if start < offset or held_marks:
+        manifest, items = _Cursor(m_fd), _Cursor(i_fd)
+        span = 0
+        while not items.ended():
+            if not span:  # from the first block
+                head = items.buf[: items.n]
+                span = max(1, size * len(head) // max(1, head.count(_STORED_MARK)))
+            start, end = items.piece(span)
+            at = start - items.base  # the piece in the buffer
+            stored = items.buf.count(_STORED_MARK, at, at + end - start)
             m_start = manifest.offset
-            manifest.take(held_marks)
-            yield Chunk(base, m_source, m_start, manifest.offset, i_source, start, offset)
+            manifest.lines(stored)
+            yield Chunk(base, m_source, m_start, manifest.offset, i_source, start, end)
         if not manifest.ended():
             raise GiveUp
     finally:

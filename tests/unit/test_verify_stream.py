@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from manifest.verify import stream
 from manifest.verify.stream import Chunk, GiveUp, _check_chunk, _chunks
 
 if TYPE_CHECKING:
@@ -67,12 +72,18 @@ def _run(bundle: FakeBundle, size: int) -> tuple[list[Chunk], int, int]:
     return chunks, sum(c.items for c in checks), sum(c.files for c in checks)
 
 
+@pytest.mark.parametrize("block", [97, 4 << 20])
 @pytest.mark.parametrize("size", [1, 5, 16, 512])
-def test_the_files_are_cut_into_chunks_that_each_check_out(tmp_path: Path, size: int) -> None:
+def test_the_files_are_cut_into_chunks_that_each_check_out(
+    tmp_path: Path, size: int, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream, "_BLOCK", block)  # cut a few lines at a time, or all at once
     bundle, items = _bundle(tmp_path, 40)
     chunks, item_count, files = _run(bundle, size)
     assert item_count == len(items) and files == 40
-    assert len(chunks) == -(-40 // size)
+    # Cut by bytes at line ends: about `size` payload files a chunk.
+    per_chunk = [c.read()[0].count(b"\n") for c in chunks]
+    assert max(per_chunk) <= 2 * size and len(chunks) >= 40 // (2 * size)
     # Every byte of both files is in exactly one chunk, in order.
     read = [c.read() for c in chunks]
     assert b"".join(items for _m, items in read) == (tmp_path / "metadata/items.jsonl").read_bytes()
@@ -156,3 +167,50 @@ def test_ids_out_of_order_across_chunks_are_seen(tmp_path: Path) -> None:
     chunks = list(_chunks(bundle.path, str(tmp_path) + "/", 1))
     checks = [_check_chunk(c) for c in chunks]
     assert checks[1].first_id <= checks[0].last_id
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    lengths=st.lists(st.integers(0, 300), max_size=60),
+    final_newline=st.booleans(),
+    block=st.integers(1, 700),
+    steps=st.lists(st.tuples(st.booleans(), st.integers(1, 900)), max_size=40),
+)
+def test_the_cursor_cuts_where_a_line_by_line_reader_would(
+    lengths: list[int], final_newline: bool, block: int, steps: list[tuple[bool, int]]
+) -> None:
+    # The main process cuts by counting in C from guesses, a block at a time: wherever the
+    # blocks end, it must cut exactly where reading line by line would.
+    data = b"\n".join(b"x" * n for n in lengths) + (b"\n" if final_newline and lengths else b"")
+    ends = [i + 1 for i, byte in enumerate(data) if byte == 0x0A]
+    if data and not data.endswith(b"\n"):
+        ends.append(len(data))
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stream, "_BLOCK", block)
+        path = os.path.join(tmp, "lines")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            cursor = stream._Cursor(fd)
+            done = 0  # lines cut so far
+            for by_lines, n in steps:
+                at = ends[done - 1] if done else 0
+                if by_lines:
+                    if done + n > len(ends):
+                        with pytest.raises(GiveUp):
+                            cursor.lines(n)
+                        return
+                    cursor.lines(n)
+                    done += n
+                    assert cursor.offset == ends[done - 1]
+                else:
+                    if cursor.ended():
+                        assert at == len(data)
+                        return
+                    newline = data.find(b"\n", at + n - 1) if at + n < len(data) else -1
+                    expected = len(data) if newline < 0 else newline + 1
+                    assert cursor.piece(n) == (at, expected)
+                    done = ends.index(expected) + 1
+        finally:
+            os.close(fd)
