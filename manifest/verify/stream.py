@@ -35,7 +35,7 @@ import orjson
 from manifest.findings import Finding, FindingKind
 from manifest.format import bagit
 from manifest.format.items import KINDS, STATUSES
-from manifest.hashing import Expected, Problem, check_sized_batch
+from manifest.hashing import Problem, Wanted, check_sized_batch
 from manifest.osio.parallel import Workers, few_collections, give_back_freed_memory, ordered_map
 from manifest.osio.readonly import open_noatime
 from manifest.verify.model import GROWING_BASE, ITEMS, LINE_CAP
@@ -130,8 +130,8 @@ class ChunkCheck(NamedTuple):
 # chunks; the worker parses every line, so a line written otherwise makes a chunk that does not
 # agree with its manifest lines (GiveUp), never a wrong answer.
 _STORED_MARK = b'"stored_as":"'
-_KINDS = frozenset(KINDS)
-_STATUSES = frozenset(STATUSES)
+_KIND_OR_NONE = frozenset((*KINDS, None))
+_STATUS_OR_NONE = frozenset((*STATUSES, None))
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _PAIR = re.compile(r"^([0-9a-f]{64})  (data/[^\n]+)$", re.MULTILINE)
 
@@ -175,7 +175,7 @@ def _pairs(block: bytes) -> list[tuple[str, str]]:
 
 
 class _Parsed(NamedTuple):
-    expected: list[Expected]
+    expected: list[Wanted]
     items: int
     first_id: str
     last_id: str
@@ -184,44 +184,44 @@ class _Parsed(NamedTuple):
 def _items(block: bytes, pairs: list[tuple[str, str]]) -> _Parsed:
     """The items of a chunk read one by one with orjson: GiveUp at the first line, field or
     pairing the exact check would report (or might: anything unusual)."""
-    expected: list[Expected] = []
+    expected: list[Wanted] = []
     first = last = ""
     loads = orjson.loads
     lines = _lines(block)
-    for raw in lines:
-        if len(raw) > LINE_CAP:
-            raise GiveUp
-        try:
+    if lines and max(map(len, lines)) > LINE_CAP:
+        raise GiveUp
+    count = len(pairs)
+    try:
+        for raw in lines:
             # orjson never gives a string with a lone surrogate: names and ids are valid text.
+            # Not JSON, not an object, no id: an error here (GiveUp below); an id that is no
+            # text compares with none (TypeError).
             item = loads(raw)
-        except orjson.JSONDecodeError:
-            raise GiveUp from None  # the exact check says what is wrong with the line
-        if type(item) is not dict:
-            raise GiveUp
-        item_id = item.get("id")
-        if type(item_id) is not str or not item_id or item_id <= last:
-            raise GiveUp
-        if not last:
-            first = item_id
-        last = item_id
-        stored, sha, size = item.get("stored_as"), item.get("sha256"), item.get("size")
-        if (
-            (size is not None and (type(size) is not int or size < 0))
-            or ((kind := item.get("kind")) is not None and kind not in _KINDS)
-            or ((status := item.get("status")) is not None and status not in _STATUSES)
-        ):
-            raise GiveUp
-        if stored is None:
-            if sha is not None and (type(sha) is not str or _DIGEST.fullmatch(sha) is None):
+            item_id = item["id"]
+            if not last < item_id:
+                raise GiveUp  # out of order, repeated or empty
+            if not last:
+                first = item_id
+            last = item_id
+            get = item.get
+            if get("kind") not in _KIND_OR_NONE or get("status") not in _STATUS_OR_NONE:
+                raise GiveUp  # (an unhashable value is a TypeError)
+            stored, sha, size = get("stored_as"), get("sha256"), get("size")
+            if size is not None and (type(size) is not int or size < 0):
                 raise GiveUp
-            continue
-        # A stored copy: its manifest line is next, with the same digest (which _pairs already
-        # found well-formed) and path.
-        n = len(expected)
-        if type(stored) is not str or size is None or n == len(pairs) or pairs[n] != (sha, stored):
-            raise GiveUp
-        expected.append(Expected(stored, pairs[n][0], size))
-    if len(expected) != len(pairs):
+            if stored is None:
+                if sha is not None and (type(sha) is not str or _DIGEST.fullmatch(sha) is None):
+                    raise GiveUp
+                continue
+            # A stored copy: its manifest line is next, with the same digest (which _pairs
+            # already found well-formed) and path.
+            n = len(expected)
+            if type(stored) is not str or size is None or n == count or pairs[n] != (sha, stored):
+                raise GiveUp
+            expected.append((stored, sha, size, None))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise GiveUp from None  # the exact check says what is wrong with the line
+    if len(expected) != count:
         raise GiveUp
     return _Parsed(expected, len(lines), first, last)
 

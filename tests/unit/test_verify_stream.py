@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from manifest.verify import stream
@@ -214,3 +214,115 @@ def test_the_cursor_cuts_where_a_line_by_line_reader_would(
                     done = ends.index(expected) + 1
         finally:
             os.close(fd)
+
+
+# -- the attacker's view: whatever the lines hold, the streamed parse answers only where the exact
+# check (manifest.verify.index: parse_item, bad_fields, the id order, the pairing) reports nothing.
+
+_DIGESTS = [hashlib.sha256(bytes([n])).hexdigest() for n in range(4)]
+_ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=6),
+    st.sampled_from(["\ud800", "file", "ok", "data/a", "", *_DIGESTS]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)
+_FIELD_VALUES = {
+    "id": st.one_of(st.sampled_from(["1", "2", "3", "10", "", "\ud800x"]), _ANY),
+    "kind": st.one_of(st.sampled_from(["file", "directory", "teapot"]), _ANY),
+    "status": st.one_of(st.sampled_from(["ok", "error", "fine"]), _ANY),
+    "stored_as": st.one_of(st.sampled_from(["data/a", "data/b", "data/a"]), _ANY),
+    "sha256": st.one_of(st.sampled_from(_DIGESTS), _ANY),
+    "size": st.one_of(st.integers(0, 5), _ANY),
+    "note": _ANY,
+}
+
+
+@st.composite
+def _line(draw: st.DrawFn, position: int) -> bytes:
+    keys = draw(st.lists(st.sampled_from(sorted(_FIELD_VALUES)), unique=True, max_size=7))
+    item = {key: draw(_FIELD_VALUES[key]) for key in keys}
+    if draw(st.integers(0, 9)) < 7:  # mostly as sealbox writes them, with a field or two odd
+        stored = draw(st.sampled_from([None, "data/a", "data/b", f"data/{position}"]))
+        valid = {
+            "id": f"{position:04d}",
+            "kind": "file" if stored else "directory",
+            "status": "ok",
+            "stored_as": stored,
+            "sha256": draw(st.sampled_from(_DIGESTS)) if stored else None,
+            "size": draw(st.integers(0, 5)),
+        }
+        item = {**valid, **dict(list(item.items())[: draw(st.integers(0, 1))])}
+    text = json.dumps(
+        item, sort_keys=draw(st.booleans()), separators=draw(st.sampled_from([(",", ":"), (", ", ": ")]))
+    )
+    raw = text.encode("utf-8", "surrogatepass")
+    spoil = draw(st.sampled_from(["none"] * 6 + ["cut", "dup-key", "not-object", "bytes"]))
+    if spoil == "cut":
+        raw = raw[: draw(st.integers(0, len(raw)))]
+    elif spoil == "dup-key" and raw.startswith(b"{") and len(raw) > 2:
+        raw = b'{"id":"0",' + raw[1:]  # a repeated key (the last one counts)
+    elif spoil == "not-object":
+        raw = draw(st.sampled_from([b"[]", b"1", b'"x"', b"null"]))
+    elif spoil == "bytes":
+        raw += draw(st.sampled_from([b"\xff", b"\r", b" ", b"\x00"]))
+    return raw
+
+
+def _exact_reports(lines: list[bytes], pairs: list[tuple[str, str]]) -> bool:
+    """Whether the exact check would report anything about these items and manifest lines (the
+    lines themselves are the manifest's: parse_chunk answers only for well-formed ones)."""
+    from manifest.format.items import parse_item
+    from manifest.verify.index import bad_fields, is_unicode
+
+    last, stored = "", []
+    for raw in lines:
+        try:
+            item = parse_item(raw)
+        except ValueError:
+            return True  # items-unreadable
+        if not isinstance(item, dict):
+            return True
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not item_id or not is_unicode(item_id) or item_id <= last:
+            return True  # item-field-invalid, items-order
+        last = item_id
+        if bad_fields(item):
+            return True
+        if item.get("stored_as"):
+            stored.append((item.get("sha256"), item["stored_as"]))
+    return stored != pairs  # item-disagrees, item-missing, item-stored-twice
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    lines=st.integers(0, 6).flatmap(lambda n: st.tuples(*(_line(i) for i in range(n))).map(list)),
+    pairs=st.lists(st.tuples(st.sampled_from(_DIGESTS), st.sampled_from(["data/a", "data/1"])), max_size=3),
+    from_items=st.booleans(),
+)
+def test_the_streamed_parse_answers_only_where_the_exact_check_reports_nothing(
+    lines: list[bytes], pairs: list[tuple[str, str]], from_items: bool
+) -> None:
+    if from_items:  # the manifest lines the items call for (most often not what `pairs` drew)
+        pairs = []
+        for raw in lines:
+            try:
+                item = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(item, dict) and isinstance(item.get("stored_as"), str) and item["stored_as"]:
+                pairs.append((str(item.get("sha256")), item["stored_as"]))
+    block = b"".join(raw + b"\n" for raw in lines)
+    manifest = "".join(f"{digest}  {rel}\n" for digest, rel in pairs).encode("utf-8", "surrogatepass")
+    try:
+        parsed = stream.parse_chunk(manifest, block)
+    except GiveUp:
+        event("gave up")
+        return  # the exact check runs: always allowed
+    event(f"answered, {len(pairs)} stored")
+    assert not _exact_reports(lines, pairs)
+    assert [(rel, digest) for rel, digest, _size, _most in parsed.expected] == [(r, d) for d, r in pairs]
+    assert parsed.items == len(lines)
