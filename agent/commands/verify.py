@@ -97,6 +97,12 @@ def verify(
             stream.cancel()  # taken already, unless verify ended early
 
 
+def _is_plain_bag(bundle: Path) -> bool:
+    from manifest.handover.plainbag import is_plain_bag
+
+    return is_plain_bag(bundle)
+
+
 def _verify(
     bundle: Path,
     trust: tuple[str, ...],
@@ -109,10 +115,10 @@ def _verify(
     stream: StreamRun | None,
 ) -> int:
     from agent.commands.common import print_json
-    from manifest.handover.plainbag import is_plain_bag
     from manifest.verify import verify_bundle
 
-    if is_plain_bag(bundle):  # a BagIt bag that is no sealbox bundle: integrity only
+    # A run started means metadata/items.jsonl is there: a sealbox bundle, no plain bag.
+    if stream is None and _is_plain_bag(bundle):  # a BagIt bag, no sealbox bundle: integrity only
         from agent.commands.plainbag import verify_plain_bag
 
         given = {

@@ -88,6 +88,15 @@ def list_data(bundle: Path) -> Listing:
     return out
 
 
+def dangerous(rel: str) -> bool:
+    """A manifest path that could point outside the bag (absolute, `..`, backslash, `~`)."""
+    return (
+        rel.startswith(("/", "~"))
+        or "\\" in rel
+        or (".." in rel and (rel == ".." or rel.startswith("../") or "/../" in rel or rel.endswith("/..")))
+    )
+
+
 @dataclass
 class PayloadSource:
     """What grows with the payload: the listing of data/ (counted at parse time), and the exact
