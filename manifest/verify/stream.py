@@ -401,7 +401,10 @@ def start_stream(path: Path, workers: int | None = None) -> StreamRun | None:
         return None
     if manifest.st_size < EARLY_FROM or max(manifest.st_size, items.st_size) > GROWING_BASE:
         return None
-    return StreamRun(path, count, _chunk_size(manifest.st_size // _LINE_GUESS, count))
+    try:
+        return StreamRun(path, count, _chunk_size(manifest.st_size // _LINE_GUESS, count))
+    except (OSError, RuntimeError):
+        return None  # no process or thread to be had now: the payload rule tries again in turn
 
 
 def stream_check(bundle: BundleModel) -> Streamed | None:
