@@ -56,18 +56,18 @@ def test_ordered_map_puts_handed_back_batches_right_after_their_own() -> None:
         assert out == [x for n in range(20) for x in ([n, n + 100, n + 200], [n + 100], [n + 200])]
 
 
-@pytest.mark.parametrize("method", FORK_AND_SPAWN)
-def test_workers_started_ahead_are_fed_from_another_thread(method: str) -> None:
-    # verify forks its workers before the rest of its work, and feeds them from a thread.
+def test_workers_started_ahead_are_fed_from_another_thread() -> None:
+    # verify forks its workers before the rest of its work, and feeds them from a thread (the
+    # supervisor is the one ordered_map uses, tested under every start method above).
     import threading
 
-    pool = parallel.Workers(_square, 2, method=method)
+    pool = parallel.Workers(_square, 2)
     out: list[int] = []
     thread = threading.Thread(target=lambda: out.extend(ordered_map(_square, range(30), 0, pool=pool)))
     thread.start()
     thread.join(60)
     assert out == [n * n for n in range(30)]
-    other = parallel.Workers(_square, 1, method=method)
+    other = parallel.Workers(_square, 1)
     with pytest.raises(ValueError, match="another function"):
         list(ordered_map(_first, [[1]], 2, pool=other))
     other.stop()

@@ -169,7 +169,7 @@ def test_ids_out_of_order_across_chunks_are_seen(tmp_path: Path) -> None:
     assert checks[1].first_id <= checks[0].last_id
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(
     lengths=st.lists(st.integers(0, 300), max_size=60),
     final_newline=st.booleans(),
@@ -297,7 +297,7 @@ def _exact_reports(lines: list[bytes], pairs: list[tuple[str, str]]) -> bool:
     return stored != pairs  # item-disagrees, item-missing, item-stored-twice
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(
     lines=st.integers(0, 6).flatmap(lambda n: st.tuples(*(_line(i) for i in range(n))).map(list)),
     pairs=st.lists(st.tuples(st.sampled_from(_DIGESTS), st.sampled_from(["data/a", "data/1"])), max_size=3),
