@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -22,6 +23,8 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _FAST_OPEN = (
     os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | os.O_NONBLOCK | _NOFOLLOW | getattr(os, "O_NOATIME", 0)
 )
+
+_DIR_OPEN = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_DIRECTORY", 0)
 
 _buffer: bytearray | None = None
 
@@ -209,7 +212,11 @@ class Expected(NamedTuple):
     at_most: int | None = None
 
 
-def check_sized_batch(base: str, entries: list[Expected]) -> BatchCheck:
+# An Expected, or a plain tuple of the same fields (cheaper to make by the thousand).
+Wanted = tuple[str, str, int | None, int | None]
+
+
+def check_sized_batch(base: str, entries: Sequence[Wanted]) -> BatchCheck:
     """Like `check_batch`, but a file whose size is not the expected one is never read (it is a
     `size` problem: detail = expected size, found = size on disk), so a file grown to any size
     (sparse) costs one fstat."""
@@ -226,42 +233,59 @@ def check_sized_batch(base: str, entries: list[Expected]) -> BatchCheck:
     files = nbytes = 0
     sha256, readv, fstat, close, is_reg = hashlib.sha256, os.readv, os.fstat, os.close, stat.S_ISREG
     os_open, flags = os.open, _FAST_OPEN
-    for rel, expected, size, at_most in entries:
-        try:
-            fd = os_open(base + rel, flags)
-        except OSError:  # missing, a link, or O_NOATIME refused: the general open says which
-            opened = _open_payload(base, rel, out)
-            if opened is None:
+    # Each file is opened relative to its directory, kept open while the batch stays in it: the
+    # kernel looks up one name per file instead of the whole path (as with the whole path, only
+    # the file itself is never followed if it is a link).
+    folder, folder_fd = "", -1
+    try:
+        for rel, expected, size, at_most in entries:
+            parent, _slash, name = rel.rpartition("/")
+            if parent != folder or folder_fd < 0:
+                if folder_fd >= 0:
+                    close(folder_fd)
+                folder, folder_fd = parent, -1
+                with contextlib.suppress(OSError):
+                    folder_fd = os_open(base + parent, _DIR_OPEN)
+            try:
+                if folder_fd < 0 or not name:
+                    raise FileNotFoundError(rel)
+                fd = os_open(name, flags, dir_fd=folder_fd)
+            except OSError:  # missing, a link, or O_NOATIME refused: the general open says which
+                opened = _open_payload(base, rel, out)
+                if opened is None:
+                    continue
+                fd = opened
+            try:
+                st = fstat(fd)
+                if not is_reg(st.st_mode):
+                    problems.append(Problem("unreadable", rel, "not a regular file"))
+                    continue
+                inodes.append(st.st_ino)
+                devices.add(st.st_dev)
+                length = st.st_size
+                if size is not None and length != size:
+                    problems.append(Problem("size", rel, str(size), str(length), length))
+                    continue
+                if size is None and at_most is not None and length > at_most:
+                    problems.append(Problem("size", rel, f"at most {at_most}", str(length), length))
+                    continue
+                if length < _BUF and st.st_blocks * 512 >= length and (n := readv(fd, [buf])) == length:
+                    found = sha256(view[:n]).hexdigest()  # a short read means the file changed: below
+                else:
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    found = _digest(fd, length, sparse=is_sparse(st))
+            except OSError as exc:
+                problems.append(Problem("unreadable", rel, (exc.strerror or str(exc)).lower()))
                 continue
-            fd = opened
-        try:
-            st = fstat(fd)
-            if not is_reg(st.st_mode):
-                problems.append(Problem("unreadable", rel, "not a regular file"))
-                continue
-            inodes.append(st.st_ino)
-            devices.add(st.st_dev)
-            length = st.st_size
-            if size is not None and length != size:
-                problems.append(Problem("size", rel, str(size), str(length), length))
-                continue
-            if size is None and at_most is not None and length > at_most:
-                problems.append(Problem("size", rel, f"at most {at_most}", str(length), length))
-                continue
-            if length < _BUF and st.st_blocks * 512 >= length and (n := readv(fd, [buf])) == length:
-                found = sha256(view[:n]).hexdigest()  # a short read means the file changed: below
-            else:
-                os.lseek(fd, 0, os.SEEK_SET)
-                found = _digest(fd, length, sparse=is_sparse(st))
-        except OSError as exc:
-            problems.append(Problem("unreadable", rel, (exc.strerror or str(exc)).lower()))
-            continue
-        finally:
-            close(fd)
-        files += 1
-        nbytes += length
-        if found != expected:
-            problems.append(Problem("changed", rel, expected, found))
+            finally:
+                close(fd)
+            files += 1
+            nbytes += length
+            if found != expected:
+                problems.append(Problem("changed", rel, expected, found))
+    finally:
+        if folder_fd >= 0:
+            close(folder_fd)
     out.files, out.nbytes, out.opened = files, nbytes, len(inodes)
     inodes.sort()
     return out

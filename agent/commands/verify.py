@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from agent.commands.common import print_json
-from agent.commands.plainbag import verify_plain_bag
 from manifest.errors import UsageError
-from manifest.handover.plainbag import is_plain_bag
-from manifest.signing.keys import FP_PREFIX, normalize_fp
-from manifest.vault.witness import vault_tail_findings
-from manifest.verify import VerifyReport, verify_bundle
+from manifest.verify.stream import start_stream
+
+if TYPE_CHECKING:
+    from manifest.verify import VerifyReport
+    from manifest.verify.stream import StreamRun
+
+# The rest is imported once the payload workers run: they start before the heavy imports
+# (cryptography, the rules), which the main process then does while they hash.
 
 
 def full_fingerprints(values: tuple[str, ...]) -> set[str]:
+    from manifest.signing.keys import FP_PREFIX, normalize_fp
+
     out = set()
     for value in values:
         hexpart = normalize_fp(value)
@@ -84,7 +89,38 @@ def verify(
     vault_url: str | None,
 ) -> int:
     """Verify BUNDLE: bag, hashes, signatures, trust, items, custody chain and timestamp."""
-    if is_plain_bag(bundle):  # a BagIt bag that is no sealbox bundle: integrity only
+    stream = start_stream(bundle, workers)  # None for a small bundle, or no sealbox bundle
+    try:
+        return _verify(bundle, trust, as_json, workers, tsa_ca, previous, receipts, vault_url, stream)
+    finally:
+        if stream is not None:
+            stream.cancel()  # taken already, unless verify ended early
+
+
+def _is_plain_bag(bundle: Path) -> bool:
+    from manifest.handover.plainbag import is_plain_bag
+
+    return is_plain_bag(bundle)
+
+
+def _verify(
+    bundle: Path,
+    trust: tuple[str, ...],
+    as_json: bool,
+    workers: int | None,
+    tsa_ca: Path | None,
+    previous: Path | None,
+    receipts: tuple[Path, ...],
+    vault_url: str | None,
+    stream: StreamRun | None,
+) -> int:
+    from agent.commands.common import print_json
+    from manifest.verify import verify_bundle
+
+    # A run started means metadata/items.jsonl is there: a sealbox bundle, no plain bag.
+    if stream is None and _is_plain_bag(bundle):  # a BagIt bag, no sealbox bundle: integrity only
+        from agent.commands.plainbag import verify_plain_bag
+
         given = {
             "--trust": trust,
             "--tsa-ca": tsa_ca,
@@ -100,8 +136,11 @@ def verify(
         tsa_ca=tsa_ca,
         previous=previous,
         receipts=receipts,
+        stream=stream,
     )
     if vault_url:
+        from manifest.vault.witness import vault_tail_findings
+
         report.findings.extend(vault_tail_findings(bundle, vault_url))
     if as_json:
         print_json(report.as_dict())

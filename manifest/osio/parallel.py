@@ -270,6 +270,8 @@ class _Supervisor:
     ) -> None:
         ctx = context(method)
         forked = ctx.get_start_method() == "fork"
+        self.fn = fn
+        self.ended = False
         self.workers: list[_Worker] = []
         self.selector = selectors.DefaultSelector()
         if forked:  # the workers' collector leaves inherited objects alone: their pages stay shared
@@ -384,6 +386,9 @@ class _Supervisor:
 
     def close(self) -> None:
         """The normal end: every task answered. Each worker leaves at the end of its task pipe."""
+        if self.ended:
+            return
+        self.ended = True
         for worker in self.workers:
             worker.tasks.close()
         for worker in self.workers:
@@ -394,6 +399,9 @@ class _Supervisor:
     def stop(self) -> None:
         """Stop every worker at once, whatever it is doing: SIGTERM, SIGKILL after a grace period.
         Nothing here waits on a worker's pipe, and no worker holds anything another one needs."""
+        if self.ended:
+            return
+        self.ended = True
         procs = [w.proc for w in self.workers if w.proc.pid is not None]
         for proc in procs:
             if proc.exitcode is None:
@@ -412,6 +420,29 @@ class _Supervisor:
         self.selector.close()
 
 
+class Workers:
+    """Worker processes for `fn`, started now and fed later by `ordered_map(..., pool=...)`: work
+    that can begin before the process knows all of it (verify starts hashing before it has read
+    the rest of the bundle). Started from the calling thread, before any other thread of this
+    process could hold a lock the forked workers would inherit; `ordered_map` may then run in
+    another thread. Stopped (or closed) once, by that map, by `terminate`, or by `stop`."""
+
+    def __init__(self, fn: Callable[[Any], Any], workers: int, method: str | None = None) -> None:
+        self.count = max(1, workers)
+        self.supervisor = _Supervisor(fn, self.count, None, (), method)
+
+    def terminate(self) -> None:
+        """SIGTERM to every worker, from any thread: the map feeding them ends with WorkerLost
+        (or sooner), and stops what is left of the pool."""
+        for worker in self.supervisor.workers:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                worker.proc.terminate()
+
+    def stop(self) -> None:
+        """Stop the workers at once (nothing left to do): from the thread that feeds them."""
+        self.supervisor.stop()
+
+
 def ordered_map(
     fn: Callable[[T], R],
     batches: Iterable[T],
@@ -421,13 +452,20 @@ def ordered_map(
     window: int = 3,
     more: Callable[[R], list[T]] | None = None,
     method: str | None = None,
+    pool: Workers | None = None,
 ) -> Iterator[R]:
     """`fn(batch)` for each batch in worker processes, yielded in input order. At most
     `window * workers` batches are in flight. `more(result)` may give batches that belong right
     after that result's (work a worker handed back); they are queued ahead of the others as soon
     as the result arrives. An interrupt or error stops the workers at once; an exception `fn`
-    raises in a worker is raised here. `method` is the start method (see `context`)."""
-    if workers <= 1:
+    raises in a worker is raised here. `method` is the start method (see `context`). `pool`: run
+    on workers started beforehand for this `fn` (then `workers`, `initializer` and `method` are
+    theirs); the map ends them as it would its own."""
+    if pool is not None:
+        if pool.supervisor.fn is not fn:
+            raise ValueError("the pool was started for another function")
+        workers = pool.count
+    elif workers <= 1:
         if initializer is not None:
             initializer(*initargs)
         todo: deque[T] = deque()
@@ -438,7 +476,7 @@ def ordered_map(
                 todo.extendleft(reversed(more(result) if more is not None else []))
                 yield result
         return
-    pool = _Supervisor(fn, workers, initializer, initargs, method)
+    running = pool.supervisor if pool is not None else _Supervisor(fn, workers, initializer, initargs, method)
     # Keys are tuples: work handed back by batch (5,) becomes (5, 1), (5, 2)..., which sort
     # after (5,) and before (6,), so the output order is the input order at every depth.
     outstanding: list[tuple[int, ...]] = []  # a heap: the next key to yield is the smallest
@@ -449,9 +487,9 @@ def ordered_map(
     finished = False
     try:
         while True:
-            while waiting and (worker := pool.room()) is not None:
+            while waiting and (worker := running.room()) is not None:
                 key, batch = waiting.popleft()
-                pool.send(worker, key, batch)
+                running.send(worker, key, batch)
             if more_input and len(outstanding) < window * workers:
                 nth = next(numbered, None)
                 if nth is None:
@@ -459,9 +497,9 @@ def ordered_map(
                 else:
                     heapq.heappush(outstanding, (nth[0],))
                     waiting.append(((nth[0],), nth[1]))
-                answers = pool.poll(0)
+                answers = running.poll(0)
             elif outstanding:
-                answers = pool.poll(_LOOK)
+                answers = running.poll(_LOOK)
             else:
                 break
             for key, ok, value in answers:
@@ -477,9 +515,9 @@ def ordered_map(
         finished = True
     finally:
         if finished:
-            pool.close()
+            running.close()
         else:
-            pool.stop()  # Ctrl-C, an error, a lost worker: do not wait for running batches
+            running.stop()  # Ctrl-C, an error, a lost worker: do not wait for running batches
 
 
 def start_process(target: Callable[..., None], *args: Any) -> BaseProcess:

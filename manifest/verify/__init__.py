@@ -16,7 +16,6 @@ from manifest.errors import NotABundleError
 from manifest.findings import Finding, FindingKind
 from manifest.format import bagit
 from manifest.format.timefmt import now_rfc3339
-from manifest.signing.keys import KeyStore
 from manifest.verify.model import (
     INCOMPLETE,
     ITEMS,
@@ -30,10 +29,12 @@ from manifest.verify.model import (
     walk_tags,
 )
 from manifest.verify.report import VerifyReport
-from manifest.verify.rules import RULES
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from manifest.signing.keys import KeyStore
+    from manifest.verify.stream import StreamRun
 
 __all__ = ["INCOMPLETE", "BundleModel", "VerifyReport", "verify_bundle"]
 
@@ -47,22 +48,50 @@ def verify_bundle(
     tsa_ca: Path | None = None,
     previous: Path | None = None,
     receipts: tuple[Path, ...] = (),
+    stream: StreamRun | None = None,
 ) -> VerifyReport:
     """Check a bundle against every rule of SPEC §6 and return all findings; with `previous`,
-    also that the bundle follows up that one (its Sealbox-Previous-Bundle)."""
-    if not os.path.lexists(path):
-        raise NotABundleError(f"{path} does not exist", "give the bundle directory")
-    if not path.is_dir():
-        raise NotABundleError(f"{path} is not a directory", "give the bundle directory")
-    if not os.path.lexists(path / "bagit.txt") and not os.path.lexists(path / ITEMS):
-        raise NotABundleError(f"{path} is not a sealbox bundle (no bagit.txt)")
+    also that the bundle follows up that one (its Sealbox-Previous-Bundle). The payload check
+    starts first, in worker processes, while the rest is read and checked; `stream` is one the
+    caller started already (`manifest.verify.stream.start_stream`), ended here whatever happens."""
+    run = stream
+    try:
+        if not os.path.lexists(path):
+            raise NotABundleError(f"{path} does not exist", "give the bundle directory")
+        if not path.is_dir():
+            raise NotABundleError(f"{path} is not a directory", "give the bundle directory")
+        if not os.path.lexists(path / "bagit.txt") and not os.path.lexists(path / ITEMS):
+            raise NotABundleError(f"{path} is not a sealbox bundle (no bagit.txt)")
+        if run is None:
+            from manifest.verify.stream import start_stream
+
+            run = start_stream(path, workers)
+        return _check(path, trusted, store, workers, tsa_ca, previous, receipts, run)
+    finally:
+        if run is not None:
+            run.cancel()  # taken by the payload rule (then this does nothing), or not needed
+
+
+def _check(
+    path: Path,
+    trusted: set[str] | None,
+    store: KeyStore | None,
+    workers: int | None,
+    tsa_ca: Path | None,
+    previous: Path | None,
+    receipts: tuple[Path, ...],
+    run: StreamRun | None,
+) -> VerifyReport:
+    from manifest.signing.keys import KeyStore
+    from manifest.verify.rules import RULES
+
     store = store or KeyStore.default()
     trusted_fps = frozenset(
         set(trusted or ()) | store.trusted_fingerprints() | {k.identity.fingerprint for k in store.own_keys()}
     )
     report = VerifyReport(path, now_rfc3339())
     bundle = load_model(path, trusted_fps, workers=workers, tsa_ca=tsa_ca, previous=previous)
-    bundle = dataclasses.replace(bundle, store=store, receipts=tuple(receipts))
+    bundle = dataclasses.replace(bundle, store=store, receipts=tuple(receipts), stream=run)
     try:
         report.info = dict(bundle.info)
         report.findings.extend(bundle.parse_findings)

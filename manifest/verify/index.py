@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from manifest.findings import Finding, FindingKind
 from manifest.format import bagit
 from manifest.format.items import KINDS, STATUSES, parse_item
-from manifest.verify.model import UNREADABLE_DIR, walk_data
+from manifest.verify.model import LINE_CAP, UNREADABLE_DIR, dangerous, walk_data
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,21 +25,11 @@ if TYPE_CHECKING:
 
     from manifest.verify.model import BundleModel
 
-LINE_CAP = 64 << 10  # the longest manifest or items.jsonl line verify reads (longer: a finding)
 _CHUNK = 4096  # rows per executemany
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _MANIFEST_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
 _MANIFEST_LINES = re.compile(r"^([0-9a-f]{64})  (.+)$", re.MULTILINE)
 _BLOCK = 4 << 20
-
-
-def dangerous(rel: str) -> bool:
-    """A manifest path that could point outside the bag (absolute, `..`, backslash, `~`)."""
-    return (
-        rel.startswith(("/", "~"))
-        or "\\" in rel
-        or (".." in rel and (rel == ".." or rel.startswith("../") or "/../" in rel or rel.endswith("/..")))
-    )
 
 
 def _open_regular(path: Path) -> int:

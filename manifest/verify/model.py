@@ -15,7 +15,6 @@ from manifest.findings import Finding, FindingKind
 from manifest.format import bagit
 from manifest.format.bagit import INCOMPLETE
 from manifest.osio.readfd import read_at_most
-from manifest.signing.custody import CONTINUATION, CUSTODY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
     from manifest.signing.keys import KeyStore
     from manifest.verify.index import PayloadIndex
+    from manifest.verify.stream import StreamRun
 
 SPECIALS_HELD = 10_000  # links and other non-files in data/ listed by name; beyond: exact path only
 
@@ -88,6 +88,15 @@ def list_data(bundle: Path) -> Listing:
     return out
 
 
+def dangerous(rel: str) -> bool:
+    """A manifest path that could point outside the bag (absolute, `..`, backslash, `~`)."""
+    return (
+        rel.startswith(("/", "~"))
+        or "\\" in rel
+        or (".." in rel and (rel == ".." or rel.startswith("../") or "/../" in rel or rel.endswith("/..")))
+    )
+
+
 @dataclass
 class PayloadSource:
     """What grows with the payload: the listing of data/ (counted at parse time), and the exact
@@ -124,6 +133,7 @@ SMALL_CAP = 1 << 20  # declarations, keys, signatures, timestamp: a few hundred 
 CUSTODY_CAP = 64 << 20  # about 60,000 custody events of 1 KiB
 GROWING_BASE = 256 << 20  # manifests and metadata/: this much, plus GROWING_PER_FILE per payload file
 GROWING_PER_FILE = 64 << 10
+LINE_CAP = 64 << 10  # the longest manifest or items.jsonl line verify reads (longer: a finding)
 SMALL_FILES = frozenset({"bagit.txt", "bag-info.txt", PEM, MINISIGN_PUB, bagit.SIG, bagit.MINISIG, bagit.TSR})
 # Read at parse time into memory (each under SMALL_CAP).
 READ_AT_PARSE = ("bagit.txt", "bag-info.txt", PEM, MINISIGN_PUB, bagit.SIG, bagit.MINISIG)
@@ -174,6 +184,7 @@ class BundleModel:
     previous: Path | None = None
     store: KeyStore | None = None
     receipts: tuple[Path, ...] = ()
+    stream: StreamRun | None = None  # the streamed payload check, when started ahead
 
     @property
     def incomplete(self) -> bool:
@@ -181,6 +192,8 @@ class BundleModel:
 
     def cap(self, rel: str) -> tuple[int, str]:
         """The most bytes verify reads of tag file `rel`, and how that cap is made (for findings)."""
+        from manifest.signing.custody import CONTINUATION, CUSTODY
+
         if rel in SMALL_FILES:
             return SMALL_CAP, "1 MiB"
         if rel in (CUSTODY, CONTINUATION):

@@ -30,7 +30,7 @@ from manifest.signing.keys import KeyError_, fingerprint, load_public_pem, verif
 from manifest.signing.minisign import key_id, verify_prehashed
 from manifest.signing.receipts import check_custody_anchors
 from manifest.signing.timestamp import timestamp_status
-from manifest.verify.model import ITEMS, MINISIGN_PUB, PEM
+from manifest.verify.model import ITEMS, MINISIGN_PUB, PEM, dangerous
 from manifest.verify.stream import stream_check
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class TagManifest:
                 rel = None
             if match is None or rel is None:
                 report.add(K.MANIFEST_LINE_MALFORMED, where, "not '<sha256>  <path>'")
-            elif _dangerous(rel) or rel.startswith("data/") or rel in bagit.NOT_IN_TAGMANIFEST:
+            elif dangerous(rel) or rel.startswith("data/") or rel in bagit.NOT_IN_TAGMANIFEST:
                 report.add(K.UNSAFE_PATH, where, f"path '{rel}' is not a tag file of this bag")
             elif rel in listed:
                 report.add(K.MANIFEST_DUPLICATE, where, f"'{rel}' is listed twice")
@@ -213,12 +213,6 @@ class TagManifest:
         for rel in self.must_be_covered:
             if bundle.regular(rel) and rel not in listed:
                 report.add(K.TAG_FILE_UNPROTECTED, rel, "required tag file is not covered by the signature")
-
-
-def _dangerous(rel: str) -> bool:
-    from manifest.verify.index import dangerous
-
-    return dangerous(rel)
 
 
 class Signer:

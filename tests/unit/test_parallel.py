@@ -56,6 +56,49 @@ def test_ordered_map_puts_handed_back_batches_right_after_their_own() -> None:
         assert out == [x for n in range(20) for x in ([n, n + 100, n + 200], [n + 100], [n + 200])]
 
 
+def test_workers_started_ahead_are_fed_from_another_thread() -> None:
+    # verify forks its workers before the rest of its work, and feeds them from a thread (the
+    # supervisor is the one ordered_map uses, tested under every start method above).
+    import threading
+
+    pool = parallel.Workers(_square, 2)
+    out: list[int] = []
+    thread = threading.Thread(target=lambda: out.extend(ordered_map(_square, range(30), 0, pool=pool)))
+    thread.start()
+    thread.join(60)
+    assert out == [n * n for n in range(30)]
+    other = parallel.Workers(_square, 1)
+    with pytest.raises(ValueError, match="another function"):
+        list(ordered_map(_first, [[1]], 2, pool=other))
+    other.stop()
+
+
+def test_workers_started_ahead_and_terminated_end_their_map_with_one_error() -> None:
+    import threading
+
+    before = {p.pid for p in psutil.Process().children()}
+    pool = parallel.Workers(_slow, 2)
+    children = [p for p in psutil.Process().children() if p.pid not in before]
+    assert len(children) == 2
+    errors: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            list(ordered_map(_slow, range(100), 2, pool=pool))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=feed)
+    thread.start()
+    time.sleep(0.3)
+    pool.terminate()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [type(e) for e in errors] == [WorkerLost]
+    _gone, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive
+
+
 def test_big_tasks_and_results_cross_without_a_deadlock() -> None:
     # Tasks and results far larger than a pipe holds, both ways at once: the main process never
     # blocks writing a task while a worker blocks writing a result.
