@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from agent.isolation.model import Policy
 
 
-
 def _log() -> Any:
     """The isolation log (structlog; the CLI sends it to stderr). Imported when an action is
     logged, not when sealbox starts: structlog and rich were half of every command's start-up."""
