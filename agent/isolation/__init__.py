@@ -27,14 +27,16 @@ files}, custody_target {case, bundle, ledger, key}, custody [{event, seq, time}]
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from agent.isolation.backends import choose, plan_backend
+from agent.isolation.engine import IsolateRequest, boot, dry_run, isolate, recover, restore, status
+from agent.isolation.model import Policy, parse_allow, parse_duration
+from agent.isolation.plan import Plan
 
-if TYPE_CHECKING:
-    from agent.isolation.backends import choose, plan_backend
-    from agent.isolation.engine import IsolateRequest, boot, dry_run, isolate, recover, restore, status
-    from agent.isolation.model import Policy, parse_allow, parse_duration
-    from agent.isolation.plan import Plan
+
+def platform_plan(platform: str, policy: Policy) -> Plan:
+    """The Windows or macOS plan for `policy` (what `--dry-run --platform` shows)."""
+    return plan_backend(platform).plan(policy)
+
 
 __all__ = [
     "IsolateRequest",
@@ -52,37 +54,3 @@ __all__ = [
     "restore",
     "status",
 ]
-
-# Public name -> the module defining it, loaded on first use: `sealbox order` or `custody` need
-# one small module of this package (model, ledger) and paid for the engine and every backend.
-_PUBLIC = {
-    "choose": "backends",
-    "plan_backend": "backends",
-    "IsolateRequest": "engine",
-    "boot": "engine",
-    "dry_run": "engine",
-    "isolate": "engine",
-    "recover": "engine",
-    "restore": "engine",
-    "status": "engine",
-    "Policy": "model",
-    "parse_allow": "model",
-    "parse_duration": "model",
-    "Plan": "plan",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:  # a submodule not yet imported: `from agent.isolation import engine` imports it
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def platform_plan(platform: str, policy: Policy) -> Plan:
-    """The Windows or macOS plan for `policy` (what `--dry-run --platform` shows)."""
-    from agent.isolation.backends import plan_backend
-
-    return plan_backend(platform).plan(policy)
