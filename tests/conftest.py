@@ -7,6 +7,7 @@ expression leaves out is not even imported.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -38,6 +39,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         kind = kind_of(item.path)
         if kind:
             item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _xtables_lock_per_worker(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Under pytest-xdist, legacy iptables in this worker's namespaces locks a file of the worker's
+    own. Its default, /run/xtables.lock, is one for the whole machine, and iptables without -w
+    fails at once when another worker's namespace holds it; each namespace has tables of its own,
+    so there is nothing for two workers to serialise."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and "XTABLES_LOCKFILE" not in os.environ:
+        os.environ["XTABLES_LOCKFILE"] = str(tmp_path_factory.getbasetemp() / "xtables.lock")
 
 
 @pytest.fixture

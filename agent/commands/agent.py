@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import click
-import structlog
 
 from agent.daemon.trust import config_dir, load_config, parse_require, trust_order_key
 from manifest.errors import UsageError
@@ -82,6 +81,8 @@ def run_cmd(
     once: bool,
 ) -> int:
     """Run the agent until stopped (SIGTERM); an order under way is resumed at the next start."""
+    import structlog  # the runner's log (with rich, for its tracebacks): only `agent run` logs
+
     from agent.daemon import hostid
     from agent.daemon.runner import Agent, Settings, single_instance
     from agent.daemon.trust import config_dir as default_config

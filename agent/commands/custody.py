@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from agent.commands.common import key_options, load_signer, print_json, witness
-from agent.commands.verify import full_fingerprints
 from agent.isolation import ledger
 from manifest.errors import NotABundleError, UsageError
 from manifest.signing.custody import (
@@ -196,6 +195,8 @@ def show(bundle: Path | None, case: str | None, trust: tuple[str, ...], as_json:
         bundle = ledger.case_dir(str(case))
         if not bundle.is_dir():
             raise UsageError(f"case {case!r} has no ledger at {bundle}", "check the case id and SEALBOX_HOME")
+    from agent.commands.verify import full_fingerprints  # verify's imports: only this command's
+
     rows, rest, summary = chain_rows(bundle, full_fingerprints(trust))
     ok = all(r["holds"] for r in rows) and not rest
     open_rows = [r for r in rows if r.get("open")]

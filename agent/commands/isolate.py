@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import click
-import structlog
 
 from agent.commands.common import key_options
 from agent.isolation import IsolateRequest, engine, ledger, parse_duration, platform_plan
 from agent.isolation.backends import CHOICES, PLATFORMS
 from agent.isolation.engine import build_policy
+from manifest.acquisition_log import _structlog
 from manifest.errors import UsageError
 
 
 def _log_to_stderr() -> None:
     # structlog prints to stdout by default; keep stdout for results (and --json).
+    structlog = _structlog()  # without rich unless loaded: these events carry no traceback
     if not structlog.is_configured():
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 

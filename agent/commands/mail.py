@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from agent.commands.common import print_json
-from agent.commands.verify import full_fingerprints
 from collectors import mail_query
 from collectors.mail_query import MailFilter
 
@@ -25,6 +24,8 @@ def _bundle_options(func: Any) -> Any:
 
 def _checked(bundle: Path, trust: tuple[str, ...], unverified: bool) -> str:
     """Verify first; the bundle id for provenance. A bundle read with --unverified is said so."""
+    from agent.commands.verify import full_fingerprints  # verify's imports: only this command's
+
     report = mail_query.check_bundle(bundle, full_fingerprints(trust), unverified=unverified)
     if not report.ok:
         click.echo(

@@ -18,11 +18,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from agent.isolation import backends, connections, foreign, ledger, persist, rulesets, state
 from agent.isolation.nftables import sha256_text
 from agent.isolation.policy import compose_policy
+from manifest.acquisition_log import _structlog
 from manifest.errors import IsolationError, SealboxError, UsageError
 from manifest.format.timefmt import now_ns, rfc3339_ns
 from manifest.osio.crashpoint import crash_point
@@ -33,7 +32,12 @@ if TYPE_CHECKING:
     from agent.isolation.ledger import CustodyHook
     from agent.isolation.model import Policy
 
-log = structlog.get_logger("sealbox.isolation")
+
+def _log() -> Any:
+    """The isolation log (structlog; the CLI sends it to stderr). Imported when an action is
+    logged, not when sealbox starts: structlog and rich were half of every command's start-up."""
+    return _structlog().get_logger("sealbox.isolation")
+
 
 BACKENDS = backends.CHOICES
 PLATFORMS = backends.PLATFORMS
@@ -351,7 +355,7 @@ def _event(
         entry["custody_seq"] = written.get("seq")
     else:
         entry["custody"] = "NOT SIGNED: " + str(record.get("custody_problem") or "no signer")
-    log.info(action, **details, reason=reason, case=record.get("case"))
+    _log().info(action, **details, reason=reason, case=record.get("case"))
     state.append_log(entry)
 
 
@@ -424,7 +428,7 @@ def _unattended(record: dict[str, Any]) -> CustodyHook | None:
     hook, problem = ledger.unattended_hook(record.get("custody_target"))
     if hook is None:
         record["custody_problem"] = problem
-        log.warning("custody-not-signed", case=record.get("case"), why=problem)
+        _log().warning("custody-not-signed", case=record.get("case"), why=problem)
     return hook
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psutil
-
 from agent.isolation import nftables
 from agent.isolation._run import have, run
 
@@ -19,6 +17,8 @@ _DAEMONS = {"firewalld": "firewalld", "dockerd": "Docker", "containerd": "contai
 
 def detect() -> list[str]:
     """One line per finding, e.g. `firewalld running`, `nft table inet firewalld`."""
+    import psutil  # here, not at start-up: only `isolate` looks
+
     found: list[str] = []
     names = set()
     for proc in psutil.process_iter(["name"]):

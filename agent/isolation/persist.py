@@ -16,12 +16,13 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from agent.isolation._run import have, run
 from agent.isolation.state import state_dir, write_private
+
+if TYPE_CHECKING:
+    import psutil
 
 UNIT_NAME = "sealbox-isolation.service"
 WANTED_BY = "sysinit.target"
@@ -145,6 +146,8 @@ def _helper(pid: int | None, isolation_id: str) -> psutil.Process | None:
     """The running expiry helper of this isolation (a reused pid is not it)."""
     if not pid or pid == os.getpid():
         return None
+    import psutil  # here, not at start-up: only a record with an expiry needs it
+
     try:
         proc = psutil.Process(pid)
         cmdline = proc.cmdline()
@@ -164,6 +167,8 @@ def stop_expiry(pid: int | None, isolation_id: str) -> bool:
     proc = _helper(pid, isolation_id)
     if proc is None:
         return False
+    import psutil
+
     try:
         proc.terminate()
         proc.wait(timeout=3)

@@ -14,19 +14,28 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-@pytest.fixture
-def chain(tmp_path: Path):
-    it = make_person(tmp_path, "it")
-    inv = make_person(tmp_path, "investigator")
-    introduce(it, inv, tmp_path)
-    out = tmp_path / "bundles"
+@pytest.fixture(scope="module")
+def sealed_chain(tmp_path_factory: pytest.TempPathFactory):
+    """Two people and a bundle sealed by one, handed to the other, with two events of theirs:
+    made once (seven sealbox runs); each test gets a copy of the bundle."""
+    base = tmp_path_factory.mktemp("chain")
+    it = make_person(base, "it")
+    inv = make_person(base, "investigator")
+    introduce(it, inv, base)
+    out = base / "bundles"
     out.mkdir()
-    bundle = collect_bundle(it, tmp_path, out)
+    bundle = collect_bundle(it, base, out)
     transfer_to_investigator(it, bundle, "hand-over for analysis")
     inv.cli("custody", "add", bundle, "--event", "verified", "--reason", "hashes checked", check=True)
     inv.cli("custody", "add", bundle, "--event", "note", "--reason", "copied to case share", check=True)
     yield it, inv, bundle
     clear_flags(out)
+
+
+@pytest.fixture
+def chain(sealed_chain, tmp_path: Path):
+    it, inv, bundle = sealed_chain
+    return it, inv, _copy(bundle, tmp_path)
 
 
 def test_custody_show_lists_every_event_with_actor_and_validity(chain) -> None:

@@ -16,16 +16,19 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-@pytest.fixture
-def handed(tmp_path: Path):
-    it = make_person(tmp_path, "it")
-    inv = make_person(tmp_path, "investigator")
-    police = make_person(tmp_path, "police")
+@pytest.fixture(scope="module")
+def handed_once(tmp_path_factory: pytest.TempPathFactory):
+    """Three people who know each other's keys and a bundle with an open transfer to the
+    investigator: made once (eleven sealbox runs); each test gets a copy of the bundle."""
+    base = tmp_path_factory.mktemp("handed")
+    it = make_person(base, "it")
+    inv = make_person(base, "investigator")
+    police = make_person(base, "police")
     for a, b in ((it, inv), (inv, it), (it, police), (inv, police), (police, inv)):
-        introduce(a, b, tmp_path)
-    out = tmp_path / "bundles"
+        introduce(a, b, base)
+    out = base / "bundles"
     out.mkdir()
-    bundle = collect_bundle(it, tmp_path, out)
+    bundle = collect_bundle(it, base, out)
     proc = it.cli(
         "custody", "transfer", bundle,
         "--to", "Ivan Investigator, City IT Security", "--to-key", inv.fp,
@@ -38,6 +41,14 @@ def handed(tmp_path: Path):
     assert "is open until the receiver" in proc.stdout
     yield it, inv, police, bundle
     clear_flags(out)
+
+
+@pytest.fixture
+def handed(handed_once, tmp_path: Path):
+    from tests.support.builders import writable_copy
+
+    it, inv, police, bundle = handed_once
+    return it, inv, police, writable_copy(bundle, tmp_path)
 
 
 def _show(person, bundle: Path) -> dict:

@@ -155,14 +155,10 @@ class AgentLab(Built):
     def close(self) -> None:
         for st in self.stations:
             self.kill_agent(st)
-        for proc in self.procs:
+        for proc in self.procs:  # the lab's servers, thrown away with it: no graceful stop to wait for
             if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                proc.kill()
+                proc.wait()
         for ns in (*(s.ns for s in self.stations), self.it):
             for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
                 try:

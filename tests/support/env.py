@@ -158,6 +158,9 @@ def unprivileged_tree(repo: Path = REPO) -> Path:
         for lib in libs
         if Path(name).is_relative_to(lib)
     }
+    # Commands import some packages only when they run (structlog when an event is logged):
+    # importing the command modules does not see those, the installed dependencies do.
+    tops |= {lib / top for top in _dependency_tops() for lib in libs if (lib / top).exists()}
     tree = Path(tempfile.mkdtemp(prefix="sealbox-nobody-"))
     for top in tops:
         if top.is_dir():
@@ -172,6 +175,39 @@ def unprivileged_tree(repo: Path = REPO) -> Path:
     atexit.register(shutil.rmtree, tree, True)
     _TREES[repo] = tree
     return tree
+
+
+def _dependency_tops(project: str = "sealbox") -> set[str]:
+    """The top-level names (packages, modules, extension files) that `project`'s run-time
+    dependencies and theirs install, from their installed metadata; extras are left out."""
+    from importlib import metadata
+
+    tops: set[str] = set()
+    seen: set[str] = set()
+    todo = [project]
+    while todo:
+        name = todo.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:  # a dependency for another platform or Python
+            continue
+        todo += [
+            re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0]
+            for req in dist.requires or []
+            if "extra ==" not in req
+        ]
+        if key != project:
+            tops |= {
+                f.parts[0]
+                for f in dist.files or []
+                if f.parts[0] not in ("..", "__pycache__")
+                and not f.parts[0].endswith((".dist-info", ".data"))
+            }
+    return tops
 
 
 def unprivileged_python() -> str:

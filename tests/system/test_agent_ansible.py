@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tests.support.env import REPO, require, require_root, require_tool
 from tests.support.netns import can_make_namespaces, sh
 
 ANSIBLE = REPO / "scripts" / "ansible"
+CONTROL_DIR = tempfile.TemporaryDirectory(prefix="sbx-cp-")  # removed when the session ends
 
 
 def _playbook(lab: AgentLab, base: Path, book: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +26,9 @@ def _playbook(lab: AgentLab, base: Path, book: str, *args: str) -> subprocess.Co
     env.update(
         ANSIBLE_HOME=str(base / "ansible-home"),
         ANSIBLE_LOCAL_TEMP=str(base / "ansible-tmp"),
-        ANSIBLE_SSH_CONTROL_PATH_DIR=str(base / "ansible-cp"),
+        # ssh's control sockets: a unix socket path holds 108 bytes, fewer than a pytest-xdist
+        # worker's tmp_path and ssh's own suffix take.
+        ANSIBLE_SSH_CONTROL_PATH_DIR=str(CONTROL_DIR.name),
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_ROLES_PATH=str(ANSIBLE / "roles"),
         ANSIBLE_NOCOLOR="1",

@@ -40,7 +40,7 @@ def _progress(vault: VaultServer, bucket: str, prefix: str) -> tuple[int, int]:
 
 def test_push_killed_at_random_points_resumes(vault: VaultServer, tmp_path: Path, out_dir: Path) -> None:
     it = it_person(tmp_path)
-    bundle = collect(it, make_tree(tmp_path, big_mib=200, small=3000), out_dir)
+    bundle = collect(it, make_tree(tmp_path, big_mib=200, small=1000), out_dir)
     expected = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
     expected.discard("custody/continuation.jsonl")
     bucket = new_bucket(vault, it)

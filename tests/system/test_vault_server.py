@@ -18,13 +18,9 @@ from tests.support.env import REPO, require
 if TYPE_CHECKING:
     from tests.support.vault_server import VaultServer
 
-# CI has ../shared beside the clone; a worktree of this session has it two levels up.
+# CI has ../shared beside the clone; a worktree of this session has it further up.
 PROBE = next(
-    (
-        p / "shared/tools/objlock_probe.py"
-        for p in (REPO.parent, REPO.parent.parent)
-        if (p / "shared/tools").is_dir()
-    ),
+    (p / "shared/tools/objlock_probe.py" for p in REPO.parents if (p / "shared/tools").is_dir()),
     REPO.parent / "shared/tools/objlock_probe.py",
 )
 # weed mini's usual ports: master, volume, filer, admin (HTTP and gRPC), S3 itself.

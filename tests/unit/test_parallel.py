@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from manifest.errors import SealboxError, UsageError, WorkerLost
@@ -20,6 +19,16 @@ from manifest.osio import parallel
 from manifest.osio.parallel import ordered_map, start_process
 from manifest.osio.spool import Spool
 from tests.support.env import REPO
+from tests.support.parallel_work import (
+    _die_on_13,
+    _echo,
+    _fail,
+    _first,
+    _reverse,
+    _spool_put,
+    _square,
+    _write,
+)
 
 # fork is the fast default on Linux; spawn and forkserver (Python 3.14's default on Linux) must
 # be as correct, only slower to start (a second or more each: the unit tests stay fast by
@@ -27,16 +36,6 @@ from tests.support.env import REPO
 HAS = multiprocessing.get_all_start_methods()
 FORK_AND_SPAWN = [m for m in ("fork", "spawn") if m in HAS]
 FORK_AND_FORKSERVER = [m for m in ("fork", "forkserver") if m in HAS]
-
-
-def _square(n: int) -> int:
-    time.sleep(0.001 * (n % 3))  # uneven work: results arrive out of order
-    return n * n
-
-
-def _first(batch: list[int]) -> list[int]:
-    time.sleep(0.001 * (batch[0] % 3))
-    return batch
 
 
 @pytest.mark.parametrize("method", [m for m in ("fork", "spawn", "forkserver") if m in HAS])
@@ -107,17 +106,6 @@ def test_big_tasks_and_results_cross_without_a_deadlock() -> None:
     assert out == [b[::-1] for b in batches]
 
 
-def _reverse(data: bytes) -> bytes:
-    return data[::-1]
-
-
-def _die_on_13(n: int) -> int:
-    if n == 13:  # as the out-of-memory killer would
-        os.kill(os.getpid(), signal.SIGKILL)
-    time.sleep(0.01)
-    return n
-
-
 @pytest.mark.parametrize("method", FORK_AND_SPAWN)
 def test_a_killed_worker_is_an_error_not_a_wait_for_good(method: str) -> None:
     # Its batch never comes back: without a check the caller waited for it for ever.
@@ -125,16 +113,6 @@ def test_a_killed_worker_is_an_error_not_a_wait_for_good(method: str) -> None:
     with pytest.raises(WorkerLost, match="killed by signal 9"):
         list(ordered_map(_die_on_13, range(40), 2, method=method))
     assert time.monotonic() - start < 30
-
-
-def _kill_the_idle_sibling(n: int) -> int:
-    time.sleep(0.5)  # the other worker is idle by now, waiting for work
-    me = os.getpid()
-    for child in psutil.Process(os.getppid()).children():
-        if child.pid != me and child.cmdline() == psutil.Process(me).cmdline():
-            child.kill()
-    time.sleep(1)
-    return n
 
 
 def _script(body: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -149,7 +127,7 @@ def test_a_worker_killed_while_waiting_for_work_is_an_error() -> None:
     proc = _script(
         "from manifest.errors import WorkerLost\n"
         "from manifest.osio.parallel import ordered_map\n"
-        "from tests.unit.test_parallel import _kill_the_idle_sibling\n"
+        "from tests.support.parallel_work import _kill_the_idle_sibling\n"
         "try:\n"
         "    list(ordered_map(_kill_the_idle_sibling, [1], 2))\n"
         "except WorkerLost as exc:\n"
@@ -159,17 +137,13 @@ def test_a_worker_killed_while_waiting_for_work_is_an_error() -> None:
     assert proc.stderr == ""
 
 
-def _echo(x: int) -> int:
-    return x
-
-
 def test_stopping_early_while_workers_wait_for_work_never_hangs() -> None:
     # An interrupt after the first result stops the workers while they wait for the next task
     # (under multiprocessing.Pool that once waited for good, one stop in ten). Thirty stops in a
     # child process with a time limit.
     proc = _script(
         "from manifest.osio.parallel import ordered_map\n"
-        "from tests.unit.test_parallel import _echo\n"
+        "from tests.support.parallel_work import _echo\n"
         "for _ in range(30):\n"
         "    results = ordered_map(_echo, range(10_000), 2, window=8)\n"
         "    next(results)\n"
@@ -181,22 +155,13 @@ def test_stopping_early_while_workers_wait_for_work_never_hangs() -> None:
     assert proc.stderr == ""
 
 
-def _big_then_killed(n: int) -> bytes:
-    import threading
-
-    if n == 1:  # killed after a few milliseconds, while its 200 MB result is pickled or sent
-        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGKILL)).start()
-        return os.urandom(1 << 20) * 200
-    return b""
-
-
 def test_a_worker_killed_while_sending_a_result_is_an_error_and_prints_nothing() -> None:
     # Half a result in the pipe: the main process reports the lost worker, no reader chokes on
     # the half message, and nothing is printed.
     proc = _script(
         "from manifest.errors import WorkerLost\n"
         "from manifest.osio.parallel import ordered_map\n"
-        "from tests.unit.test_parallel import _big_then_killed\n"
+        "from tests.support.parallel_work import _big_then_killed\n"
         "try:\n"
         "    list(ordered_map(_big_then_killed, range(6), 2))\n"
         "except WorkerLost as exc:\n"
@@ -204,22 +169,6 @@ def test_a_worker_killed_while_sending_a_result_is_an_error_and_prints_nothing()
     )
     assert "a worker process ended before its work was done (killed by signal 9" in proc.stdout, proc.stderr
     assert proc.stderr == ""
-
-
-class _Unpicklable(Exception):
-    def __init__(self, what: str, lock: object) -> None:
-        super().__init__(what)
-        self.lock = lock
-
-
-def _fail(n: int) -> int:
-    if n == 7:
-        raise SealboxError("batch 7 cannot be read", "check the disk")
-    if n == 9:
-        import threading
-
-        raise _Unpicklable("batch 9 holds a lock", threading.Lock())
-    return n
 
 
 def test_a_worker_exception_is_raised_here_as_one_error() -> None:
@@ -237,17 +186,13 @@ def test_a_worker_exception_is_raised_here_as_one_error() -> None:
 def test_a_worker_exception_prints_nothing_but_the_callers_line() -> None:
     proc = _script(
         "from manifest.osio.parallel import ordered_map\n"
-        "from tests.unit.test_parallel import _fail\n"
+        "from tests.support.parallel_work import _fail\n"
         "try:\n"
         "    list(ordered_map(_fail, range(20), 2))\n"
         "except Exception as exc:\n"
         "    print(exc)\n"
     )
     assert proc.stdout == "batch 7 cannot be read\n" and proc.stderr == "", proc.stderr
-
-
-def _refuse(n: int) -> int:
-    raise ValueError(f"batch {n} refused")
 
 
 def test_workers_stopped_while_they_start_print_nothing() -> None:
@@ -258,7 +203,7 @@ def test_workers_stopped_while_they_start_print_nothing() -> None:
     proc = _script(
         "import signal\n"
         "from manifest.osio.parallel import ordered_map\n"
-        "from tests.unit.test_parallel import _interrupt, _refuse\n"
+        "from tests.support.parallel_work import _interrupt, _refuse\n"
         "signal.signal(signal.SIGTERM, _interrupt)  # as the CLI does\n"
         "for _ in range(10):\n"
         "    try:\n"
@@ -305,21 +250,12 @@ def _still_running(procs: dict[int, str], timeout: float) -> list[int]:
         time.sleep(0.05)
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _slow(n: int) -> int:
-    time.sleep(0.2)
-    return n
-
-
 def _running_map(method: str) -> tuple[subprocess.Popen[str], dict[int, str]]:
     """A child process in the middle of an ordered_map over slow batches, and its descendants."""
     code = (
         "import signal, sys; sys.path.insert(0, '.')\n"
         "from manifest.osio.parallel import ordered_map\n"
-        "from tests.unit.test_parallel import _slow, _interrupt\n"
+        "from tests.support.parallel_work import _slow, _interrupt\n"
         "signal.signal(signal.SIGTERM, _interrupt)  # as the CLI does\n"
         "try:\n"
         f"    for n in ordered_map(_slow, range(1000), 2, method={method!r}):\n"
@@ -365,19 +301,11 @@ def test_workers_leave_when_the_main_process_is_killed_outright(method: str) -> 
     assert _still_running(workers, 15) == [], "a worker outlived the killed main process"
 
 
-def _write(path: Path, text: str) -> None:
-    path.write_text(text)
-
-
 def test_start_process_runs_its_target_under_spawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(parallel.START_METHOD_VARIABLE, "spawn")
     proc = start_process(_write, tmp_path / "out", "written apart")
     proc.join(30)
     assert proc.exitcode == 0 and (tmp_path / "out").read_text() == "written apart"
-
-
-def _spool_put(spool: Spool, text: bytes) -> None:
-    spool.put([text])
 
 
 def test_a_spool_reaches_a_spawned_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
