@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from manifest.errors import SealboxError, UsageError, WorkerLost
@@ -25,6 +26,7 @@ from tests.support.parallel_work import (
     _fail,
     _first,
     _reverse,
+    _slow,
     _spool_put,
     _square,
     _write,
