@@ -8,8 +8,7 @@ import os
 import random
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume
 
 from manifest.signing.keys import KeyStore
 from tests.support.builders import sealed_bundle
@@ -19,6 +18,7 @@ from tests.support.mutations import (
     custody_receipts,
     entries,
     mutate,
+    mutation_runs,
     snapshot,
     verify_cli,
     verify_in_process,
@@ -115,18 +115,7 @@ def test_bytes_that_once_broke_verify_are_findings(rel, inserted, offset, fresh,
     assert violation(True, outcome) is None
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    steps=st.lists(
-        st.tuples(st.sampled_from(sorted(MUTATIONS)), st.integers(0, 1000)), min_size=1, max_size=3
-    ),
-    seed=st.integers(0, 2**32 - 1),
-)
+@mutation_runs(EXAMPLES)
 def test_random_mutations_keep_the_rule(steps, seed, sealed, receipts, tmp_path_factory):
     """Random sequences of mutations (a flip, then a truncation of another file, ...)."""
     cli, bundle = sealed

@@ -8,15 +8,13 @@ import random
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from manifest.signing.keys import KeyStore
 from manifest.verify import stream as stream_module
 from manifest.verify import verify_bundle
 from manifest.verify.stream import start_stream
 from tests.support.builders import sealed_bundle
-from tests.support.mutations import MUTATIONS, entries, mutate, writable_copy
+from tests.support.mutations import MUTATIONS, entries, mutate, mutation_runs, writable_copy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -82,18 +80,7 @@ def test_each_mutation_of_the_payload_and_its_lists_is_reported_alike(mutation, 
     assert tried > 0
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    steps=st.lists(
-        st.tuples(st.sampled_from(sorted(MUTATIONS)), st.integers(0, 1000)), min_size=1, max_size=3
-    ),
-    seed=st.integers(0, 2**32 - 1),
-)
+@mutation_runs(25)
 def test_random_mutations_are_reported_alike(steps, seed, sealed, tmp_path_factory):
     cli, bundle = sealed
     work = tmp_path_factory.mktemp("early-fuzz")

@@ -193,6 +193,30 @@ MUTATIONS: dict[str, Callable[[Path, str, random.Random, Path], str | None]] = {
     "add-file": add_file,
 }
 
+
+def mutation_runs(max_examples: int) -> Any:
+    """Hypothesis settings and arguments of a test over random runs of 1-3 mutations: `steps`
+    (mutation name, where) and a `seed`; the test takes its sealed bundle from a fixture."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    def wrap(test: Any) -> Any:
+        runs = given(
+            steps=st.lists(
+                st.tuples(st.sampled_from(sorted(MUTATIONS)), st.integers(0, 1000)), min_size=1, max_size=3
+            ),
+            seed=st.integers(0, 2**32 - 1),
+        )(test)
+        return settings(
+            max_examples=max_examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )(runs)
+
+    return wrap
+
+
 # Mutation classes today's verify misses, each with the entries it misses them on and the branch
 # that closes the gap (issue 13). The harness runs them separately (expected failures) so the
 # suite stays green until those branches land; then they move out of this table.
