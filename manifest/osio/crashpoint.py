@@ -30,6 +30,7 @@ CRASH_POINTS = (
     "restore-after-intent",  # the record says restoring, the rules still loaded
     "restore-after-remove",  # the rules are gone, the comparison not yet made
     "restore-before-clear",  # restored, the record not yet cleared
+    "vault-part-uploaded",  # a multipart upload has its first part, nothing completed
 )
 
 

@@ -19,6 +19,7 @@ from manifest.errors import BundleError, NotABundleError, SealboxError
 from manifest.format import bagit
 from manifest.format.bagit import parse_bag_info, parse_manifest
 from manifest.format.canonical import canonical_bytes
+from manifest.osio.crashpoint import crash_point
 from manifest.signing.custody import CONTINUATION, append_event
 from manifest.vault.bucket import Retention, check_bucket
 from manifest.vault.client import endpoint_url, http_status, make_client, raise_for
@@ -225,9 +226,14 @@ class _Pusher:
             want = b64(digest)
         if checksum != want or head.get("ObjectLockMode") != self.lock.mode:
             return None
-        until = head.get("ObjectLockRetainUntilDate")
+        until = self._retained(key, version, head.get("ObjectLockRetainUntilDate"))
+        return Stored(entry.rel, version, digest, entry.size, checksum, False, until)
+
+    def _retained(self, key: str, version: str, until: datetime | None) -> datetime:
+        """The object's retain-until, extended to this push's when it is earlier: an object (or a
+        multipart upload) kept from a cut push has the date that push computed. Extending
+        retention is always allowed."""
         if until is None or until < self.lock.retain_until:
-            # Kept from a cut push with an earlier date: extending retention is always allowed.
             self.client.put_object_retention(
                 Bucket=self.location.bucket,
                 Key=key,
@@ -235,11 +241,12 @@ class _Pusher:
                 Retention={"Mode": self.lock.mode, "RetainUntilDate": self.lock.retain_until},
             )
             until = self.lock.retain_until
-        return Stored(entry.rel, version, digest, entry.size, checksum, False, until)
+        return until
 
     def _multipart(self, key: str, entry: Entry, path: Path) -> Stored:
         bucket = self.location.bucket
         upload_id = self.uploads.get(key)
+        resumed = bool(upload_id)
         done: dict[int, dict[str, Any]] = {}
         if upload_id:
             for page in self.client.get_paginator("list_parts").paginate(
@@ -276,6 +283,7 @@ class _Pusher:
                         ChecksumSHA256=b64(digest),
                     )["ETag"]
                 parts.append({"PartNumber": number, "ETag": etag, "ChecksumSHA256": b64(digest)})
+                crash_point("vault-part-uploaded")
                 if len(data) < PART:
                     break
         if entry.sha256 and whole.hexdigest() != entry.sha256:
@@ -285,15 +293,11 @@ class _Pusher:
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
         version = str(response["VersionId"])
-        return Stored(
-            entry.rel,
-            version,
-            whole.hexdigest(),
-            entry.size,
-            composite(hexes),
-            True,
-            self.lock.retain_until,
-        )
+        until = self.lock.retain_until
+        if resumed:  # the upload was created by a cut push, with that push's retain-until
+            head = self.client.head_object(Bucket=bucket, Key=key, VersionId=version)
+            until = self._retained(key, version, head.get("ObjectLockRetainUntilDate"))
+        return Stored(entry.rel, version, whole.hexdigest(), entry.size, composite(hexes), True, until)
 
 
 def _code(exc: BaseException) -> str:

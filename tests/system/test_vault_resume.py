@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import random
 import signal
 import subprocess
@@ -99,6 +100,40 @@ def test_push_killed_at_random_points_resumes(vault: VaultServer, tmp_path: Path
     assert not doubled, f"stored twice (seed {seed}, cuts {cuts}): {list(doubled)[:5]}"
     assert not admin.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads")
     proc = up("vault", "verify", f"OKC-2026-0042/{bundle.name}", "--vault", where, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_multipart_upload_resumed_later_gets_the_later_retention(
+    vault: VaultServer, tmp_path: Path, out_dir: Path
+) -> None:
+    """A push cut after the first part of a multipart upload, resumed later: the upload was created
+    with the first push's retain-until, and the object it becomes must hold (at least) the date the
+    resumed push records, or the vault's own check reports retention shortened."""
+    it = it_person(tmp_path)
+    bundle = collect(it, make_tree(tmp_path, big_mib=80), out_dir)  # over the 64 MiB of one put
+    bucket = new_bucket(vault, it)
+    up = vault_cli(it, vault)
+    where = f"s3://{bucket}"
+    cut = subprocess.run(
+        [sys.executable, "-m", "agent", "vault", "push", str(bundle), "--vault", where, "--retention", "1d"],
+        env={**up.env, "SEALBOX_TEST_KILL_AT": "vault-part-uploaded"},
+        cwd=REPO,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    assert cut.returncode == -signal.SIGKILL, cut.stderr
+    admin = vault.client("admin")
+    prefix = f"OKC-2026-0042/{bundle.name}/bag/"
+    (upload,) = admin.list_multipart_uploads(Bucket=bucket, Prefix=prefix)["Uploads"]
+    time.sleep(2.5)  # the resumed push computes a retain-until seconds later
+    proc = up("vault", "push", bundle, "--vault", where, "--retention", "1d", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    version = admin.head_object(Bucket=bucket, Key=upload["Key"])
+    stored = json.loads((bundle / "custody/continuation.jsonl").read_text().splitlines()[-1])
+    recorded = datetime.fromisoformat(stored["details"]["retain_until"])
+    assert version["ObjectLockRetainUntilDate"] >= recorded
+    proc = up("vault", "verify", f"OKC-2026-0042/{bundle.name}", "--vault", where, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
