@@ -485,6 +485,7 @@ def ordered_map(
     numbered = enumerate(batches)
     more_input = True
     finished = False
+    failed: tuple[tuple[int, ...], BaseException] | None = None  # the first, in input order
     try:
         while True:
             while waiting and (worker := running.room()) is not None:
@@ -504,7 +505,17 @@ def ordered_map(
                 break
             for key, ok, value in answers:
                 if not ok:
-                    raise value
+                    if failed is None or key < failed[0]:
+                        # Raised in input order, as a loop would: the earlier batches still
+                        # running finish first (a failure among them wins); nothing later starts.
+                        failed = (key, value)
+                        more_input = False
+                        waiting = deque(w for w in waiting if w[0] < key)
+                        outstanding = [k for k in outstanding if k <= key]
+                        heapq.heapify(outstanding)
+                    continue
+                if failed is not None and key > failed[0]:
+                    continue
                 extra = more(value) if more is not None else []
                 for i, batch in reversed(list(enumerate(extra, start=1))):
                     heapq.heappush(outstanding, (*key, i))
@@ -512,6 +523,8 @@ def ordered_map(
                 done[key] = value
             while outstanding and outstanding[0] in done:
                 yield done.pop(heapq.heappop(outstanding))
+            if failed is not None and outstanding and outstanding[0] == failed[0]:
+                raise failed[1]
         finished = True
     finally:
         if finished:

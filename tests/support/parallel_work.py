@@ -79,6 +79,15 @@ def _fail(n: int) -> int:
     return n
 
 
+def _fail_slow_first(n: int) -> int:
+    """Batch 0 fails after batch 1 has failed (each worker starts with one of them)."""
+    if n == 0:
+        time.sleep(0.5)
+    if n < 2:
+        raise SealboxError(f"batch {n} cannot be read", "check the disk")
+    return n
+
+
 def _refuse(n: int) -> int:
     raise ValueError(f"batch {n} refused")
 

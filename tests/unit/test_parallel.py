@@ -24,6 +24,7 @@ from tests.support.parallel_work import (
     _die_on_13,
     _echo,
     _fail,
+    _fail_slow_first,
     _first,
     _reverse,
     _slow,
@@ -195,6 +196,14 @@ def test_a_worker_exception_prints_nothing_but_the_callers_line() -> None:
         "    print(exc)\n"
     )
     assert proc.stdout == "batch 7 cannot be read\n" and proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize("method", FORK_AND_SPAWN)
+def test_the_error_raised_is_the_first_in_input_order_not_the_first_to_arrive(method: str) -> None:
+    # Batch 1 fails at once, batch 0 half a second later: a loop over the batches would have
+    # stopped at batch 0, so that is the error the caller sees, whichever worker was faster.
+    with pytest.raises(SealboxError, match="batch 0 cannot be read"):
+        list(ordered_map(_fail_slow_first, range(8), 2, method=method))
 
 
 def test_workers_stopped_while_they_start_print_nothing() -> None:
